@@ -1,0 +1,128 @@
+"""`create_app()`: routers, middleware, error handlers, operations endpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ledgerline import __version__
+from ledgerline.config import Settings, get_settings
+from ledgerline.db import engine_for
+from ledgerline.errors import install_error_handlers, problem
+from ledgerline.groups.endpoints import router as groups_router
+from ledgerline.http import (
+    BodyLimitMiddleware,
+    JSONResponse,
+    NormalisePathMiddleware,
+    RequestContextMiddleware,
+)
+from ledgerline.invoices.endpoints import router as invoices_router
+from ledgerline.jobs.endpoints import router as jobs_router
+from ledgerline.reports.endpoints import router as reports_router
+
+API_PREFIX = "/api/v2"
+
+REQUESTS = Counter("ledgerline_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("ledgerline_http_request_seconds", "HTTP request latency", ["method", "route"])
+
+ReadinessCheck = Callable[[], None]
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Ledgerline",
+        version=__version__,
+        description=(
+            "Invoices, line items and line-item groups, with TeamUp-compatible invoice line "
+            "item reports and export jobs, and Sequence-compatible line-item groups."
+        ),
+        default_response_class=JSONResponse,
+    )
+    engine = engine_for(settings.resolved_database_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+    app.state.secret_key = settings.resolved_secret_key
+    # Other parts (the queue) add checks here; /readyz runs them all.
+    app.state.readiness_checks = []
+
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(invoices_router)
+    api.include_router(groups_router)
+    api.include_router(reports_router)
+    api.include_router(jobs_router)
+    app.include_router(api)
+    _operations(app)
+
+    # Outermost last: the path is normalised before anything routes on it.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(NormalisePathMiddleware)
+    return app
+
+
+def _operations(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> Response:
+        """The process is up."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", tags=["operations"])
+    def readyz(request: Request) -> Response:
+        """The database and the queue are reachable."""
+        checks: dict[str, str] = {}
+        try:
+            with request.app.state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready
+            checks["database"] = f"error: {type(exc).__name__}"
+        for name, check in request.app.state.readiness_checks:
+            try:
+                check()
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"error: {type(exc).__name__}"
+        if all(v == "ok" for v in checks.values()):
+            return JSONResponse({"status": "ok", "checks": checks})
+        return problem(503, "Not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()))
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

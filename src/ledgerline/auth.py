@@ -1,0 +1,140 @@
+"""Credentials → `Principal`; the dependencies endpoints use; tenant scoping in one place.
+
+Accepted forms (SPEC §3): `Token <key_id>.<secret>`, `Bearer <key_id>.<secret>`, and
+`Basic base64(<key_id>:<secret>)`. A secret is 32 random bytes, so a single SHA-256 is a
+sufficient one-way hash (a slow password hash protects low-entropy secrets, which these
+are not) and keeps authentication to one indexed lookup.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from ledgerline.db import utcnow
+from ledgerline.dependencies import SessionDep
+from ledgerline.errors import Forbidden, NotFound, Unauthorized
+from ledgerline.models import Account, ApiKey
+
+SCOPES = ("read", "write")
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ledgerline", Basic realm="ledgerline"'}
+
+Model = TypeVar("Model")
+
+
+@dataclass(frozen=True)
+class Principal:
+    account_id: int
+    scopes: frozenset[str]
+    timezone: str
+    currency: str
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    key_id: str
+    secret: str
+    scopes: list[str]
+
+    @property
+    def token(self) -> str:
+        return f"{self.key_id}.{self.secret}"
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_token(session: Session, account_id: int, scopes: list[str]) -> IssuedToken:
+    """Create an API key; the returned secret is never stored or shown again."""
+    key_id = "key_" + secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    session.add(
+        ApiKey(
+            account_id=account_id,
+            key_id=key_id,
+            secret_hash=hash_secret(secret),
+            scopes=" ".join(sorted(set(scopes))),
+            created_at=utcnow(),
+        )
+    )
+    session.flush()
+    return IssuedToken(key_id=key_id, secret=secret, scopes=sorted(set(scopes)))
+
+
+def parse_authorization(header: str) -> tuple[str, str] | None:
+    """(key_id, secret) from an Authorization header, or None when it is not one of ours."""
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    scheme = scheme.lower()
+    if scheme in ("token", "bearer"):
+        key_id, dot, secret = value.partition(".")
+    elif scheme == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        key_id, dot, secret = decoded.partition(":")
+    else:
+        return None
+    if not dot or not key_id or not secret:
+        return None
+    return key_id, secret
+
+
+def authenticate(session: Session, header: str | None) -> Principal:
+    if not header:
+        raise Unauthorized("Credentials are required.", headers=CHALLENGE)
+    parsed = parse_authorization(header)
+    if parsed is None:
+        raise Unauthorized("The Authorization header is not a valid credential.", headers=CHALLENGE)
+    key_id, secret = parsed
+    row = session.execute(
+        select(ApiKey, Account)
+        .join(Account, Account.id == ApiKey.account_id)
+        .where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
+    ).first()
+    if row is None or not hmac.compare_digest(row[0].secret_hash, hash_secret(secret)):
+        raise Unauthorized("The credentials are not valid.", headers=CHALLENGE)
+    api_key, account = row
+    return Principal(
+        account_id=account.id,
+        scopes=frozenset(api_key.scopes.split()),
+        timezone=account.timezone,
+        currency=account.currency,
+    )
+
+
+def _principal(request: Request, session: SessionDep) -> Principal:
+    """Authenticate, then require `read` for GET/HEAD and `write` for everything else."""
+    principal = authenticate(session, request.headers.get("authorization"))
+    needed = "read" if request.method in ("GET", "HEAD") else "write"
+    if needed not in principal.scopes:
+        raise Forbidden(f"This token lacks the '{needed}' scope.")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def scoped(model: type[Model], principal: Principal) -> Select[Model]:
+    """`SELECT model WHERE account_id = principal's`: every read of customer data starts here."""
+    return select(model).where(model.account_id == principal.account_id)  # type: ignore[attr-defined]
+
+
+def get_owned(session: Session, model: type[Model], ident: Any, principal: Principal) -> Model:
+    """One row of the principal's account, or 404 exactly as for an id that does not exist."""
+    statement = scoped(model, principal).where(model.id == ident)  # type: ignore[attr-defined]
+    found = session.execute(statement).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"No {model.__name__.lower()} with id {ident}.")
+    return found

@@ -1,0 +1,64 @@
+"""Settings: one object, read from `LEDGERLINE_*` environment variables and an optional `.env`."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGERLINE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    queue_url: str | None = None
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    secret_key: str | None = None
+    export_retention_hours: int = Field(default=168, ge=1)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Workers the embedded `serve` starts for the queue; 0 disables them (scaled mode).
+    embedded_workers: int = Field(default=1, ge=0)
+    # How long a running job's lease lasts before the sweep may hand it to another worker.
+    job_lease_seconds: int = Field(default=30, ge=2)
+    job_max_attempts: int = Field(default=3, ge=1)
+    download_url_ttl_seconds: int = Field(default=900, ge=10)
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'ledgerline.db'}"
+
+    @property
+    def resolved_queue_url(self) -> str:
+        return self.queue_url or f"sqlite:///{self.data_dir.resolve() / 'queue.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{self.data_dir.resolve() / 'exports'}"
+
+    @property
+    def resolved_secret_key(self) -> str:
+        """The key that signs download links and cursors.
+
+        In embedded mode it is generated once and kept in the data dir, so links survive a
+        restart; scaled deployments set `LEDGERLINE_SECRET_KEY` on every process.
+        """
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.data_dir / "secret_key"
+        if not key_file.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

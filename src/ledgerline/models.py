@@ -1,0 +1,219 @@
+"""The tables. Every row of customer data carries `account_id` (see `auth.scoped`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledgerline.db import Base, BigIntId, UTCDateTime, utcnow
+
+INVOICE_STATUSES = (
+    "draft",
+    "upcoming",
+    "open",
+    "pending",
+    "pending_offline",
+    "paid",
+    "failed",
+    "retrying",
+    "retry_failed",
+    "voided",
+    "skipped",
+)
+
+LINE_ITEM_TYPES = (
+    "pack_membership",
+    "prepaid_plan_membership",
+    "recurring_plan_membership",
+    "membership_purchase",
+    "event_registration",
+    "course",
+    "course_session",
+    "store_order",
+    "flat_fee",
+    "service_fee",
+    "membership_penalty_fee",
+    "joining_fee",
+    "gift_card",
+)
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled", "expired")
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """A credential. The secret is kept only as a SHA-256 hash (it is 256 random bits)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    key_id: Mapped[str] = mapped_column(String(40), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(100))  # space-separated
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Venue(Base):
+    __tablename__ = "venues"
+    __table_args__ = (Index(None, "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (Index(None, "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("account_id", "number"),
+        Index(None, "account_id", "id"),
+        Index(None, "account_id", "status"),
+        Index(None, "account_id", "due_date"),
+        Index(None, "account_id", "paid_at"),
+        Index(None, "account_id", "updated_at"),
+        Index(None, "account_id", "confirmed_at"),
+        Index(None, "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    number: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    currency: Mapped[str] = mapped_column(String(3))
+    due_date: Mapped[dt.date | None] = mapped_column(Date)
+    is_credit_note: Mapped[bool] = mapped_column(Boolean, default=False)
+    discount_code_name: Mapped[str | None] = mapped_column(String(200))
+    discount_code_code: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class LineItemGroup(Base):
+    """A Sequence line-item group. `id` orders by creation (the keyset); `public_id` is shown."""
+
+    __tablename__ = "line_item_groups"
+    __table_args__ = (Index(None, "invoice_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer, default=0)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LineItem(Base):
+    """One invoice line; money in minor units of `currency` (the invoice's, copied here so
+    reports can group by currency without a join)."""
+
+    __tablename__ = "line_items"
+    __table_args__ = (
+        Index(None, "account_id", "id"),
+        Index(None, "account_id", "type"),
+        Index(None, "invoice_id", "id"),
+        Index(None, "group_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("line_item_groups.id", ondelete="SET NULL")
+    )
+    type: Mapped[str] = mapped_column(String(40))
+    billed_item_object: Mapped[str | None] = mapped_column(String(60))
+    billed_item_id: Mapped[int | None] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(Text, default="")
+    currency: Mapped[str] = mapped_column(String(3))
+    quantity_micros: Mapped[int | None] = mapped_column(BigInteger)
+    unit_price_micros: Mapped[int | None] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    tax_rate_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    tax_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    credit_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    refund_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Job(Base):
+    """A background export. This row, not the queue, is the truth `GET /jobs/{id}` reads."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index(None, "account_id", "id"),
+        Index(None, "status", "lease_expires_at"),
+        UniqueConstraint("account_id", "idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    type: Mapped[str] = mapped_column(String(40), default="report_export")
+    report: Mapped[str] = mapped_column(String(60))
+    format: Mapped[str] = mapped_column(String(10))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    rows_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_total: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    storage_key: Mapped[str | None] = mapped_column(String(500))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    error_message: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,5 @@
+"""Endpoints of this domain (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
