@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, get_owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import ValidationFailed
 from ledgerline.invoices.schemas import CustomerCreate, VenueCreate
-from ledgerline.models import Customer, Venue
+from ledgerline.models import Customer, Invoice, LineItem, Venue
 from ledgerline.pagination import OffsetPage
 
 
@@ -71,3 +74,35 @@ def list_customers(
         .offset(page.offset)
     ).all()
     return count, [(row[0], row[1]) for row in rows]
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Exact sums of rounded line values, in minor units (SPEC §4)."""
+
+    net: int = 0
+    tax: int = 0
+
+    @property
+    def gross(self) -> int:
+        return self.net + self.tax
+
+
+def line_totals(
+    session: Session, key: ColumnElement[Any], *conditions: ColumnElement[bool]
+) -> dict[Any, Totals]:
+    """SUM(amount), SUM(tax_amount) of the line items matching `conditions`, per `key`.
+
+    Callers pass an account-scoped condition (an invoice or group they already own).
+    """
+    rows = session.execute(
+        select(key, func.sum(LineItem.amount), func.sum(LineItem.tax_amount))
+        .where(*conditions)
+        .group_by(key)
+    ).all()
+    return {row[0]: Totals(net=int(row[1] or 0), tax=int(row[2] or 0)) for row in rows}
+
+
+def touch_invoice(invoice: Invoice) -> None:
+    """`updated_at` moves on every change to an invoice, its line items or its groups."""
+    invoice.updated_at = utcnow()
