@@ -1,0 +1,473 @@
+"""`make bench`: Ledgerline measured against the database's own floor.
+
+    python -m bench [--rows 1000000] [--databases sqlite,postgres] [--runs 3]
+
+Seeds with `ledgerline seed` (kept between runs under bench/results/), starts real `serve` and
+`worker` processes, times every comparison in the same run alternating the two sides, prints a
+table, writes the raw figures as JSON and appends a dated section to docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, text
+
+from bench import harness
+from bench.harness import Comparison, alternate
+from bench.load import http_load, sql_load
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+console = Console(stderr=True)
+
+POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+class Bench:
+    def __init__(self, database: str, rows: int, runs: int, load_seconds: int) -> None:
+        self.database = database
+        self.rows = rows
+        self.runs = runs
+        self.load_seconds = load_seconds
+        self.dir = RESULTS / f"{database}-{rows}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.env = self._env()
+        self.results: dict[str, Any] = {"database": database, "rows": rows}
+        self.port = harness.free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    # ---- set-up -------------------------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINE_")}
+        env["LEDGERLINE_DATA_DIR"] = str(self.dir / "data")
+        env["LEDGERLINE_SECRET_KEY"] = "bench-secret"
+        env["LEDGERLINE_LOG_LEVEL"] = "WARNING"
+        if self.database == "postgres":
+            name = f"ledgerline_bench_{self.rows}"
+            env["LEDGERLINE_DATABASE_URL"] = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
+            env["LEDGERLINE_QUEUE_URL"] = REDIS_URL
+        return env
+
+    @property
+    def database_url(self) -> str:
+        return self.env.get(
+            "LEDGERLINE_DATABASE_URL", f"sqlite:///{self.dir / 'data' / 'ledgerline.db'}"
+        )
+
+    def engine(self) -> Any:
+        url = self.database_url.replace("postgresql://", "postgresql+psycopg://")
+        return create_engine(url)
+
+    def prepare(self) -> None:
+        marker = self.dir / "seeded.json"
+        if marker.exists():
+            self.seeded = json.loads(marker.read_text())
+            console.print(f"[{self.database}] reusing seeded data: {self.seeded}")
+            return
+        if self.database == "postgres":
+            admin = create_engine(
+                POSTGRES_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
+                isolation_level="AUTOCOMMIT",
+            )
+            name = self.database_url.rsplit("/", 1)[1]
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            admin.dispose()
+        account = json.loads(harness.ledgerline("accounts", "create", "Bench", env=self.env))
+        token = json.loads(
+            harness.ledgerline("tokens", "create", "--account", str(account["id"]), env=self.env)
+        )["token"]
+        started = time.perf_counter()
+        seed = json.loads(
+            harness.ledgerline(
+                "seed",
+                "--account",
+                str(account["id"]),
+                "--line-items",
+                str(self.rows),
+                env=self.env,
+            )
+        )
+        seconds = time.perf_counter() - started
+        if self.database == "postgres":
+            with self.engine().connect() as conn:
+                conn.execute(text("ANALYZE"))
+                conn.commit()
+        self.seeded = {
+            "account": account["id"],
+            "token": token,
+            "seed_seconds": seconds,
+            "seed": seed,
+        }
+        marker.write_text(json.dumps(self.seeded))
+
+    def start(self) -> None:
+        log = self.dir / "processes.log"
+        serve_env = {**self.env, "LEDGERLINE_EMBEDDED_WORKERS": "0"}
+        self.server = harness.start_process(
+            [str(harness.BIN / "ledgerline"), "serve", "--port", str(self.port)], serve_env, log
+        )
+        self.processes.append(self.server)
+        harness.wait_http(self.base + "/healthz")
+        self.worker = harness.start_process(
+            [str(harness.BIN / "ledgerline"), "worker", "--concurrency", "1"], self.env, log
+        )
+        self.processes.append(self.worker)
+        time.sleep(1.0)
+
+    def close(self) -> None:
+        for process in self.processes:
+            harness.stop(process)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self.seeded['token']}"}
+
+    # ---- one export, end to end ------------------------------------------------------------
+    def export(self, report: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST, wait for succeeded, download; returns timings and the job."""
+        started = time.perf_counter()
+        with httpx.Client(base_url=self.base, headers=self.headers, timeout=600) as client:
+            response = client.post(f"/api/v2/reports/{report}/export", json=body)
+            response.raise_for_status()
+            job_id = response.json()["job"]
+            while True:
+                job = client.get(f"/api/v2/jobs/{job_id}").json()
+                if job["status"] in ("succeeded", "failed", "canceled"):
+                    break
+                time.sleep(0.005)
+            if job["status"] != "succeeded":
+                raise RuntimeError(f"export failed: {job}")
+            size = 0
+            with client.stream("GET", f"/api/v2/jobs/{job_id}/download") as download:
+                for chunk in download.iter_bytes(1 << 20):
+                    size += len(chunk)
+        elapsed = time.perf_counter() - started
+        created = dt.datetime.fromisoformat(job["created_at"])
+        running = dt.datetime.fromisoformat(job["started_at"])
+        return {
+            "seconds": elapsed,
+            "rows": job["result"]["row_count"],
+            "bytes": size,
+            "pickup_ms": (running - created).total_seconds() * 1000,
+        }
+
+    # ---- measurements ----------------------------------------------------------------------
+    def measure_startup(self) -> None:
+        times = []
+        for _ in range(self.runs):
+            port = harness.free_port()
+            process = harness.start_process(
+                [str(harness.BIN / "ledgerline"), "serve", "--port", str(port)],
+                {**self.env, "LEDGERLINE_EMBEDDED_WORKERS": "0"},
+                self.dir / "processes.log",
+            )
+            try:
+                times.append(harness.wait_http(f"http://127.0.0.1:{port}/healthz"))
+            finally:
+                harness.stop(process)
+        self.results["startup_seconds"] = sorted(times)[len(times) // 2]
+
+    def measure_grouped(self) -> Comparison:
+        account = self.seeded["account"]
+        engine = self.engine()
+        sql = text(
+            "SELECT type, currency, SUM(amount) FROM line_items WHERE account_id = :a "
+            "GROUP BY type, currency ORDER BY type, currency"
+        )
+        pickups: list[float] = []
+
+        def ours() -> float:
+            outcome = self.export("invoice_line_items.grouped", {"format": "csv"})
+            pickups.append(outcome["pickup_ms"])
+            return float(outcome["seconds"])
+
+        def floor() -> None:
+            with engine.connect() as conn:
+                conn.execute(sql, {"a": account}).fetchall()
+
+        result = alternate("grouped export vs GROUP BY", ours, floor, self.runs)
+        result.extra["pickup_ms"] = pickups
+        engine.dispose()
+        return result
+
+    def flat_sql(self) -> str:
+        from ledgerline.reports.query import parse_report_params, rows_statement
+
+        params = parse_report_params(
+            "invoice_line_items", {"format": "csv"}, timezone="UTC", for_export=True
+        )
+        statement = rows_statement(self.seeded["account"], params)
+        dialect = self.engine().dialect
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+    def measure_flat_csv(self) -> Comparison:
+        sql = self.flat_sql()
+        out = self.dir / "floor.csv"
+        rows: list[int] = []
+
+        def ours() -> float:
+            outcome = self.export("invoice_line_items", {"format": "csv"})
+            rows.append(outcome["rows"])
+            return float(outcome["seconds"])
+
+        def floor() -> None:
+            with out.open("wb") as handle:
+                if self.database == "sqlite":
+                    db = self.database_url.split("///", 1)[1]
+                    subprocess.run(
+                        ["sqlite3", "-csv", "-header", db, sql], stdout=handle, check=True
+                    )
+                else:
+                    subprocess.run(
+                        [
+                            "psql",
+                            "-q",
+                            self.database_url,
+                            "-c",
+                            f"\\copy ({sql}) TO STDOUT CSV HEADER",
+                        ],
+                        stdout=handle,
+                        check=True,
+                    )
+
+        result = alternate("flat CSV export vs database CSV dump", ours, floor, self.runs)
+        result.extra["rows"] = rows[0] if rows else None
+        result.extra["rows_per_second"] = rows[0] / result.ours_median if rows else None
+        return result
+
+    def measure_flat_json(self, csv: Comparison) -> Comparison:
+        def ours() -> float:
+            return float(self.export("invoice_line_items", {"format": "json"})["seconds"])
+
+        def floor() -> float:
+            return float(self.export("invoice_line_items", {"format": "csv"})["seconds"])
+
+        result = alternate("flat JSON export vs flat CSV export", ours, floor, self.runs)
+        if csv.extra.get("rows"):
+            result.extra["rows_per_second"] = csv.extra["rows"] / result.ours_median
+        return result
+
+    def measure_api(self) -> dict[str, Any]:
+        """Each endpoint under 32 connections against its SQL (page + count) in a bare loop."""
+        from ledgerline.reports.query import count_rows, parse_report_params, rows_statement
+
+        account = self.seeded["account"]
+        engine = self.engine()
+        with engine.connect() as conn:
+            cutoff = conn.execute(
+                text(
+                    "SELECT id FROM line_items WHERE account_id = :a ORDER BY id DESC LIMIT 1 OFFSET 50000"
+                ),
+                {"a": account},
+            ).scalar_one()
+            invoice = conn.execute(
+                text(
+                    "SELECT invoice_id FROM line_item_groups WHERE account_id = :a "
+                    "GROUP BY invoice_id ORDER BY COUNT(*) DESC LIMIT 1"
+                ),
+                {"a": account},
+            ).scalar_one_or_none()
+        cases: dict[str, tuple[str, str, dict[str, Any], int, int]] = {
+            "first page": ("/reports/invoice_line_items/data", "invoice_line_items", {}, 50, 0),
+            "filtered first page (~50k rows)": (
+                f"/reports/invoice_line_items/data?id_gt={cutoff}",
+                "invoice_line_items",
+                {"id_gt": cutoff},
+                50,
+                0,
+            ),
+            "page at offset 500,000": (
+                "/reports/invoice_line_items/data?limit=50&offset=500000",
+                "invoice_line_items",
+                {},
+                50,
+                500000,
+            ),
+            "grouped data": (
+                "/reports/invoice_line_items.grouped/data",
+                "invoice_line_items.grouped",
+                {},
+                50,
+                0,
+            ),
+        }
+        out: dict[str, Any] = {}
+        for name, (path, report, raw, limit, offset) in cases.items():
+            params = parse_report_params(report, raw, timezone="UTC", for_export=False)
+            statement = rows_statement(account, params).limit(limit).offset(offset)
+
+            def once(statement: Any = statement, params: Any = params) -> None:
+                with engine.connect() as conn:
+                    conn.execute(statement).fetchall()
+                    count_rows(conn, account, params)
+
+            sql = sql_load(once, 32, self.load_seconds)
+            api = http_load(
+                self.base + "/api/v2" + path, self.seeded["token"], 32, self.load_seconds
+            )
+            out[name] = {
+                "api": api.as_dict(),
+                "sql": sql.as_dict(),
+                "ratio_p50": api.p50_ms / sql.p50_ms,
+            }
+        if invoice is not None:
+            path = f"/api/v2/invoices/{invoice}/line-item-groups?limit=100"
+            api = http_load(self.base + path, self.seeded["token"], 32, self.load_seconds)
+            out["group list (largest invoice)"] = {"api": api.as_dict()}
+        engine.dispose()
+        return out
+
+    def run(self) -> dict[str, Any]:
+        self.prepare()
+        self.results["seed"] = self.seeded.get("seed")
+        self.measure_startup()
+        self.start()
+        try:
+            grouped = self.measure_grouped()
+            flat_csv = self.measure_flat_csv()
+            flat_json = self.measure_flat_json(flat_csv)
+            self.results["comparisons"] = [c.as_dict() for c in (grouped, flat_csv, flat_json)]
+            self.results["pickup_ms_median"] = sorted(grouped.extra["pickup_ms"])[
+                len(grouped.extra["pickup_ms"]) // 2
+            ]
+            self.results["worker_peak_rss_mb"] = harness.peak_rss_mb(self.worker.pid)
+            self.results["api"] = self.measure_api()
+        finally:
+            self.close()
+        return self.results
+
+
+def render(all_results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        f"\n## Run of {meta['date']} ({meta['rows']:,} line items)\n",
+        f"Machine: {meta['machine']['cores']} cores, {meta['machine']['memory_gib']} GiB, "
+        f"{meta['machine']['cpu']}; Python {meta['machine']['python']}; "
+        f"{meta['versions']}. Medians of {meta['runs']} alternating runs.\n",
+        "| database | measurement | ours | floor | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for result in all_results:
+        db = result["database"]
+        for comparison in result.get("comparisons", []):
+            lines.append(
+                f"| {db} | {comparison['name']} | {comparison['ours_median']:.3f} s | "
+                f"{comparison['floor_median']:.3f} s | {comparison['ratio']:.2f}x |"
+            )
+    lines += ["", "| database | other figure | value |", "|---|---|---|"]
+    for result in all_results:
+        db = result["database"]
+        seed = result.get("seed") or {}
+        if seed.get("line_items_per_second"):
+            lines.append(
+                f"| {db} | seed throughput | {seed['line_items_per_second']:,.0f} line items/s |"
+            )
+        for comparison in result.get("comparisons", []):
+            if comparison.get("rows_per_second"):
+                lines.append(
+                    f"| {db} | {comparison['name']}: ours | {comparison['rows_per_second']:,.0f} rows/s |"
+                )
+        lines.append(
+            f"| {db} | export worker peak RSS | {result.get('worker_peak_rss_mb', 0):.0f} MB |"
+        )
+        lines.append(
+            f"| {db} | serve to first /healthz 200 | {result.get('startup_seconds', 0) * 1000:.0f} ms |"
+        )
+        lines.append(
+            f"| {db} | job pick-up (created → running) | {result.get('pickup_ms_median', 0):.0f} ms |"
+        )
+    lines += [
+        "",
+        "| database | endpoint (32 connections) | req/s | p50 | p99 | bare SQL p50 | p50 ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for result in all_results:
+        for name, figures in (result.get("api") or {}).items():
+            api = figures["api"]
+            sql = figures.get("sql")
+            lines.append(
+                f"| {result['database']} | {name} | {api['requests_per_second']:.0f} | {api['p50_ms']:.1f} ms | "
+                f"{api['p99_ms']:.1f} ms | {sql['p50_ms']:.1f} ms | {figures['ratio_p50']:.2f}x |"
+                if sql
+                else f"| {result['database']} | {name} | {api['requests_per_second']:.0f} | {api['p50_ms']:.1f} ms | {api['p99_ms']:.1f} ms | | |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def versions() -> str:
+    import sqlite3
+
+    parts = [f"SQLite {sqlite3.sqlite_version}"]
+    try:
+        out = subprocess.run(
+            ["psql", "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        parts.append(out.strip().replace("psql (PostgreSQL) ", "PostgreSQL "))
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return ", ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--load-seconds", type=int, default=10)
+    parser.add_argument(
+        "--no-docs", action="store_true", help="do not append to docs/performance.md"
+    )
+    args = parser.parse_args()
+    meta = {
+        "date": dt.date.today().isoformat(),
+        "rows": args.rows,
+        "runs": args.runs,
+        "machine": harness.machine(),
+        "versions": versions(),
+    }
+    all_results = []
+    for database in args.databases.split(","):
+        console.rule(f"{database}, {args.rows:,} line items")
+        all_results.append(Bench(database, args.rows, args.runs, args.load_seconds).run())
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    raw = RESULTS / f"bench-{args.rows}-{stamp}.json"
+    raw.write_text(json.dumps({"meta": meta, "results": all_results}, indent=2, default=str))
+    section = render(all_results, meta)
+    table = Table(title="Ledgerline vs floor")
+    for column in ("database", "measurement", "ours", "floor", "ratio"):
+        table.add_column(column)
+    for result in all_results:
+        for c in result.get("comparisons", []):
+            table.add_row(
+                result["database"],
+                c["name"],
+                f"{c['ours_median']:.3f}",
+                f"{c['floor_median']:.3f}",
+                f"{c['ratio']:.2f}x",
+            )
+    Console().print(table)
+    print(section)
+    print(f"raw figures: {raw}")
+    if not args.no_docs:
+        docs = ROOT / "docs" / "performance.md"
+        with docs.open("a") as handle:
+            handle.write(section)
+
+
+if __name__ == "__main__":
+    main()
