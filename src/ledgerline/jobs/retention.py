@@ -1,0 +1,46 @@
+"""Export retention: expired export files are deleted and their jobs marked `expired`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ledgerline.exports.storage import Storage
+from ledgerline.models import Job
+
+SWEEP_BATCH = 500
+
+
+def sweep_expired(
+    session: Session, storage: Storage, now: datetime, *, limit: int = SWEEP_BATCH
+) -> int:
+    """Expire up to `limit` jobs whose files have outlived `expires_at`; return how many.
+
+    One conditional `UPDATE ... WHERE status = 'succeeded' RETURNING` claims the jobs, so
+    sweeps running at once in several workers never claim the same job twice (on
+    PostgreSQL the second waits on the row lock and then no longer matches; on SQLite
+    writers are serialised). Files are deleted before the caller commits: if the commit
+    fails, the jobs stay `succeeded` and the next sweep deletes again (deleting is
+    idempotent), so a job is never marked expired while its file remains. Call it in a
+    transaction of its own; callers commit.
+    """
+    due = (
+        select(Job.id)
+        .where(Job.status == "succeeded", Job.expires_at <= now)
+        .order_by(Job.id)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id.in_(due), Job.status == "succeeded")
+        .values(status="expired")
+        .returning(Job.id, Job.storage_key)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for _job_id, storage_key in claimed:
+        if storage_key:
+            storage.delete(storage_key)
+    return len(claimed)
