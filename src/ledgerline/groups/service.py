@@ -1,0 +1,266 @@
+"""Use cases for line-item groups: create, read, replace, delete, and the keyset-paged list.
+
+Groups are ordered by creation, i.e. by their internal sequence `LineItemGroup.id`, which is
+also the keyset: a cursor carries the `id` of a page's first or last row, signed and bound to
+one invoice of one account (see `ledgerline.pagination`). Paging by position rather than by
+offset is what keeps a walk stable while groups are inserted or deleted between requests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from ledgerline.auth import Principal, get_owned, scoped
+from ledgerline.db import utcnow
+from ledgerline.errors import NotFound, ValidationFailed
+from ledgerline.groups.schemas import GroupBody
+from ledgerline.invoices.service import Totals, line_totals, touch_invoice
+from ledgerline.models import Invoice, LineItem, LineItemGroup
+from ledgerline.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+
+DEFAULT_PAGE_SIZE = 20
+SORT_ORDERS = ("DESC", "ASC")
+# Ids are BIGINT on PostgreSQL and 64-bit INTEGER on SQLite; a larger number cannot exist.
+MAX_ID = 2**63 - 1
+
+
+class InvoiceNotFound(NotFound):
+    code = "invoice-not-found"
+
+
+class GroupNotFound(NotFound):
+    code = "line-item-group-not-found"
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A validated list request: at most one of `before`/`after`, `limit` 1..100."""
+
+    limit: int
+    descending: bool
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    groups: list[LineItemGroup]
+    totals: dict[int, Totals]
+    currency: str
+    after: str | None
+    before: str | None
+    total: int
+
+
+def page_request(
+    limit: int | None, sort_order: str | None, before: str | None, after: str | None
+) -> PageRequest:
+    """Validate the list's query parameters; each mistake is a 422 naming the parameter."""
+    size = DEFAULT_PAGE_SIZE if limit is None else limit
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ValidationFailed.field(["query", "limit"], f"must be between 1 and {MAX_PAGE_SIZE}")
+    order = "DESC" if sort_order is None else sort_order.upper()
+    if order not in SORT_ORDERS:
+        raise ValidationFailed.field(["query", "sortOrder"], "must be DESC or ASC")
+    if before is not None and after is not None:
+        raise ValidationFailed.field(["query", "before"], "give either before or after, not both")
+    return PageRequest(limit=size, descending=order == "DESC", before=before, after=after)
+
+
+def get_invoice(session: Session, principal: Principal, invoice_ref: str) -> Invoice:
+    """The principal's invoice named by the path, or 404.
+
+    Invoice ids are positive integers; anything else (text, or a number no database could
+    hold) names no invoice, so it is a 404 like any other missing id.
+    """
+    invoice_id = int(invoice_ref) if invoice_ref.isascii() and invoice_ref.isdigit() else 0
+    if not 1 <= invoice_id <= MAX_ID:
+        raise InvoiceNotFound(f"No invoice with id {invoice_ref[:40]!r}.")
+    try:
+        return get_owned(session, Invoice, invoice_id, principal)
+    except NotFound as exc:
+        raise InvoiceNotFound(f"No invoice with id {invoice_id}.") from exc
+
+
+def find_group(
+    session: Session, principal: Principal, invoice_id: int, public_id: str
+) -> LineItemGroup | None:
+    """The group with this public UUID on this invoice of the principal's account, or None.
+
+    Line-item writes use this to resolve a `group_id` given in a body.
+    """
+    try:
+        parsed = uuid.UUID(public_id)
+    except ValueError:
+        return None
+    return session.execute(
+        scoped(LineItemGroup, principal).where(
+            LineItemGroup.invoice_id == invoice_id, LineItemGroup.public_id == parsed
+        )
+    ).scalar_one_or_none()
+
+
+def _get_group(
+    session: Session, principal: Principal, invoice: Invoice, public_id: str
+) -> LineItemGroup:
+    group = find_group(session, principal, invoice.id, public_id)
+    if group is None:
+        raise GroupNotFound(f"No line-item group with id {public_id} on invoice {invoice.id}.")
+    return group
+
+
+def group_totals(session: Session, principal: Principal, group_ids: list[int]) -> dict[int, Totals]:
+    """Net and tax totals of each group's line items, in one query for all of `group_ids`."""
+    if not group_ids:
+        return {}
+    return line_totals(
+        session,
+        LineItem.group_id.expression,
+        LineItem.account_id == principal.account_id,
+        LineItem.group_id.in_(group_ids),
+    )
+
+
+def _next_index(session: Session, invoice: Invoice) -> int:
+    highest = session.execute(
+        select(func.max(LineItemGroup.index)).where(LineItemGroup.invoice_id == invoice.id)
+    ).scalar_one()
+    return 0 if highest is None else int(highest) + 1
+
+
+def create_group(
+    session: Session, principal: Principal, invoice_ref: str, body: GroupBody
+) -> tuple[LineItemGroup, Invoice]:
+    """A new group on the invoice; `index` defaults to one past the invoice's highest."""
+    invoice = get_invoice(session, principal, invoice_ref)
+    group = LineItemGroup(
+        account_id=principal.account_id,
+        invoice_id=invoice.id,
+        public_id=uuid.uuid4(),
+        index=_next_index(session, invoice) if body.index is None else body.index,
+        title=body.title,
+        description=body.description,
+        created_at=utcnow(),
+    )
+    session.add(group)
+    touch_invoice(invoice)
+    session.flush()
+    return group, invoice
+
+
+def get_group(
+    session: Session, principal: Principal, invoice_ref: str, public_id: str
+) -> tuple[LineItemGroup, Invoice, Totals]:
+    invoice = get_invoice(session, principal, invoice_ref)
+    group = _get_group(session, principal, invoice, public_id)
+    return group, invoice, group_totals(session, principal, [group.id]).get(group.id, Totals())
+
+
+def replace_group(
+    session: Session, principal: Principal, invoice_ref: str, public_id: str, body: GroupBody
+) -> tuple[LineItemGroup, Invoice, Totals]:
+    """PUT: title and description are replaced (an omitted description becomes null); an
+    omitted index keeps the group's place."""
+    invoice = get_invoice(session, principal, invoice_ref)
+    group = _get_group(session, principal, invoice, public_id)
+    group.title = body.title
+    group.description = body.description
+    if body.index is not None:
+        group.index = body.index
+    touch_invoice(invoice)
+    session.flush()
+    return group, invoice, group_totals(session, principal, [group.id]).get(group.id, Totals())
+
+
+def delete_group(session: Session, principal: Principal, invoice_ref: str, public_id: str) -> None:
+    """Delete the group; its line items stay on the invoice, ungrouped.
+
+    The foreign key says ON DELETE SET NULL too, but the lines are ungrouped explicitly so the
+    rule does not depend on a database's foreign-key enforcement being switched on.
+    """
+    invoice = get_invoice(session, principal, invoice_ref)
+    group = _get_group(session, principal, invoice, public_id)
+    session.execute(
+        update(LineItem)
+        .where(LineItem.account_id == principal.account_id, LineItem.group_id == group.id)
+        .values(group_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.delete(group)
+    touch_invoice(invoice)
+    session.flush()
+
+
+def _cursor_scope(invoice: Invoice) -> str:
+    return f"line-item-groups:{invoice.account_id}:{invoice.id}"
+
+
+def list_groups(
+    session: Session, principal: Principal, invoice_ref: str, page: PageRequest, secret_key: str
+) -> GroupPage:
+    """One page of the invoice's groups in creation order (`DESC` newest first).
+
+    `after` holds the position of the page's last row and `before` of its first; each is
+    null when no row lies beyond it. A `before` page is read in reverse order and flipped,
+    so paging forward then back yields the same pages.
+    """
+    invoice = get_invoice(session, principal, invoice_ref)
+    scope = _cursor_scope(invoice)
+    position: int | None = None
+    if page.after is not None:
+        position = decode_cursor(secret_key, scope, page.after, param="after")
+    elif page.before is not None:
+        position = decode_cursor(secret_key, scope, page.before, param="before")
+    backwards = page.before is not None
+
+    key = LineItemGroup.id
+
+    def follows(boundary: int) -> ColumnElement[bool]:
+        """Rows that come after `boundary` in the requested order."""
+        return key < boundary if page.descending else key > boundary
+
+    def precedes(boundary: int) -> ColumnElement[bool]:
+        return key > boundary if page.descending else key < boundary
+
+    base = scoped(LineItemGroup, principal).where(LineItemGroup.invoice_id == invoice.id)
+    # Reading backwards walks the reverse order from the cursor and flips the result.
+    read_descending = page.descending != backwards
+    statement = base.order_by(key.desc() if read_descending else key.asc()).limit(page.limit + 1)
+    if position is not None:
+        statement = statement.where(precedes(position) if backwards else follows(position))
+    rows = list(session.execute(statement).scalars())
+    more_in_read_direction = len(rows) > page.limit
+    rows = rows[: page.limit]
+    if backwards:
+        rows.reverse()
+
+    def any_row(condition: ColumnElement[bool]) -> bool:
+        return bool(session.execute(select(exists(base.where(condition)))).scalar_one())
+
+    first = rows[0].id if rows else position
+    last = rows[-1].id if rows else position
+    if backwards:
+        has_before = more_in_read_direction
+        has_after = last is not None and any_row(follows(last))
+    else:
+        has_after = more_in_read_direction
+        # The first page (no cursor) starts at the very first row: nothing precedes it.
+        has_before = position is not None and first is not None and any_row(precedes(first))
+
+    total = session.execute(
+        select(func.count()).select_from(base.with_only_columns(key).subquery())
+    ).scalar_one()
+    return GroupPage(
+        groups=rows,
+        totals=group_totals(session, principal, [row.id for row in rows]),
+        currency=invoice.currency,
+        after=encode_cursor(secret_key, scope, last) if has_after and last is not None else None,
+        before=(
+            encode_cursor(secret_key, scope, first) if has_before and first is not None else None
+        ),
+        total=int(total),
+    )
