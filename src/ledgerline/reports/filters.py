@@ -1,0 +1,212 @@
+"""The report filters (SPEC §5): parsing and their WHERE clauses. Every bound is inclusive.
+
+Date-time bounds are resolved to aware UTC datetimes when the request is parsed, so an
+export job runs exactly the query the client asked for whenever it starts:
+
+- a value with an offset (`2024-07-29T15:51:28Z`, `…+02:00`) is that instant;
+- a value without one (`2024-07-29T15:51:28`) is a wall time in the account's timezone;
+- a bare date (`2024-07-29`) is that whole day in the account's timezone: as a `_gte`
+  bound it is the day's first instant, as a `_lte` bound its last (23:59:59.999999).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement
+
+from ledgerline.errors import ValidationFailed
+from ledgerline.models import INVOICE_STATUSES
+from ledgerline.reports.columns import Join, invoices, line_items
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+_MAX_ID = 2**63 - 1
+
+# filter key -> invoices column, for the date-time bounds.
+DATETIME_FILTERS: dict[str, str] = {
+    "invoice_paid_at": "paid_at",
+    "invoice_updated_at": "updated_at",
+    "invoice_confirmed_at": "confirmed_at",
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    id_gt: int | None = None
+    invoice_status: tuple[str, ...] = ()
+    invoice_due_date_gte: dt.date | None = None
+    invoice_due_date_lte: dt.date | None = None
+    invoice_paid_at_gte: dt.datetime | None = None
+    invoice_paid_at_lte: dt.datetime | None = None
+    invoice_updated_at_gte: dt.datetime | None = None
+    invoice_updated_at_lte: dt.datetime | None = None
+    invoice_confirmed_at_gte: dt.datetime | None = None
+    invoice_confirmed_at_lte: dt.datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Only the filters that are set; dates and UTC date-times as ISO strings."""
+        data: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is None or value == ():
+                continue
+            if isinstance(value, dt.date):  # date and datetime
+                data[item.name] = value.isoformat()
+            elif isinstance(value, tuple):
+                data[item.name] = list(value)
+            else:
+                data[item.name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Filters:
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            if name == "id_gt":
+                values[name] = int(value)
+            elif name == "invoice_status":
+                values[name] = tuple(value)
+            elif name.startswith("invoice_due_date_"):
+                values[name] = dt.date.fromisoformat(value)
+            else:
+                values[name] = dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+        return cls(**values)
+
+    def needs(self) -> frozenset[Join]:
+        """Every filter but `id_gt` is on the invoice."""
+        for item in fields(self):
+            if item.name != "id_gt" and getattr(self, item.name) not in (None, ()):
+                return frozenset({"invoice"})
+        return frozenset()
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.id_gt is not None:
+            where.append(line_items.c.id > self.id_gt)
+        if self.invoice_status:
+            where.append(invoices.c.status.in_(self.invoice_status))
+        if self.invoice_due_date_gte is not None:
+            where.append(invoices.c.due_date >= self.invoice_due_date_gte)
+        if self.invoice_due_date_lte is not None:
+            where.append(invoices.c.due_date <= self.invoice_due_date_lte)
+        for prefix, column_name in DATETIME_FILTERS.items():
+            column = invoices.c[column_name]
+            low = getattr(self, prefix + "_gte")
+            high = getattr(self, prefix + "_lte")
+            if low is not None:
+                where.append(column >= low)
+            if high is not None:
+                where.append(column <= high)
+        return where
+
+
+FILTER_KEYS = tuple(item.name for item in fields(Filters))
+
+
+def _invalid(key: str, msg: str) -> ValidationFailed:
+    return ValidationFailed.field([key], msg)
+
+
+def _single(key: str, value: Any) -> Any:
+    """One value; a key repeated in a query string is a list, refused for single filters."""
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise _invalid(key, "give this filter once")
+        return value[0]
+    return value
+
+
+def parse_id_gt(key: str, value: Any) -> int:
+    value = _single(key, value)
+    if isinstance(value, bool):
+        raise _invalid(key, "must be an integer")
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"[+-]?\d{1,19}", text):
+            raise _invalid(key, "must be an integer")
+        value = int(text)
+    if not isinstance(value, int):
+        raise _invalid(key, "must be an integer")
+    if not -_MAX_ID <= value <= _MAX_ID:
+        raise _invalid(key, "is out of range")
+    return value
+
+
+def parse_statuses(key: str, value: Any) -> tuple[str, ...]:
+    """One status, comma-separated statuses, or a list of them (repeated in a query)."""
+    items: Sequence[Any] = value if isinstance(value, list) else [value]
+    statuses: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise _invalid(key, "must be a status or a comma-separated list of statuses")
+        for part in item.split(","):
+            status = part.strip()
+            if not status:
+                continue
+            if status not in INVOICE_STATUSES:
+                raise _invalid(
+                    key, f"'{status}' is not a status; use one of {', '.join(INVOICE_STATUSES)}"
+                )
+            if status not in statuses:
+                statuses.append(status)
+    if not statuses:
+        raise _invalid(key, "must name at least one status")
+    return tuple(statuses)
+
+
+def parse_date(key: str, value: Any) -> dt.date:
+    value = _single(key, value)
+    if not isinstance(value, str) or not _DATE_RE.match(value.strip()):
+        raise _invalid(key, "must be a date such as 2024-07-29")
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise _invalid(key, f"'{value}' is not a valid date") from exc
+
+
+def parse_datetime_bound(key: str, value: Any, zone: ZoneInfo, *, upper: bool) -> dt.datetime:
+    """An aware UTC datetime; see the module docstring for offsets and bare dates."""
+    value = _single(key, value)
+    if not isinstance(value, str):
+        raise _invalid(key, "must be a date-time such as 2024-07-29T15:51:28Z")
+    text = value.strip()
+    try:
+        if _DATE_RE.match(text):
+            day = dt.date.fromisoformat(text)
+            clock = dt.time.max if upper else dt.time.min
+            moment = dt.datetime.combine(day, clock, tzinfo=zone)
+        elif _DATETIME_RE.match(text):
+            moment = dt.datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=zone)
+        else:
+            raise ValueError(text)
+        return moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:
+        raise _invalid(key, "must be a date-time such as 2024-07-29T15:51:28Z") from exc
+
+
+def parse_filters(raw: dict[str, Any], timezone: str) -> Filters:
+    """Filters from `raw` (only filter keys; empty strings mean "not given")."""
+    zone = ZoneInfo(timezone)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is None or value == "" or value == []:
+            continue
+        if key == "id_gt":
+            values[key] = parse_id_gt(key, value)
+        elif key == "invoice_status":
+            values[key] = parse_statuses(key, value)
+        elif key.startswith("invoice_due_date_"):
+            values[key] = parse_date(key, value)
+        else:
+            values[key] = parse_datetime_bound(key, value, zone, upper=key.endswith("_lte"))
+    return Filters(**values)

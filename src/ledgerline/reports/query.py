@@ -1,0 +1,254 @@
+"""Report parameters and their SQL: parse and validate, select, count, page.
+
+The account filter (`line_items.account_id`) is part of every statement built here, and the
+tables a report needs are joined only when a requested column, sort key or filter uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    FromClause,
+    Select,
+    UnaryExpression,
+    func,
+    nulls_first,
+    nulls_last,
+    select,
+)
+
+from ledgerline.errors import ValidationFailed
+from ledgerline.reports.columns import (
+    CATALOGS,
+    CURRENCY,
+    FLAT,
+    GROUPED,
+    JOIN_ORDER,
+    LINE_ITEM_ID,
+    Catalog,
+    Column,
+    Join,
+    customers,
+    invoices,
+    line_items,
+    venues,
+)
+from ledgerline.reports.filters import FILTER_KEYS, Filters, parse_filters
+
+REPORTS = (FLAT, GROUPED)
+FORMATS = ("csv", "json")
+PAGING_KEYS = frozenset({"limit", "offset", "page", "page_size"})
+PARAM_KEYS = frozenset({"columns", "sort", "format", *FILTER_KEYS})
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    report: str
+    columns: tuple[str, ...]
+    sort: tuple[tuple[str, bool], ...]
+    filters: Filters = field(default_factory=Filters)
+    format: str = "csv"
+
+    @property
+    def catalog(self) -> Catalog:
+        return CATALOGS[self.report]
+
+    @property
+    def selected(self) -> tuple[Column, ...]:
+        by_name = self.catalog.by_name
+        return tuple(by_name[key] for key in self.columns)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report": self.report,
+            "columns": list(self.columns),
+            "sort": [("-" if descending else "") + key for key, descending in self.sort],
+            "filters": self.filters.to_json(),
+            "format": self.format,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReportParams:
+        return cls(
+            report=data["report"],
+            columns=tuple(data["columns"]),
+            sort=tuple((key.lstrip("-"), key.startswith("-")) for key in data["sort"]),
+            filters=Filters.from_json(dict(data.get("filters") or {})),
+            format=data.get("format", "csv"),
+        )
+
+
+def _names(key: str, value: Any) -> list[str]:
+    """A list of names: repeated keys, a JSON list, or comma-separated text."""
+    items = value if isinstance(value, list) else [value]
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValidationFailed.field([key], "must be a list of column keys")
+        names.extend(part.strip() for part in item.split(",") if part.strip())
+    return names
+
+
+def _parse_columns(catalog: Catalog, value: Any) -> tuple[str, ...]:
+    if value is None or value == "" or value == []:
+        return catalog.default_columns
+    keys: list[str] = []
+    for name in _names("columns", value):
+        column = catalog.lookup(name)
+        if column is None:
+            raise ValidationFailed.field(["columns"], f"'{name}' is not a column of this report")
+        if column.key in keys:
+            raise ValidationFailed.field(["columns"], f"'{name}' is listed twice")
+        keys.append(column.key)
+    if not keys:
+        return catalog.default_columns
+    return tuple(keys)
+
+
+def _parse_sort(
+    catalog: Catalog, value: Any, columns: tuple[str, ...]
+) -> tuple[tuple[str, bool], ...]:
+    if value is None or value == "" or value == []:
+        if catalog.report == GROUPED:
+            return (("type", False),) if "type" in columns else ()
+        return (("id", False),)
+    sort: list[tuple[str, bool]] = []
+    for name in _names("sort", value):
+        descending = name.startswith("-")
+        bare = name[1:] if descending else name.lstrip("+")
+        column = catalog.lookup(bare)
+        if column is None:
+            raise ValidationFailed.field(["sort"], f"'{bare}' is not a column of this report")
+        if not column.sortable:
+            raise ValidationFailed.field(["sort"], f"'{bare}' is not sortable")
+        if catalog.report == GROUPED and column.key not in columns:
+            raise ValidationFailed.field(
+                ["sort"], f"'{bare}' is not one of the requested columns of this grouped report"
+            )
+        if any(key == column.key for key, _ in sort):
+            raise ValidationFailed.field(["sort"], f"'{bare}' is listed twice")
+        sort.append((column.key, descending))
+    return tuple(sort)
+
+
+def _parse_format(value: Any) -> str:
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if value is None or value == "":
+        return "csv"
+    if not isinstance(value, str) or value.strip().lower() not in FORMATS:
+        raise ValidationFailed.field(["format"], "must be csv or json")
+    return value.strip().lower()
+
+
+def parse_report_params(
+    report: str, raw: Mapping[str, Any], *, timezone: str, for_export: bool
+) -> ReportParams:
+    """Validated report parameters from a query string, form or JSON body.
+
+    Unknown keys are refused (422 naming them) so that a misspelt filter never silently
+    widens a report; `/data` (for_export=False) also accepts and ignores the paging keys.
+    """
+    if report not in CATALOGS:
+        raise ValidationFailed.field(["report"], f"'{report}' is not a report")
+    catalog = CATALOGS[report]
+    allowed = PARAM_KEYS if for_export else PARAM_KEYS | PAGING_KEYS
+    for key in raw:
+        if key not in allowed:
+            raise ValidationFailed.field([key], "is not a parameter of this report")
+    columns = _parse_columns(catalog, raw.get("columns"))
+    sort = _parse_sort(catalog, raw.get("sort"), columns)
+    filters = parse_filters({k: v for k, v in raw.items() if k in FILTER_KEYS}, timezone)
+    return ReportParams(
+        report=report,
+        columns=columns,
+        sort=sort,
+        filters=filters,
+        format=_parse_format(raw.get("format")),
+    )
+
+
+def _joined_from(needs: frozenset[Join]) -> FromClause:
+    source: FromClause = line_items
+    for join in JOIN_ORDER:
+        if join not in needs:
+            continue
+        if join == "invoice":
+            source = source.join(invoices, invoices.c.id == line_items.c.invoice_id)
+        elif join == "customer":
+            source = source.outerjoin(customers, customers.c.id == invoices.c.customer_id)
+        else:
+            source = source.outerjoin(venues, venues.c.id == customers.c.venue_id)
+    return source
+
+
+def _needs(columns: tuple[Column, ...]) -> frozenset[Join]:
+    needs: set[Join] = set()
+    for column in columns:
+        needs |= column.needs
+    return frozenset(needs)
+
+
+def _order(column: Column, descending: bool) -> UnaryExpression[Any]:
+    expr = column.exprs[0]
+    ordered: UnaryExpression[Any] = expr.desc() if descending else expr.asc()
+    if column.nullable:
+        placed: UnaryExpression[Any] = nulls_first(ordered) if descending else nulls_last(ordered)
+        return placed
+    return ordered
+
+
+def _base(account_id: int, params: ReportParams, columns: tuple[Column, ...]) -> Select[Any]:
+    """SELECT <every expression of `columns`>, currency FROM … WHERE account and filters."""
+    sort_columns = tuple(params.catalog.by_name[key] for key, _ in params.sort)
+    needs = _needs(columns) | _needs(sort_columns) | params.filters.needs()
+    exprs = [
+        expr.label(f"c{index}_{position}")
+        for index, column in enumerate(columns)
+        for position, expr in enumerate(column.exprs)
+    ]
+    return (
+        select(*exprs, CURRENCY.label("currency"))
+        .select_from(_joined_from(needs))
+        .where(line_items.c.account_id == account_id, *params.filters.clauses())
+    )
+
+
+def rows_statement(account_id: int, params: ReportParams) -> Select[Any]:
+    """Every matching row, in the requested order: the columns' expressions, then currency.
+
+    Flat: line item id is the last tiebreaker, so the order is total. Grouped: GROUP BY the
+    requested attribute columns and the currency (never adding currencies together), sorted
+    as requested, then by the attribute columns and currency.
+    """
+    columns = params.selected
+    statement = _base(account_id, params, columns)
+    by_name = params.catalog.by_name
+    order = [_order(by_name[key], descending) for key, descending in params.sort]
+    if params.report == GROUPED:
+        group_keys = [c.exprs[0] for c in columns if not c.aggregate]
+        sorted_keys = {key for key, _ in params.sort}
+        order += [c.exprs[0].asc() for c in columns if not c.aggregate and c.key not in sorted_keys]
+        return statement.group_by(*group_keys, CURRENCY).order_by(*order, CURRENCY.asc())
+    if not any(key == "id" for key, _ in params.sort):
+        order.append(LINE_ITEM_ID.asc())
+    return statement.order_by(*order)
+
+
+def count_rows(conn: Connection, account_id: int, params: ReportParams) -> int:
+    """How many rows the report has (line items, or groups), counted in the database."""
+    if params.report == GROUPED:
+        groups = rows_statement(account_id, params).order_by(None).subquery()
+        statement = select(func.count()).select_from(groups)
+    else:
+        needs = params.filters.needs()
+        statement = (
+            select(func.count())
+            .select_from(_joined_from(needs))
+            .where(line_items.c.account_id == account_id, *params.filters.clauses())
+        )
+    return int(conn.execute(statement).scalar_one())

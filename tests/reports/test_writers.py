@@ -1,0 +1,175 @@
+"""The export writers, called directly on a real migrated database with rows the test made."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from decimal import Decimal
+
+from sqlalchemy import Engine
+
+from ledgerline.db import engine_for
+from ledgerline.exports.writers import open_snapshot, write_export
+from ledgerline.reports.query import ReportParams, count_rows, parse_report_params
+from tests.reports.conftest import Data
+from tests.reports.expected import guarded, major, plain
+
+COLUMNS = "id,description,amount,customer.name,invoice.status,type,invoice.paid_at"
+
+
+def _export(
+    engine: Engine, account_id: int, params: ReportParams
+) -> tuple[int, int, bytes, list[int]]:
+    out = io.BytesIO()
+    progress: list[int] = []
+    with open_snapshot(engine) as conn:
+        total = count_rows(conn, account_id, params)
+        written = write_export(conn, account_id, params, out, progress.append)
+    return total, written, out.getvalue(), progress
+
+
+def _params(fmt: str, **extra: object) -> ReportParams:
+    raw: dict[str, object] = {"columns": COLUMNS, "format": fmt, **extra}
+    return parse_report_params("invoice_line_items", raw, timezone="Europe/London", for_export=True)
+
+
+def test_csv_parses_back_to_the_expected_values(sample: Data) -> None:
+    engine = engine_for(sample.backend.database_url)
+    total, written, body, progress = _export(engine, sample.api.account_id, _params("csv"))
+    lines = sorted(sample.lines, key=lambda line: line.id)
+    assert total == written == len(lines) == 9
+    assert progress[-1] == len(lines)
+    assert body.count(b"\r\n") == len(lines) + 1  # CRLF, one per record (the newline in a
+    # quoted cell is kept as written, "\n")
+    table = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+    assert table[0] == [
+        "ID",
+        "Description",
+        "Amount",
+        "Customer name",
+        "Invoice status",
+        "Type",
+        "Invoice paid at",
+        "Currency",
+    ]
+    expected = [
+        [
+            str(line.id),
+            guarded(line.description),
+            plain(line.amount, line.currency),
+            guarded(line.customer["name"]) if line.customer else "",
+            line.invoice["status"],
+            line.type,
+            line.invoice["paid_at"].isoformat() if line.invoice["paid_at"] else "",
+            line.currency,
+        ]
+        for line in lines
+    ]
+    assert table[1:] == expected
+
+
+def test_formula_guard_on_text_but_negative_amounts_stay_numbers(sample: Data) -> None:
+    engine = engine_for(sample.backend.database_url)
+    _, _, body, _ = _export(engine, sample.api.account_id, _params("csv"))
+    table = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+    by_id = {row[0]: row for row in table[1:]}
+    for line in sample.lines:
+        row = by_id[str(line.id)]
+        if line.description[:1] in ("=", "+", "-", "@", "\t"):
+            assert row[1] == "'" + line.description
+        else:
+            assert row[1] == line.description
+        # amounts are never guarded: "-3.50" stays a number a spreadsheet can add up
+        assert Decimal(row[2]) == major(line.amount, line.currency)
+    negative = [line for line in sample.lines if line.amount < 0]
+    assert negative, "the sample must hold a negative amount"
+    assert by_id[str(negative[0].id)][2].startswith("-")
+    assert by_id[str(negative[0].id)][1].startswith("'-")  # its text, though, is guarded
+    names = {row[3] for row in table[1:]}
+    assert "'=Cat" in names
+
+
+def test_json_holds_the_same_rows_as_csv(sample: Data) -> None:
+    engine = engine_for(sample.backend.database_url)
+    account = sample.api.account_id
+    _, csv_count, csv_body, _ = _export(engine, account, _params("csv", sort="-amount"))
+    _, json_count, json_body, _ = _export(engine, account, _params("json", sort="-amount"))
+    assert csv_count == json_count == len(sample.lines)
+    rows = json.loads(json_body, parse_float=Decimal)
+    table = list(csv.reader(io.StringIO(csv_body.decode("utf-8"), newline="")))[1:]
+    assert [row["id"] for row in rows] == [int(row[0]) for row in table]
+    by_id = {line.id: line for line in sample.lines}
+    # sorted by amount descending, ties by id (the amounts here are distinct per currency
+    # unit, so compare the minor units the test created)
+    expected_order = [
+        line.id for line in sorted(sample.lines, key=lambda line: (-line.amount, line.id))
+    ]
+    assert [row["id"] for row in rows] == expected_order
+    for row, cells in zip(rows, table, strict=True):
+        line = by_id[row["id"]]
+        money = row["amount"]
+        assert money["decimal"] == major(line.amount, line.currency)
+        assert money["iso_currency_code"] == line.currency.lower()
+        assert Decimal(cells[2]) == money["decimal"]
+        assert row["invoice"]["status"] == line.invoice["status"] == cells[4]
+        assert row["description"] == line.description  # JSON is not formula-guarded
+        customer = row["customer"]["name"]
+        assert customer == (line.customer["name"] if line.customer else None)
+
+
+def test_json_money_literals_are_exact(sample: Data) -> None:
+    engine = engine_for(sample.backend.database_url)
+    _, _, body, _ = _export(engine, sample.api.account_id, _params("json", sort="id"))
+    text = body.decode("utf-8")
+    assert text.startswith("[")
+    assert text.rstrip().endswith("]")
+    first = sorted(sample.lines, key=lambda line: line.id)[0]
+    assert first.amount == 4550
+    assert '"decimal":45.5,' in text  # 45.50 GBP, exactly, never 45.4999…
+
+
+def test_empty_export_is_an_empty_array_and_a_header_only_csv(data: Data) -> None:
+    engine = engine_for(data.backend.database_url)
+    _, count, body, _ = _export(engine, data.api.account_id, _params("json"))
+    assert count == 0
+    assert json.loads(body) == []
+    _, count, body, _ = _export(engine, data.api.account_id, _params("csv"))
+    assert count == 0
+    assert body.decode().split("\r\n") == [
+        "ID,Description,Amount,Customer name,Invoice status,Type,Invoice paid at,Currency",
+        "",
+    ]
+
+
+def test_grouped_csv_has_currency_and_never_mixes_currencies(sample: Data) -> None:
+    engine = engine_for(sample.backend.database_url)
+    params = parse_report_params(
+        "invoice_line_items.grouped", {}, timezone="Europe/London", for_export=True
+    )
+    total, written, body, _ = _export(engine, sample.api.account_id, params)
+    table = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+    assert table[0] == ["Type", "Total amount", "Currency"]
+    sums: dict[tuple[str, str], int] = {}
+    for line in sample.lines:
+        sums[(line.type, line.currency)] = sums.get((line.type, line.currency), 0) + line.amount
+    expected = [
+        [kind, plain(amount, currency), currency]
+        for (kind, currency), amount in sorted(sums.items())
+    ]
+    assert table[1:] == expected
+    assert total == written == len(sums)
+
+
+def test_batches_report_progress(sample: Data, monkeypatch: object) -> None:
+    import ledgerline.exports.writers as writers
+
+    engine = engine_for(sample.backend.database_url)
+    original = writers.BATCH_ROWS
+    writers.BATCH_ROWS = 4
+    try:
+        _, written, _, progress = _export(engine, sample.api.account_id, _params("json"))
+    finally:
+        writers.BATCH_ROWS = original
+    assert written == len(sample.lines) == 9
+    assert progress == [4, 8, 9]
