@@ -3,6 +3,7 @@ progress and logs go to stderr."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from ledgerline.auth import SCOPES, issue_token
 from ledgerline.config import Settings, get_settings
 from ledgerline.db import session_scope, upgrade_database
 from ledgerline.models import Account
+from ledgerline.seed import SeedError, SeedResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
@@ -113,6 +115,145 @@ def serve(
         log_config=None,
         access_log=False,
     )
+
+
+# --- generated data: seed, demo, quickstart -------------------------------------------------
+
+DEMO_LINE_ITEMS = 10_000
+
+
+def _base_url(settings: Settings) -> str:
+    """Where a client on this machine reaches `serve` (a wildcard bind answers on loopback)."""
+    host = settings.host
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}/api/v2"
+
+
+def _seed_with_progress(
+    settings: Settings,
+    account_id: int,
+    line_items: int,
+    seed: int,
+    batch_size: int,
+    until: dt.date | None = None,
+) -> SeedResult:
+    """Run the generator with a progress bar on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ledgerline.db import engine_for
+    from ledgerline.seed import seed_account
+
+    with Progress(
+        TextColumn("[bold]line items"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+    ) as progress:
+        task = progress.add_task("seed", total=line_items)
+        return seed_account(
+            engine_for(settings.resolved_database_url),
+            account_id,
+            line_items,
+            seed=seed,
+            batch_size=batch_size,
+            until=until,
+            progress=lambda done: progress.advance(task, done),
+        )
+
+
+def _create_demo(settings: Settings, line_items: int, seed: int) -> dict[str, Any]:
+    """The "Demo" account (GBP, Europe/London), a read+write token and generated data."""
+    from ledgerline.seed import DEFAULT_BATCH_SIZE
+
+    with session_scope(settings.resolved_database_url) as session:
+        account = create_account(session, "Demo", "GBP", "Europe/London")
+        issued = issue_token(session, account.id, list(SCOPES))
+        account_id = account.id
+    _seed_with_progress(settings, account_id, line_items, seed, DEFAULT_BATCH_SIZE)
+    return {"account": account_id, "token": issued.token, "base_url": _base_url(settings)}
+
+
+@app.command()
+def seed(
+    account: Annotated[int, typer.Option("--account", help="account id")],
+    line_items: Annotated[int, typer.Option("--line-items", min=1, help="line items to add")],
+    seed: Annotated[int, typer.Option("--seed", help="same seed, same data")] = 0,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="line items per transaction")
+    ] = 100_000,
+    until: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="last day of the two years (default today)"),
+    ] = None,
+) -> None:
+    """Bulk-generate realistic invoices, line items and groups for an existing account."""
+    settings = ready_settings()
+    with session_scope(settings.resolved_database_url) as session:
+        if session.get(Account, account) is None:
+            fail(f"no account with id {account}")
+    try:
+        result = _seed_with_progress(
+            settings, account, line_items, seed, batch_size, until.date() if until else None
+        )
+    except SeedError as exc:
+        fail(str(exc))
+        return
+    emit(result.as_json())
+
+
+@app.command()
+def demo(
+    line_items: Annotated[
+        int, typer.Option("--line-items", min=1, help="line items to generate")
+    ] = DEMO_LINE_ITEMS,
+    seed: Annotated[int, typer.Option("--seed", help="same seed, same data")] = 0,
+) -> None:
+    """Create a "Demo" account with a token and generated data."""
+    emit(_create_demo(ready_settings(), line_items, seed))
+
+
+@app.command()
+def quickstart() -> None:
+    """For `make run`: migrate, create the demo data once, and mint a fresh token."""
+    from sqlalchemy import select
+
+    settings = ready_settings()
+    with session_scope(settings.resolved_database_url) as session:
+        first = session.execute(
+            select(Account.id).order_by(Account.id).limit(1)
+        ).scalar_one_or_none()
+        if first is not None:
+            issued = issue_token(session, first, list(SCOPES))
+    if first is None:
+        stderr.print(f"First run: generating demo data ({DEMO_LINE_ITEMS:,} line items)…")
+        payload = _create_demo(settings, DEMO_LINE_ITEMS, 0)
+    else:
+        payload = {"account": first, "token": issued.token, "base_url": _base_url(settings)}
+    docs = payload["base_url"].removesuffix("/api/v2") + "/docs"
+    stderr.print(
+        "\n[bold green]Ledgerline is ready.[/bold green]\n"
+        f"  account   {payload['account']}\n"
+        f"  token     {payload['token']}\n"
+        f"  API       {payload['base_url']}\n"
+        f"  docs      {docs}\n"
+        "\nTry it once the server is up:\n"
+        f'  curl -H "Authorization: Token {payload["token"]}" {payload["base_url"]}/customers\n',
+        highlight=False,
+        soft_wrap=True,
+    )
+    emit(payload)
 
 
 def main() -> None:
