@@ -2,21 +2,65 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import Response
 
 from ledgerline.auth import PrincipalDep
 from ledgerline.dependencies import SessionDep
 from ledgerline.http import JSONResponse
 from ledgerline.invoices import service
-from ledgerline.invoices.schemas import CustomerCreate, VenueCreate, customer_json, venue_json
-from ledgerline.pagination import offset_page, page_links
+from ledgerline.invoices.schemas import (
+    MAX_ID,
+    CustomerCreate,
+    InvoiceCreate,
+    InvoiceUpdate,
+    LineItemUpdate,
+    VenueCreate,
+    customer_json,
+    invoice_json,
+    line_item_json,
+    venue_json,
+)
+from ledgerline.pagination import OffsetPage, offset_page, page_links
 
 router = APIRouter(tags=["customers"])
 
 PageQuery = Annotated[int | None, Query()]
+CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
+InvoiceId = Annotated[int, Path(ge=1, le=MAX_ID)]
+LineItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+LINE_ITEM_BODY_EXAMPLES: dict[str, Any] = {
+    "priced": {
+        "summary": "One line, quantity × unit price",
+        "value": {
+            "type": "service_fee",
+            "description": "API calls",
+            "quantity": "12000",
+            "unit_price": "0.0035",
+            "tax_rate": "0.20",
+        },
+    },
+    "amount": {
+        "summary": "One line, amount given",
+        "value": {"type": "flat_fee", "description": "Set-up", "amount": "45.00"},
+    },
+    "batch": {
+        "summary": "Up to 1,000 lines, all or none",
+        "value": {"items": [{"type": "flat_fee", "amount": "10.00"}]},
+    },
+}
+
+
+def _list_json(
+    request: Request, window: OffsetPage, count: int, results: list[dict[str, Any]]
+) -> Response:
+    next_url, previous_url = page_links(request, window, count)
+    return JSONResponse(
+        {"count": count, "next": next_url, "previous": previous_url, "results": results}
+    )
 
 
 @router.post("/venues", status_code=201)
@@ -33,7 +77,7 @@ def create_customer(body: CustomerCreate, principal: PrincipalDep, session: Sess
 
 
 @router.get("/customers/{customer_id}")
-def get_customer(customer_id: int, principal: PrincipalDep, session: SessionDep) -> Response:
+def get_customer(customer_id: CustomerId, principal: PrincipalDep, session: SessionDep) -> Response:
     """One customer."""
     customer, venue = service.get_customer(session, principal, customer_id)
     return JSONResponse(customer_json(customer, venue))
@@ -52,12 +96,110 @@ def list_customers(
     """The account's customers, oldest first, paged by limit/offset or page/page_size."""
     window = offset_page(limit, offset, page, page_size)
     count, rows = service.list_customers(session, principal, window)
-    next_url, previous_url = page_links(request, window, count)
-    return JSONResponse(
-        {
-            "count": count,
-            "next": next_url,
-            "previous": previous_url,
-            "results": [customer_json(c, v) for c, v in rows],
-        }
-    )
+    return _list_json(request, window, count, [customer_json(c, v) for c, v in rows])
+
+
+@router.post("/invoices", status_code=201, tags=["invoices"])
+def create_invoice(body: InvoiceCreate, principal: PrincipalDep, session: SessionDep) -> Response:
+    """Create an invoice. `number` defaults to the account's next `INV-000001`-style number,
+    `currency` to the account's, `status` to `draft`. Leaving draft sets `confirmed_at` and
+    `paid` sets `paid_at` unless given (ISO 8601 with an offset)."""
+    invoice, totals = service.create_invoice(session, principal, body)
+    return JSONResponse(invoice_json(invoice, totals), status_code=201)
+
+
+@router.get("/invoices", tags=["invoices"])
+def list_invoices(
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    limit: PageQuery = None,
+    offset: PageQuery = None,
+    page: PageQuery = None,
+    page_size: PageQuery = None,
+) -> Response:
+    """The account's invoices, oldest first, with their totals."""
+    window = offset_page(limit, offset, page, page_size)
+    count, rows = service.list_invoices(session, principal, window)
+    return _list_json(request, window, count, [invoice_json(i, t) for i, t in rows])
+
+
+@router.get("/invoices/{invoice_id}", tags=["invoices"])
+def get_invoice(invoice_id: InvoiceId, principal: PrincipalDep, session: SessionDep) -> Response:
+    """One invoice with its totals (exact sums of its rounded lines)."""
+    invoice, totals = service.get_invoice(session, principal, invoice_id)
+    return JSONResponse(invoice_json(invoice, totals))
+
+
+@router.patch("/invoices/{invoice_id}", tags=["invoices"])
+def update_invoice(
+    invoice_id: InvoiceId, body: InvoiceUpdate, principal: PrincipalDep, session: SessionDep
+) -> Response:
+    """Change the keys sent. The currency is fixed once the invoice has line items (409);
+    a number already used in the account is a 409."""
+    invoice, totals = service.update_invoice(session, principal, invoice_id, body)
+    return JSONResponse(invoice_json(invoice, totals))
+
+
+@router.post("/invoices/{invoice_id}/line_items", status_code=201, tags=["line items"])
+def create_line_items(
+    invoice_id: InvoiceId,
+    payload: Annotated[Any, Body(openapi_examples=LINE_ITEM_BODY_EXAMPLES)],
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> Response:
+    """Add one line item (answered with it), or `{"items": [...]}` of 1 to 1,000 (answered
+    `{"items": [...]}` in order, all or none). Give `quantity` and `unit_price`, or `amount`."""
+    lines, batch = service.add_line_items(session, principal, invoice_id, payload)
+    rendered = [line_item_json(line, group) for line, group in lines]
+    return JSONResponse({"items": rendered} if batch else rendered[0], status_code=201)
+
+
+@router.get("/invoices/{invoice_id}/line_items", tags=["line items"])
+def list_line_items(
+    request: Request,
+    invoice_id: InvoiceId,
+    principal: PrincipalDep,
+    session: SessionDep,
+    limit: PageQuery = None,
+    offset: PageQuery = None,
+    page: PageQuery = None,
+    page_size: PageQuery = None,
+) -> Response:
+    """The invoice's line items, oldest first."""
+    window = offset_page(limit, offset, page, page_size)
+    count, rows = service.list_line_items(session, principal, invoice_id, window)
+    return _list_json(request, window, count, [line_item_json(li, g) for li, g in rows])
+
+
+@router.get("/invoices/{invoice_id}/line_items/{line_item_id}", tags=["line items"])
+def get_line_item(
+    invoice_id: InvoiceId, line_item_id: LineItemId, principal: PrincipalDep, session: SessionDep
+) -> Response:
+    """One line item."""
+    line, group = service.get_line_item(session, principal, invoice_id, line_item_id)
+    return JSONResponse(line_item_json(line, group))
+
+
+@router.patch("/invoices/{invoice_id}/line_items/{line_item_id}", tags=["line items"])
+def update_line_item(
+    invoice_id: InvoiceId,
+    line_item_id: LineItemId,
+    body: LineItemUpdate,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> Response:
+    """Change the keys sent; amount and tax are recomputed from the merged inputs."""
+    line, group = service.update_line_item(session, principal, invoice_id, line_item_id, body)
+    return JSONResponse(line_item_json(line, group))
+
+
+@router.delete(
+    "/invoices/{invoice_id}/line_items/{line_item_id}", status_code=204, tags=["line items"]
+)
+def delete_line_item(
+    invoice_id: InvoiceId, line_item_id: LineItemId, principal: PrincipalDep, session: SessionDep
+) -> Response:
+    """Remove a line item from its invoice."""
+    service.delete_line_item(session, principal, invoice_id, line_item_id)
+    return Response(status_code=204)

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from ledgerline.auth import Principal, get_owned, scoped
 from ledgerline.db import utcnow
-from ledgerline.errors import ValidationFailed
-from ledgerline.invoices.schemas import CustomerCreate, VenueCreate
-from ledgerline.models import Customer, Invoice, LineItem, Venue
+from ledgerline.errors import Conflict, NotFound, ValidationFailed
+from ledgerline.invoices.schemas import (
+    CustomerCreate,
+    InvoiceCreate,
+    InvoiceUpdate,
+    LineItemBatch,
+    LineItemCreate,
+    LineItemUpdate,
+    VenueCreate,
+)
+from ledgerline.models import Customer, Invoice, LineItem, LineItemGroup, Venue
+from ledgerline.money import (
+    MICROS,
+    MoneyError,
+    currency_digits,
+    line_amount,
+    line_tax,
+    normalise_currency,
+    parse_amount,
+    parse_micros,
+)
 from ledgerline.pagination import OffsetPage
 
 
@@ -89,7 +112,9 @@ class Totals:
 
 
 def line_totals(
-    session: Session, key: ColumnElement[Any], *conditions: ColumnElement[bool]
+    session: Session,
+    key: ColumnElement[Any] | QueryableAttribute[Any],
+    *conditions: ColumnElement[bool],
 ) -> dict[Any, Totals]:
     """SUM(amount), SUM(tax_amount) of the line items matching `conditions`, per `key`.
 
@@ -106,3 +131,658 @@ def line_totals(
 def touch_invoice(invoice: Invoice) -> None:
     """`updated_at` moves on every change to an invoice, its line items or its groups."""
     invoice.updated_at = utcnow()
+
+
+# ---------------------------------------------------------------------------------------------
+# Invoices
+
+NUMBER_PREFIX = "INV-"
+_AUTO_NUMBER_ATTEMPTS = 20
+
+
+class InvoiceNumberTaken(Conflict):
+    code = "invoice-number-taken"
+
+
+class InvoiceCurrencyLocked(Conflict):
+    code = "invoice-currency-locked"
+
+
+def invoice_totals(
+    session: Session, principal: Principal, invoice_ids: Sequence[int]
+) -> dict[int, Totals]:
+    """Net and tax per invoice, exact sums of the rounded lines."""
+    if not invoice_ids:
+        return {}
+    return line_totals(
+        session,
+        LineItem.invoice_id,
+        LineItem.account_id == principal.account_id,
+        LineItem.invoice_id.in_(list(invoice_ids)),
+    )
+
+
+def _owned_customer(session: Session, principal: Principal, customer_id: int) -> Customer:
+    customer = session.execute(
+        scoped(Customer, principal).where(Customer.id == customer_id)
+    ).scalar_one_or_none()
+    if customer is None:
+        raise ValidationFailed.field(["body", "customer"], f"no customer with id {customer_id}")
+    return customer
+
+
+def _currency(code: str) -> str:
+    try:
+        return normalise_currency(code)
+    except MoneyError as exc:
+        raise ValidationFailed.field(["body", "currency"], str(exc)) from exc
+
+
+def _number_taken(session: Session, principal: Principal, number: str) -> bool:
+    return (
+        session.execute(
+            scoped(Invoice, principal).where(Invoice.number == number).with_only_columns(Invoice.id)
+        ).first()
+        is not None
+    )
+
+
+def _next_number(session: Session, principal: Principal) -> str:
+    """INV-000001-style: one more than the highest auto number of the account so far."""
+    numbers = session.execute(
+        scoped(Invoice, principal)
+        .where(Invoice.number.like(NUMBER_PREFIX + "%"))
+        .with_only_columns(Invoice.number)
+    ).scalars()
+    highest = 0
+    for number in numbers:
+        suffix = number[len(NUMBER_PREFIX) :]
+        if _AUTO_DIGITS.match(suffix):
+            highest = max(highest, int(suffix))
+    return f"{NUMBER_PREFIX}{highest + 1:06d}"
+
+
+_AUTO_DIGITS = re.compile(r"^[0-9]{1,18}$")
+
+
+def _flush_with_number(
+    session: Session, principal: Principal, invoice: Invoice, auto: bool
+) -> None:
+    """Flush in a savepoint; a number clash (a concurrent writer) is a 409, or the next
+    auto number."""
+    for _attempt in range(_AUTO_NUMBER_ATTEMPTS):
+        try:
+            with session.begin_nested():
+                session.flush()
+            return
+        except IntegrityError as exc:
+            if not auto:
+                raise InvoiceNumberTaken(
+                    f"Invoice number {invoice.number!r} is already used in this account.",
+                    errors=[{"loc": ["body", "number"], "msg": "already used"}],
+                ) from exc
+            invoice.number = _next_number(session, principal)
+    raise Conflict("Could not allocate an invoice number; try again.")
+
+
+def _check_status_timestamps(invoice: Invoice, explicit: set[str]) -> None:
+    """Out of draft means confirmed; paid means paid: fill in now when unset.
+
+    An explicit null that would break that is refused rather than silently replaced.
+    """
+    now = utcnow()
+    if invoice.status != "draft" and invoice.confirmed_at is None:
+        if "confirmed_at" in explicit:
+            raise ValidationFailed.field(
+                ["body", "confirmed_at"], f"may not be null on a {invoice.status} invoice"
+            )
+        invoice.confirmed_at = now
+    if invoice.status == "paid" and invoice.paid_at is None:
+        if "paid_at" in explicit:
+            raise ValidationFailed.field(["body", "paid_at"], "may not be null on a paid invoice")
+        invoice.paid_at = now
+
+
+def create_invoice(
+    session: Session, principal: Principal, body: InvoiceCreate
+) -> tuple[Invoice, Totals]:
+    currency = _currency(body.currency) if body.currency is not None else principal.currency
+    if body.customer is not None:
+        _owned_customer(session, principal, body.customer)
+    auto = body.number is None
+    if body.number is not None and _number_taken(session, principal, body.number):
+        raise InvoiceNumberTaken(
+            f"Invoice number {body.number!r} is already used in this account.",
+            errors=[{"loc": ["body", "number"], "msg": "already used"}],
+        )
+    now = utcnow()
+    invoice = Invoice(
+        account_id=principal.account_id,
+        customer_id=body.customer,
+        number=body.number if body.number is not None else _next_number(session, principal),
+        status=body.status,
+        currency=currency,
+        due_date=body.due_date,
+        is_credit_note=body.is_credit_note,
+        discount_code_name=body.discount_code.name if body.discount_code else None,
+        discount_code_code=body.discount_code.code if body.discount_code else None,
+        created_at=now,
+        updated_at=now,
+        confirmed_at=body.confirmed_at,
+        paid_at=body.paid_at,
+    )
+    _check_status_timestamps(invoice, set())
+    session.add(invoice)
+    _flush_with_number(session, principal, invoice, auto)
+    return invoice, Totals()
+
+
+def get_invoice(session: Session, principal: Principal, invoice_id: int) -> tuple[Invoice, Totals]:
+    invoice = get_owned(session, Invoice, invoice_id, principal)
+    return invoice, invoice_totals(session, principal, [invoice.id]).get(invoice.id, Totals())
+
+
+def list_invoices(
+    session: Session, principal: Principal, page: OffsetPage
+) -> tuple[int, list[tuple[Invoice, Totals]]]:
+    base = scoped(Invoice, principal)
+    count = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    invoices = list(
+        session.execute(base.order_by(Invoice.id).limit(page.limit).offset(page.offset)).scalars()
+    )
+    totals = invoice_totals(session, principal, [invoice.id for invoice in invoices])
+    return count, [(invoice, totals.get(invoice.id, Totals())) for invoice in invoices]
+
+
+_NOT_NULL_ON_PATCH = ("number", "status", "currency", "is_credit_note")
+
+
+def update_invoice(
+    session: Session, principal: Principal, invoice_id: int, body: InvoiceUpdate
+) -> tuple[Invoice, Totals]:
+    """Apply only the keys sent; `updated_at` moves when anything actually changed."""
+    invoice = get_owned(session, Invoice, invoice_id, principal)
+    sent = set(body.model_fields_set)
+    for name in _NOT_NULL_ON_PATCH:
+        if name in sent and getattr(body, name) is None:
+            raise ValidationFailed.field(["body", name], "may not be null")
+    before = _invoice_state(invoice)
+    if "currency" in sent and body.currency is not None:
+        currency = _currency(body.currency)
+        if currency != invoice.currency and _has_line_items(session, invoice):
+            raise InvoiceCurrencyLocked(
+                "The currency of an invoice with line items cannot change.",
+                errors=[{"loc": ["body", "currency"], "msg": "invoice has line items"}],
+            )
+        invoice.currency = currency
+    if "customer" in sent:
+        if body.customer is not None:
+            _owned_customer(session, principal, body.customer)
+        invoice.customer_id = body.customer
+    if "number" in sent and body.number is not None and body.number != invoice.number:
+        if _number_taken(session, principal, body.number):
+            raise InvoiceNumberTaken(
+                f"Invoice number {body.number!r} is already used in this account.",
+                errors=[{"loc": ["body", "number"], "msg": "already used"}],
+            )
+        invoice.number = body.number
+    if "status" in sent:
+        invoice.status = body.status
+    if "due_date" in sent:
+        invoice.due_date = body.due_date
+    if "is_credit_note" in sent:
+        invoice.is_credit_note = body.is_credit_note
+    if "discount_code" in sent:
+        invoice.discount_code_name = body.discount_code.name if body.discount_code else None
+        invoice.discount_code_code = body.discount_code.code if body.discount_code else None
+    if "confirmed_at" in sent:
+        invoice.confirmed_at = body.confirmed_at
+    if "paid_at" in sent:
+        invoice.paid_at = body.paid_at
+    _check_status_timestamps(invoice, {n for n in ("confirmed_at", "paid_at") if n in sent})
+    if _invoice_state(invoice) != before:
+        touch_invoice(invoice)
+        _flush_with_number(session, principal, invoice, auto=False)
+    return invoice, invoice_totals(session, principal, [invoice.id]).get(invoice.id, Totals())
+
+
+def _invoice_state(invoice: Invoice) -> tuple[Any, ...]:
+    return (
+        invoice.number,
+        invoice.status,
+        invoice.currency,
+        invoice.customer_id,
+        invoice.due_date,
+        invoice.is_credit_note,
+        invoice.discount_code_name,
+        invoice.discount_code_code,
+        invoice.confirmed_at,
+        invoice.paid_at,
+    )
+
+
+def _has_line_items(session: Session, invoice: Invoice) -> bool:
+    return (
+        session.execute(
+            select(LineItem.id).where(LineItem.invoice_id == invoice.id).limit(1)
+        ).first()
+        is not None
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Line items
+
+# Bounds that keep every value and every sum inside a 64-bit integer (SQLite's SUM raises on
+# overflow): |money| < 10^10 major units, |quantity|, |unit price| < 10^10, 0 <= tax rate <= 10.
+MAX_MAJOR_DIGITS = 10
+MAX_TAX_RATE_MICROS = 10 * MICROS
+
+MONEY_FIELDS = ("discount_amount", "credit_amount", "refund_amount")
+
+
+class LineItemProblems:
+    """Collects every field error of a request, so a batch reports all of them at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[dict[str, Any]] = []
+
+    def add(self, loc: list[str | int], msg: str) -> None:
+        self.errors.append({"loc": loc, "msg": msg})
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            shown = self.errors[:100]
+            summary = "; ".join(
+                ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in shown[:5]
+            )
+            raise ValidationFailed(summary, errors=shown)
+
+
+def _pydantic_problems(exc: ValidationError, prefix: list[str | int]) -> list[dict[str, Any]]:
+    return [
+        {"loc": [*prefix, *error["loc"]], "msg": str(error["msg"])}
+        for error in exc.errors(include_url=False)
+    ]
+
+
+def _money(
+    text: str, currency: str, loc: list[str | int], problems: LineItemProblems
+) -> int | None:
+    try:
+        value = parse_amount(text, currency, field=str(loc[-1]))
+    except MoneyError as exc:
+        problems.add(loc, str(exc))
+        return None
+    if abs(value) >= 10 ** (MAX_MAJOR_DIGITS + currency_digits(currency)):
+        problems.add(loc, f"must be less than 10^{MAX_MAJOR_DIGITS} in absolute value")
+        return None
+    return value
+
+
+def _micros(text: str, loc: list[str | int], problems: LineItemProblems) -> int | None:
+    try:
+        value = parse_micros(text, field=str(loc[-1]))
+    except MoneyError as exc:
+        problems.add(loc, str(exc))
+        return None
+    if abs(value) >= 10**MAX_MAJOR_DIGITS * MICROS:
+        problems.add(loc, f"must be less than 10^{MAX_MAJOR_DIGITS} in absolute value")
+        return None
+    return value
+
+
+@dataclass
+class LineValues:
+    """One line's inputs, parsed; `amount` is the rounded, discounted line amount."""
+
+    quantity_micros: int | None
+    unit_price_micros: int | None
+    amount: int
+    tax_rate_micros: int
+    tax_amount: int
+    discount_amount: int
+    credit_amount: int
+    refund_amount: int
+
+
+def compute_line(
+    currency: str,
+    *,
+    quantity: str | None,
+    unit_price: str | None,
+    amount: str | None,
+    tax_rate: str,
+    discount_amount: str,
+    credit_amount: str,
+    refund_amount: str,
+    loc: list[str | int],
+    problems: LineItemProblems,
+) -> LineValues | None:
+    """SPEC §4: amount = round(quantity × unit_price) − discount, or the amount as given;
+    tax = round(amount × tax_rate); rounding half away from zero, once each."""
+    priced = quantity is not None or unit_price is not None
+    if priced and amount is not None:
+        problems.add([*loc, "amount"], "give either quantity and unit_price, or amount, not both")
+        return None
+    if not priced and amount is None:
+        problems.add([*loc, "amount"], "give either quantity and unit_price, or amount")
+        return None
+    if priced and quantity is None:
+        problems.add([*loc, "quantity"], "is required with unit_price")
+    if priced and unit_price is None:
+        problems.add([*loc, "unit_price"], "is required with quantity")
+    before = len(problems.errors)
+    rate = _micros(tax_rate, [*loc, "tax_rate"], problems)
+    if rate is not None and not 0 <= rate <= MAX_TAX_RATE_MICROS:
+        problems.add([*loc, "tax_rate"], 'must be a fraction between 0 and 10, such as "0.20"')
+    extras = {
+        name: _money(text, currency, [*loc, name], problems)
+        for name, text in (
+            ("discount_amount", discount_amount),
+            ("credit_amount", credit_amount),
+            ("refund_amount", refund_amount),
+        )
+    }
+    quantity_micros = (
+        _micros(quantity, [*loc, "quantity"], problems) if quantity is not None else None
+    )
+    price_micros = (
+        _micros(unit_price, [*loc, "unit_price"], problems) if unit_price is not None else None
+    )
+    given = _money(amount, currency, [*loc, "amount"], problems) if amount is not None else None
+    if len(problems.errors) > before or (priced and (quantity is None or unit_price is None)):
+        return None
+    assert rate is not None
+    discount = extras["discount_amount"] or 0
+    if given is not None:
+        line = given
+    else:
+        assert quantity_micros is not None
+        assert price_micros is not None
+        line = line_amount(quantity_micros, price_micros, currency) - discount
+        if abs(line) >= 10 ** (MAX_MAJOR_DIGITS + currency_digits(currency)):
+            problems.add(
+                [*loc, "amount"],
+                f"quantity × unit_price must be less than 10^{MAX_MAJOR_DIGITS} in absolute value",
+            )
+            return None
+    return LineValues(
+        quantity_micros=quantity_micros,
+        unit_price_micros=price_micros,
+        amount=line,
+        tax_rate_micros=rate,
+        tax_amount=line_tax(line, rate),
+        discount_amount=discount,
+        credit_amount=extras["credit_amount"] or 0,
+        refund_amount=extras["refund_amount"] or 0,
+    )
+
+
+def _apply_values(line: LineItem, values: LineValues) -> None:
+    line.quantity_micros = values.quantity_micros
+    line.unit_price_micros = values.unit_price_micros
+    line.amount = values.amount
+    line.tax_rate_micros = values.tax_rate_micros
+    line.tax_amount = values.tax_amount
+    line.discount_amount = values.discount_amount
+    line.credit_amount = values.credit_amount
+    line.refund_amount = values.refund_amount
+
+
+class GroupResolver:
+    """`group_id` (a group's public UUID) → the group of this invoice, looked up once each."""
+
+    def __init__(self, session: Session, principal: Principal, invoice: Invoice) -> None:
+        self.session = session
+        self.principal = principal
+        self.invoice = invoice
+        self.found: dict[str, LineItemGroup | None] = {}
+
+    def resolve(
+        self, text: str, loc: list[str | int], problems: LineItemProblems
+    ) -> LineItemGroup | None:
+        if text not in self.found:
+            try:
+                public_id = uuid.UUID(text)
+            except ValueError:
+                self.found[text] = None
+            else:
+                self.found[text] = self.session.execute(
+                    scoped(LineItemGroup, self.principal).where(
+                        LineItemGroup.public_id == public_id,
+                        LineItemGroup.invoice_id == self.invoice.id,
+                    )
+                ).scalar_one_or_none()
+        group = self.found[text]
+        if group is None:
+            problems.add(loc, f"no line-item group {text!r} on this invoice")
+        return group
+
+
+def _validate_payload(payload: Any) -> tuple[list[LineItemCreate], bool]:
+    """One line item, or `{"items": [...]}`; pydantic's errors keep their body location."""
+    batch = isinstance(payload, dict) and "items" in payload
+    try:
+        if batch:
+            return LineItemBatch.model_validate(payload).items, True
+        return [LineItemCreate.model_validate(payload)], False
+    except ValidationError as exc:
+        errors = _pydantic_problems(exc, ["body"])
+        summary = "; ".join(
+            ".".join(str(p) for p in e["loc"][1:]) + ": " + e["msg"] for e in errors[:5]
+        )
+        raise ValidationFailed(summary or "The request is not valid.", errors=errors) from exc
+
+
+def add_line_items(
+    session: Session, principal: Principal, invoice_id: int, payload: Any
+) -> tuple[list[tuple[LineItem, str | None]], bool]:
+    """Create one line item or a batch of up to 1,000, all or none; (lines, was_batch)."""
+    invoice = get_owned(session, Invoice, invoice_id, principal)
+    items, batch = _validate_payload(payload)
+    problems = LineItemProblems()
+    groups = GroupResolver(session, principal, invoice)
+    now = utcnow()
+    created: list[tuple[LineItem, str | None]] = []
+    for index, item in enumerate(items):
+        loc: list[str | int] = ["body", "items", index] if batch else ["body"]
+        group = (
+            groups.resolve(item.group_id, [*loc, "group_id"], problems)
+            if item.group_id is not None
+            else None
+        )
+        values = compute_line(
+            invoice.currency,
+            quantity=item.quantity,
+            unit_price=item.unit_price,
+            amount=item.amount,
+            tax_rate=item.tax_rate,
+            discount_amount=item.discount_amount,
+            credit_amount=item.credit_amount,
+            refund_amount=item.refund_amount,
+            loc=loc,
+            problems=problems,
+        )
+        if values is None or problems.errors:
+            continue
+        line = LineItem(
+            account_id=principal.account_id,
+            invoice_id=invoice.id,
+            group_id=group.id if group else None,
+            type=item.type,
+            billed_item_object=item.billed_item.object if item.billed_item else None,
+            billed_item_id=item.billed_item.id if item.billed_item else None,
+            description=item.description,
+            currency=invoice.currency,
+            created_at=now,
+        )
+        _apply_values(line, values)
+        created.append((line, str(group.public_id) if group else None))
+    problems.raise_if_any()
+    session.add_all([line for line, _ in created])
+    touch_invoice(invoice)
+    session.flush()
+    return created, batch
+
+
+def _group_ids(session: Session, lines: Sequence[LineItem]) -> dict[int, str]:
+    ids = {line.group_id for line in lines if line.group_id is not None}
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(LineItemGroup.id, LineItemGroup.public_id).where(LineItemGroup.id.in_(ids))
+    ).all()
+    return {row[0]: str(row[1]) for row in rows}
+
+
+def with_group_ids(
+    session: Session, lines: Sequence[LineItem]
+) -> list[tuple[LineItem, str | None]]:
+    """Each line with its group's public UUID (or None), in one query."""
+    public = _group_ids(session, lines)
+    return [
+        (line, public.get(line.group_id) if line.group_id is not None else None) for line in lines
+    ]
+
+
+def list_line_items(
+    session: Session, principal: Principal, invoice_id: int, page: OffsetPage
+) -> tuple[int, list[tuple[LineItem, str | None]]]:
+    invoice = get_owned(session, Invoice, invoice_id, principal)
+    base = scoped(LineItem, principal).where(LineItem.invoice_id == invoice.id)
+    count = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    lines = list(
+        session.execute(base.order_by(LineItem.id).limit(page.limit).offset(page.offset)).scalars()
+    )
+    return count, with_group_ids(session, lines)
+
+
+def _owned_line(
+    session: Session, principal: Principal, invoice_id: int, line_id: int
+) -> tuple[Invoice, LineItem]:
+    invoice = get_owned(session, Invoice, invoice_id, principal)
+    line = session.execute(
+        scoped(LineItem, principal).where(LineItem.id == line_id, LineItem.invoice_id == invoice.id)
+    ).scalar_one_or_none()
+    if line is None:
+        raise NotFound(f"No line item with id {line_id} on invoice {invoice_id}.")
+    return invoice, line
+
+
+def get_line_item(
+    session: Session, principal: Principal, invoice_id: int, line_id: int
+) -> tuple[LineItem, str | None]:
+    _invoice, line = _owned_line(session, principal, invoice_id, line_id)
+    return with_group_ids(session, [line])[0]
+
+
+_LINE_NOT_NULL = (
+    "type",
+    "description",
+    "quantity",
+    "unit_price",
+    "amount",
+    "tax_rate",
+    *MONEY_FIELDS,
+)
+
+
+def update_line_item(
+    session: Session, principal: Principal, invoice_id: int, line_id: int, body: LineItemUpdate
+) -> tuple[LineItem, str | None]:
+    """Apply the keys sent. Sending `amount` switches the line to the amount-given form;
+    sending `quantity` and/or `unit_price` switches it (or keeps it) in the priced form.
+    Amount and tax are recomputed from the merged inputs."""
+    invoice, line = _owned_line(session, principal, invoice_id, line_id)
+    sent = set(body.model_fields_set)
+    problems = LineItemProblems()
+    for name in _LINE_NOT_NULL:
+        if name in sent and getattr(body, name) is None:
+            problems.add(["body", name], "may not be null")
+    problems.raise_if_any()
+    currency = line.currency
+    digits = currency_digits(currency)
+
+    def current(name: str, stored: int) -> str:
+        value = getattr(body, name)
+        return str(value) if name in sent and value is not None else _minor_text(stored, digits)
+
+    quantity: str | None
+    unit_price: str | None
+    amount: str | None
+    if "amount" in sent:
+        amount = body.amount
+        quantity = body.quantity if "quantity" in sent else None
+        unit_price = body.unit_price if "unit_price" in sent else None
+    elif "quantity" in sent or "unit_price" in sent:
+        amount = None
+        quantity = body.quantity if "quantity" in sent else _micros_text(line.quantity_micros)
+        unit_price = (
+            body.unit_price if "unit_price" in sent else _micros_text(line.unit_price_micros)
+        )
+    elif line.quantity_micros is not None:
+        amount = None
+        quantity = _micros_text(line.quantity_micros)
+        unit_price = _micros_text(line.unit_price_micros)
+    else:
+        amount = _minor_text(line.amount, digits)
+        quantity = unit_price = None
+    values = compute_line(
+        currency,
+        quantity=quantity,
+        unit_price=unit_price,
+        amount=amount,
+        tax_rate=(
+            body.tax_rate
+            if "tax_rate" in sent and body.tax_rate is not None
+            else _micros_text(line.tax_rate_micros) or "0"
+        ),
+        discount_amount=current("discount_amount", line.discount_amount),
+        credit_amount=current("credit_amount", line.credit_amount),
+        refund_amount=current("refund_amount", line.refund_amount),
+        loc=["body"],
+        problems=problems,
+    )
+    group: LineItemGroup | None = None
+    if "group_id" in sent and body.group_id is not None:
+        group = GroupResolver(session, principal, invoice).resolve(
+            body.group_id, ["body", "group_id"], problems
+        )
+    problems.raise_if_any()
+    assert values is not None
+    _apply_values(line, values)
+    if "group_id" in sent:
+        line.group_id = group.id if group else None
+    if "type" in sent and body.type is not None:
+        line.type = body.type
+    if "description" in sent and body.description is not None:
+        line.description = body.description
+    if "billed_item" in sent:
+        line.billed_item_object = body.billed_item.object if body.billed_item else None
+        line.billed_item_id = body.billed_item.id if body.billed_item else None
+    if session.is_modified(line):
+        touch_invoice(invoice)
+    session.flush()
+    return with_group_ids(session, [line])[0]
+
+
+def delete_line_item(session: Session, principal: Principal, invoice_id: int, line_id: int) -> None:
+    invoice, line = _owned_line(session, principal, invoice_id, line_id)
+    session.delete(line)
+    touch_invoice(invoice)
+    session.flush()
+
+
+def _micros_text(value: int | None) -> str | None:
+    if value is None:
+        return None
+    sign = "-" if value < 0 else ""
+    whole, fraction = divmod(abs(value), MICROS)
+    return f"{sign}{whole}.{fraction:06d}"
+
+
+def _minor_text(value: int, digits: int) -> str:
+    sign = "-" if value < 0 else ""
+    whole, fraction = divmod(abs(value), 10**digits)
+    return f"{sign}{whole}.{fraction:0{digits}d}" if digits else f"{sign}{whole}"
