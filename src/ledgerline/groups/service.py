@@ -59,7 +59,11 @@ class GroupPage:
 def page_request(
     limit: int | None, sort_order: str | None, before: str | None, after: str | None
 ) -> PageRequest:
-    """Validate the list's query parameters; each mistake is a 422 naming the parameter."""
+    """Validate the list's query parameters; each mistake is a 422 naming the parameter.
+
+    An empty cursor (`?before=&after=`, the URL template's own form) means no cursor.
+    """
+    before, after = before or None, after or None
     size = DEFAULT_PAGE_SIZE if limit is None else limit
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise ValidationFailed.field(["query", "limit"], f"must be between 1 and {MAX_PAGE_SIZE}")
@@ -241,8 +245,20 @@ def list_groups(
     def any_row(condition: ColumnElement[bool]) -> bool:
         return bool(session.execute(select(exists(base.where(condition)))).scalar_one())
 
-    first = rows[0].id if rows else position
-    last = rows[-1].id if rows else position
+    # A page's bounds are its first and last rows. An empty page (its rows were deleted) is
+    # the gap beside the cursor's position, which itself belongs to the neighbouring page,
+    # so its bounds sit one step past it: ids are integers, so `id > p - 1` is `id >= p`.
+    step = -1 if page.descending else 1
+    first: int | None
+    last: int | None
+    if rows:
+        first, last = rows[0].id, rows[-1].id
+    elif position is None:
+        first = last = None
+    elif backwards:
+        first, last = position, position - step
+    else:
+        first, last = position + step, position
     if backwards:
         has_before = more_in_read_direction
         has_after = last is not None and any_row(follows(last))
