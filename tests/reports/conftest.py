@@ -206,6 +206,7 @@ def sample(data: Data) -> Data:
         customer=bob,
         due_date=dt.date(2024, 7, 15),
         confirmed_at=at("2024-07-01T00:00:00"),
+        paid_at=at("2024-07-09T18:15:00"),
         updated_at=at("2024-07-10T08:30:00"),
     )
     data.invoice(

@@ -34,6 +34,7 @@ from ledgerline.reports.columns import (
     Join,
     customers,
     invoices,
+    json_row_maker,
     line_items,
     venues,
 )
@@ -252,3 +253,37 @@ def count_rows(conn: Connection, account_id: int, params: ReportParams) -> int:
             .where(line_items.c.account_id == account_id, *params.filters.clauses())
         )
     return int(conn.execute(statement).scalar_one())
+
+
+def column_headers(params: ReportParams) -> list[dict[str, Any]]:
+    """TeamUp's column headers for the requested columns, with each sort key's position."""
+    sorted_at = {
+        key: (index, descending) for index, (key, descending) in enumerate(params.sort, start=1)
+    }
+    headers: list[dict[str, Any]] = []
+    for column in params.selected:
+        header: dict[str, Any] = {
+            "label": column.label,
+            "key": column.key,
+            "sortable": column.sortable,
+            "holds_customer_id": column.holds_customer_id,
+        }
+        if column.key in sorted_at:
+            priority, descending = sorted_at[column.key]
+            header["sorted"] = {"order": "desc" if descending else "asc", "priority": priority}
+        header["required"] = column.required
+        headers.append(header)
+    return headers
+
+
+def report_page(
+    conn: Connection, account_id: int, params: ReportParams, *, limit: int, offset: int
+) -> dict[str, Any]:
+    """One page of a report: `{"total", "column_headers", "rows"}`, rows as in a JSON export."""
+    make_row = json_row_maker(params.selected)
+    statement = rows_statement(account_id, params).limit(limit).offset(offset)
+    return {
+        "total": count_rows(conn, account_id, params),
+        "column_headers": column_headers(params),
+        "rows": [make_row(row) for row in conn.execute(statement)],
+    }
