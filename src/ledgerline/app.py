@@ -25,6 +25,7 @@ from ledgerline.http import (
 )
 from ledgerline.invoices.endpoints import router as invoices_router
 from ledgerline.jobs.endpoints import router as jobs_router
+from ledgerline.jobs.queue import queue_for
 from ledgerline.reports.endpoints import router as reports_router
 
 API_PREFIX = "/api/v2"
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     app.state.secret_key = settings.resolved_secret_key
     # Other parts (the queue) add checks here; /readyz runs them all.
-    app.state.readiness_checks = []
+    app.state.readiness_checks = [("queue", lambda: queue_for(settings).check())]
 
     install_error_handlers(app)
 

@@ -105,16 +105,38 @@ def serve(
 
     from ledgerline.app import create_app
     from ledgerline.http import configure_logging
+    from ledgerline.jobs.queue import embedded_workers
 
     settings = ready_settings()
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    workers = embedded_workers(settings)
+    workers.start()
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        workers.stop()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="jobs run at once")] = 2,
+) -> None:
+    """Run a job consumer only (scaled mode): as many as you like, on any machines."""
+    from ledgerline.http import configure_logging
+    from ledgerline.jobs.queue import QueueConfigError, run_worker
+
+    settings = ready_settings()
+    configure_logging(settings.log_level)
+    try:
+        run_worker(settings, concurrency)
+    except QueueConfigError as exc:
+        fail(str(exc))
 
 
 # --- generated data: seed, demo, quickstart -------------------------------------------------

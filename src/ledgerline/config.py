@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,11 @@ class Settings(BaseSettings):
     job_lease_seconds: int = Field(default=30, ge=2)
     job_max_attempts: int = Field(default=3, ge=1)
     download_url_ttl_seconds: int = Field(default=900, ge=10)
+    # The huey queue's name: processes sharing a queue URL and name share the work.
+    queue_name: str = "ledgerline"
+    # How `serve` runs its embedded workers: a child process (default: keeps the API
+    # responsive during a large export, see docs/jobs.md) or threads in the API process.
+    embedded_worker_mode: Literal["process", "thread"] = "process"
     log_level: str = "INFO"
 
     @property

@@ -80,10 +80,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Execution option naming a transaction that will write (set by the request session).
+SQLITE_BEGIN_IMMEDIATE = "ledgerline_sqlite_begin_immediate"
+
+
 def _sqlite_begin(conn: Any) -> None:
-    # IMMEDIATE would serialise readers behind writers; DEFERRED keeps reads concurrent
-    # and a write upgrades the lock, waiting up to busy_timeout.
-    conn.exec_driver_sql("BEGIN")
+    # DEFERRED keeps reads (and export snapshots) concurrent. But in WAL mode a transaction
+    # that has read cannot upgrade to a write once another connection has committed
+    # (SQLITE_BUSY_SNAPSHOT, with no busy wait): a session that will write asks for
+    # IMMEDIATE, which takes the write lock up front, waiting up to busy_timeout.
+    immediate = conn.get_execution_options().get(SQLITE_BEGIN_IMMEDIATE)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -12,6 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from ledgerline.db import SQLITE_BEGIN_IMMEDIATE
+
 AFTER_COMMIT = "ledgerline.after_commit"
 
 
@@ -20,7 +22,10 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    session: Session = request.app.state.sessionmaker()
+    writes = request.method not in ("GET", "HEAD", "OPTIONS")
+    session: Session = request.app.state.sessionmaker(
+        execution_options={SQLITE_BEGIN_IMMEDIATE: True} if writes else {}
+    )
     try:
         yield session
         session.commit()

@@ -1,5 +1,365 @@
-"""Endpoints of this domain (being built)."""
+"""Export requests (TeamUp's `POST /reports/…/export`) and the Jobs API."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.datastructures import UploadFile
+from starlette.responses import Response, StreamingResponse
+
+from ledgerline.auth import Principal, PrincipalDep, authenticate
+from ledgerline.db import utcnow
+from ledgerline.dependencies import SessionDep, after_commit
+from ledgerline.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from ledgerline.http import JSONResponse
+from ledgerline.jobs import service
+from ledgerline.jobs.queue import queue_for
+from ledgerline.models import Job
+from ledgerline.pagination import offset_page, page_links
+from ledgerline.reports.query import parse_report_params
+
+log = logging.getLogger("ledgerline.jobs")
+
+router = APIRouter(tags=["jobs"])
+
+JSON_TYPES = ("application/json",)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+ParamValue = str | int | list[str] | Any
+
+
+class JobNotReady(Conflict):
+    code = "job-not-ready"
+
+
+class JobExpired(Gone):
+    code = "job-expired"
+
+
+def _merge(target: dict[str, ParamValue], key: str, value: ParamValue, where: str) -> None:
+    if key in target and target[key] != value:
+        raise ValidationFailed.field(
+            [where, key], "given both in the query string and the body with different values"
+        )
+    target[key] = value
+
+
+def _multi(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Form or query pairs → one value per key, a list for a repeated key."""
+    grouped: dict[str, list[Any]] = {}
+    for key, value in items:
+        grouped.setdefault(key, []).append(value)
+    return {key: values[0] if len(values) == 1 else values for key, values in grouped.items()}
+
+
+async def export_request_params(request: Request) -> dict[str, ParamValue]:
+    """The export parameters from the query string and a JSON, form or multipart body."""
+    merged: dict[str, ParamValue] = dict(_multi(list(request.query_params.multi_items())))
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    body = await request.body()
+    if media_type in JSON_TYPES or media_type.endswith("+json"):
+        if not body.strip():
+            return merged
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(
+                "The request body is not valid JSON.",
+                errors=[{"loc": ["body"], "msg": "invalid JSON"}],
+            ) from exc
+        if not isinstance(parsed, dict):
+            raise ValidationFailed.field(["body"], "must be a JSON object")
+        for key, value in parsed.items():
+            _merge(merged, key, value, "body")
+        return merged
+    if media_type in FORM_TYPES:
+        try:
+            form = await request.form()
+        except Exception as exc:  # starlette raises several types for a malformed form
+            raise BadRequest(
+                "The form body could not be read.", errors=[{"loc": ["body"], "msg": "malformed"}]
+            ) from exc
+        for key, value in _multi(list(form.multi_items())).items():
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, UploadFile) for v in values):
+                raise ValidationFailed.field(["body", key], "must be a text field, not a file")
+            _merge(merged, key, value, "body")
+        return merged
+    if not body:
+        return merged
+    raise UnsupportedMediaType(
+        f"Send the parameters as application/json, application/x-www-form-urlencoded or "
+        f"multipart/form-data, not {media_type or 'an untyped body'}."
+    )
+
+
+ExportParamsDep = Annotated[dict[str, ParamValue], Depends(export_request_params)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+_EXPORT_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            media: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id_gt": {"type": "integer"},
+                        "sort": {"type": "array", "items": {"type": "string"}},
+                        "format": {"type": "string", "enum": ["csv", "json"], "default": "csv"},
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "invoice_status": {"type": "string"},
+                        **{
+                            f"invoice_{name}_{bound}": {
+                                "type": "string",
+                                "format": "date" if name == "due_date" else "date-time",
+                            }
+                            for name in ("due_date", "paid_at", "updated_at", "confirmed_at")
+                            for bound in ("gte", "lte")
+                        },
+                    },
+                }
+            }
+            for media in ("application/json", *FORM_TYPES)
+        },
+    }
+}
+
+
+def _export(
+    report: str,
+    request: Request,
+    raw: dict[str, ParamValue],
+    idempotency_key: str | None,
+    principal: Principal,
+    session: SessionDep,
+) -> Response:
+    params = parse_report_params(report, raw, timezone=principal.timezone, for_export=True)
+    job, created = service.create_export_job(session, principal, params, idempotency_key)
+    if created:
+        settings = request.app.state.settings
+        job_id = job.id
+
+        def hand_over() -> None:
+            # A lost hand-over is not fatal: the sweep re-queues jobs left queued.
+            try:
+                queue_for(settings).enqueue(job_id)
+            except Exception:
+                log.exception("could not enqueue job; the sweep will retry", extra={"job": job_id})
+
+        after_commit(session, hand_over)
+    return JSONResponse({"job": job.id}, headers={"Location": f"/api/v2/jobs/{job.id}"})
+
+
+@router.post("/reports/invoice_line_items/export", openapi_extra=_EXPORT_BODY_DOC)
+def export_line_items(
+    request: Request,
+    raw: ExportParamsDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+    format: Annotated[str | None, Query(description="csv (default) or json")] = None,
+) -> Response:
+    """Export every matching invoice line item as a CSV or JSON file, built by a job.
+
+    Answers `{"job": <id>}`; follow `GET /jobs/{id}` until `status` is `succeeded`, then
+    download `result.download_url`. An `Idempotency-Key` header makes a retry return the
+    same job.
+    """
+    return _export("invoice_line_items", request, raw, idempotency_key, principal, session)
+
+
+@router.post("/reports/invoice_line_items.grouped/export", openapi_extra=_EXPORT_BODY_DOC)
+def export_line_items_grouped(
+    request: Request,
+    raw: ExportParamsDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+    format: Annotated[str | None, Query(description="csv (default) or json")] = None,
+) -> Response:
+    """Export the grouped invoice line item report (totals by type and currency) as a file.
+
+    Answers `{"job": <id>}` like the flat export.
+    """
+    return _export("invoice_line_items.grouped", request, raw, idempotency_key, principal, session)
+
+
+# ---- the Jobs API --------------------------------------------------------------------------
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _percent(job: Job) -> int:
+    if job.status == "succeeded":
+        return 100
+    if not job.rows_total:
+        return 0
+    return min(100, (job.rows_done * 100) // job.rows_total)
+
+
+def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
+    result = None
+    if job.status == "succeeded":
+        from ledgerline.exports.links import link_expiry, sign_download
+
+        settings = request.app.state.settings
+        link_expires = link_expiry(now, settings.download_url_ttl_seconds)
+        if job.expires_at is not None:
+            # A link never outlives the file it points at.
+            link_expires = min(link_expires, link_expiry(job.expires_at, 0))
+        token = sign_download(request.app.state.secret_key, job.account_id, job.id, link_expires)
+        url = request.url_for("download_job", job_id=str(job.id)).include_query_params(token=token)
+        result = {
+            "file_name": job.file_name,
+            "content_type": job.content_type,
+            "size_bytes": job.size_bytes,
+            "row_count": job.row_count,
+            "sha256": job.sha256,
+            "download_url": str(url),
+            "download_url_expires_at": link_expires.isoformat(),
+        }
+    error = None
+    if job.status == "failed" and job.error_code:
+        error = {"code": job.error_code, "message": job.error_message}
+    return {
+        "id": job.id,
+        "object": "job",
+        "type": job.type,
+        "report": job.report,
+        "format": job.format,
+        "params": job.params,
+        "status": job.status,
+        "progress": {
+            "rows_done": job.rows_done,
+            "rows_total": job.rows_total,
+            "percent": _percent(job),
+        },
+        "attempts": job.attempts,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "expires_at": _iso(job.expires_at),
+        "result": result,
+        "error": error,
+    }
+
+
+PageQuery = Annotated[int | None, Query()]
+
+
+@router.get("/jobs")
+def list_jobs(
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    status: Annotated[str | None, Query(description="only jobs in this status")] = None,
+    limit: PageQuery = None,
+    offset: PageQuery = None,
+    page: PageQuery = None,
+    page_size: PageQuery = None,
+) -> Response:
+    """The account's jobs, newest first."""
+    window = offset_page(limit, offset, page, page_size)
+    count, jobs = service.list_jobs(session, principal, status, window)
+    next_url, previous_url = page_links(request, window, count)
+    now = utcnow()
+    return JSONResponse(
+        {
+            "count": count,
+            "next": next_url,
+            "previous": previous_url,
+            "results": [job_json(request, job, now) for job in jobs],
+        }
+    )
+
+
+@router.get("/jobs/{job_id}")
+def get_job(
+    job_id: int, request: Request, principal: PrincipalDep, session: SessionDep
+) -> Response:
+    """One job: its status, progress and, once it succeeded, a fresh signed download link."""
+    job = service.get_job(session, principal, job_id)
+    return JSONResponse(job_json(request, job, utcnow()))
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(
+    job_id: int, request: Request, principal: PrincipalDep, session: SessionDep
+) -> Response:
+    """Cancel a queued or running job (409 once it has finished); no file is published."""
+    job = service.cancel_job(session, principal, job_id)
+    return JSONResponse(job_json(request, job, utcnow()))
+
+
+@router.get("/jobs/{job_id}/download", name="download_job")
+def download_job(
+    job_id: int,
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str | None, Query(description="the signed token of a download_url")] = None,
+) -> Response:
+    """The export file: with the Authorization header, or with a signed `download_url` alone.
+
+    409 until the job has succeeded, 410 once its file has expired.
+    """
+    now = utcnow()
+    header = request.headers.get("authorization")
+    if header or token is None:
+        principal = authenticate(session, header)
+        if "read" not in principal.scopes:
+            raise Forbidden("This token lacks the 'read' scope.")
+        account_id = principal.account_id
+    else:
+        from ledgerline.exports.links import verify_download
+
+        account_id = verify_download(request.app.state.secret_key, token, job_id, now)
+    job = service.get_job_of_account(session, account_id, job_id)
+    if job is None:
+        raise NotFound(f"No job with id {job_id}.")
+    if job.status == "expired" or (
+        job.status == "succeeded" and job.expires_at is not None and job.expires_at <= now
+    ):
+        raise JobExpired(f"The file of job {job_id} has expired and was removed.")
+    if job.status != "succeeded" or job.storage_key is None:
+        raise JobNotReady(f"Job {job_id} has no file yet (status {job.status}).")
+    storage = _storage(request)
+    size = storage.size(job.storage_key)
+    if size is None:
+        raise JobExpired(f"The file of job {job_id} is no longer available.")
+    chunks: Iterator[bytes] = storage.open(job.storage_key)
+    return StreamingResponse(
+        chunks,
+        media_type=job.content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{job.file_name}"',
+            "Content-Length": str(size),
+        },
+    )
+
+
+def _storage(request: Request) -> Any:
+    storage = getattr(request.app.state, "export_storage", None)
+    if storage is None:
+        from ledgerline.exports.storage import storage_from_settings
+
+        storage = request.app.state.export_storage = storage_from_settings(
+            request.app.state.settings
+        )
+    return storage

@@ -1,0 +1,434 @@
+"""The export job lifecycle: queued → running → succeeded | failed | canceled (→ expired).
+
+Every change of state is one conditional UPDATE on the `jobs` row, so two workers, a sweep and
+a cancel racing each other can never both win: a worker owns a running job only while its
+`lease_owner` is on the row and its lease has not run out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ledgerline.auth import Principal, get_owned, scoped
+from ledgerline.db import SQLITE_BEGIN_IMMEDIATE, sessionmaker_for, utcnow
+from ledgerline.errors import Conflict, ValidationFailed
+from ledgerline.models import Job
+from ledgerline.pagination import OffsetPage
+from ledgerline.reports.query import ReportParams
+
+STATUSES = ("queued", "running", "succeeded", "failed", "canceled", "expired")
+ACTIVE = ("queued", "running")
+IDEMPOTENCY_KEY_MAX = 255
+
+
+class JobNotCancelable(Conflict):
+    code = "job-not-cancelable"
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    code = "idempotency-key-reused"
+
+
+@contextmanager
+def job_transaction(database_url: str) -> Iterator[Session]:
+    """A worker's short write transaction (IMMEDIATE on SQLite: it reads, then writes)."""
+    session = sessionmaker_for(database_url)(execution_options={SQLITE_BEGIN_IMMEDIATE: True})
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def request_hash(report: str, params: ReportParams) -> str:
+    """The identity of an export request: the normalised parameters, not the raw body."""
+    canonical = json.dumps(
+        {"report": report, "params": params.to_json()}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(
+    session: Session, principal: Principal, idempotency_key: str, fingerprint: str
+) -> Job | None:
+    existing = session.execute(
+        scoped(Job, principal).where(Job.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+    if existing is None:
+        return None
+    if existing.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "Idempotency-Key was already used for a different export request.",
+            errors=[
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": "already used with different parameters",
+                }
+            ],
+        )
+    return existing
+
+
+def create_export_job(
+    session: Session,
+    principal: Principal,
+    params: ReportParams,
+    idempotency_key: str | None,
+) -> tuple[Job, bool]:
+    """The job for this request and whether it is new (a replayed key returns the first job).
+
+    Two identical requests racing with one key: the unique (account_id, idempotency_key)
+    constraint lets one insert win; the other, inside a savepoint, reads the winner's row.
+    """
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        raise ValidationFailed.field(
+            ["header", "Idempotency-Key"], f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters"
+        )
+    fingerprint = request_hash(params.report, params)
+    if idempotency_key is not None:
+        replayed = _replay(session, principal, idempotency_key, fingerprint)
+        if replayed is not None:
+            return replayed, False
+    job = Job(
+        account_id=principal.account_id,
+        type="report_export",
+        report=params.report,
+        format=params.format,
+        params=params.to_json(),
+        status="queued",
+        rows_done=0,
+        attempts=0,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        created_at=utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        replayed = _replay(session, principal, idempotency_key, fingerprint)
+        if replayed is None:
+            raise
+        return replayed, False
+    return job, True
+
+
+def get_job(session: Session, principal: Principal, job_id: int) -> Job:
+    return get_owned(session, Job, job_id, principal)
+
+
+def get_job_of_account(session: Session, account_id: int, job_id: int) -> Job | None:
+    return session.execute(
+        select(Job).where(Job.id == job_id, Job.account_id == account_id)
+    ).scalar_one_or_none()
+
+
+def list_jobs(
+    session: Session, principal: Principal, status: str | None, window: OffsetPage
+) -> tuple[int, list[Job]]:
+    """The account's jobs, newest first, optionally of one status."""
+    statement = scoped(Job, principal)
+    if status is not None:
+        if status not in STATUSES:
+            raise ValidationFailed.field(
+                ["query", "status"], f"must be one of {', '.join(STATUSES)}"
+            )
+        statement = statement.where(Job.status == status)
+    count = session.execute(
+        select(func.count()).select_from(statement.order_by(None).subquery())
+    ).scalar_one()
+    jobs = (
+        session.execute(statement.order_by(Job.id.desc()).limit(window.limit).offset(window.offset))
+        .scalars()
+        .all()
+    )
+    return count, list(jobs)
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
+
+
+def cancel_job(session: Session, principal: Principal, job_id: int) -> Job:
+    """Queued or running → canceled; a running worker sees it at its next progress write."""
+    job = get_job(session, principal, job_id)
+    changed = _rowcount(
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status.in_(ACTIVE))
+            .values(status="canceled", finished_at=utcnow(), lease_owner=None)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    session.refresh(job)
+    if not changed:
+        raise JobNotCancelable(f"Job {job.id} has already finished ({job.status}).")
+    return job
+
+
+# ---- the worker's side ---------------------------------------------------------------------
+
+
+def claim_job(
+    session: Session,
+    job_id: int,
+    owner: str,
+    now: dt.datetime,
+    *,
+    lease_seconds: int,
+    max_attempts: int,
+) -> Job | None:
+    """Take the job if it is queued, or running under a lease that ran out; else None."""
+    claimed = _rowcount(
+        session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.attempts < max_attempts,
+                or_(
+                    Job.status == "queued",
+                    (Job.status == "running") & (Job.lease_expires_at < now),
+                ),
+            )
+            .values(
+                status="running",
+                attempts=Job.attempts + 1,
+                lease_owner=owner,
+                lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+                started_at=func.coalesce(Job.started_at, now),
+                rows_done=0,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if not claimed:
+        return None
+    return session.execute(select(Job).where(Job.id == job_id)).scalar_one()
+
+
+def heartbeat(
+    session: Session,
+    job_id: int,
+    owner: str,
+    now: dt.datetime,
+    *,
+    lease_seconds: int,
+    rows_done: int,
+    rows_total: int | None,
+) -> bool:
+    """Write progress and extend the lease; False when the job is no longer ours (canceled,
+    or the lease ran out and another worker took it)."""
+    values: dict[str, Any] = {
+        "rows_done": rows_done,
+        "lease_expires_at": now + dt.timedelta(seconds=lease_seconds),
+    }
+    if rows_total is not None:
+        values["rows_total"] = rows_total
+    return bool(
+        _rowcount(
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    file_name: str
+    storage_key: str
+    content_type: str
+    size_bytes: int
+    row_count: int
+    sha256: str
+
+
+def finish_job(
+    session: Session,
+    job_id: int,
+    owner: str,
+    now: dt.datetime,
+    result: ExportResult,
+    *,
+    retention_hours: int,
+) -> bool:
+    """Running (and still ours) → succeeded with its file; False when it is no longer ours."""
+    return bool(
+        _rowcount(
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
+                .values(
+                    status="succeeded",
+                    finished_at=now,
+                    expires_at=now + dt.timedelta(hours=retention_hours),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    rows_done=result.row_count,
+                    file_name=result.file_name,
+                    storage_key=result.storage_key,
+                    content_type=result.content_type,
+                    size_bytes=result.size_bytes,
+                    row_count=result.row_count,
+                    sha256=result.sha256,
+                    error_code=None,
+                    error_message=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
+    )
+
+
+def fail_or_retry(
+    session: Session,
+    job_id: int,
+    owner: str,
+    now: dt.datetime,
+    *,
+    max_attempts: int,
+    code: str,
+    message: str,
+) -> bool:
+    """After an error: back to queued while attempts remain (True: enqueue it again), else
+    failed with `{code, message}`. Does nothing if the job is no longer ours."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
+    ).scalar_one_or_none()
+    if job is None:
+        return False
+    retry = job.attempts < max_attempts
+    values: dict[str, Any] = {
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "error_code": code,
+        "error_message": message,
+    }
+    if retry:
+        values.update(status="queued", rows_done=0)
+    else:
+        values.update(status="failed", finished_at=now)
+    changed = _rowcount(
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    return retry and bool(changed)
+
+
+def has_lapsed(session: Session, now: dt.datetime, *, stale_after_seconds: int) -> bool:
+    """Whether `requeue_lapsed` has anything to do (a read, so idle sweeps take no lock)."""
+    stale_before = now - dt.timedelta(seconds=stale_after_seconds)
+    found = session.execute(
+        select(Job.id)
+        .where(
+            or_(
+                (Job.status == "running") & (Job.lease_expires_at < now),
+                (Job.status == "queued")
+                & (Job.created_at < stale_before)
+                & or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+            )
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def requeue_lapsed(
+    session: Session, now: dt.datetime, *, max_attempts: int, stale_after_seconds: int
+) -> list[int]:
+    """Jobs to hand (back) to the queue: the sweep's one query.
+
+    - running with a lease that ran out (its worker died): back to queued, or failed once
+      it has used all its attempts;
+    - queued for longer than `stale_after_seconds` without being picked up (the hand-over
+      after commit was lost, e.g. the queue was down): queued again, at most once per
+      `stale_after_seconds` (the lease column of a queued job holds "not before").
+    Each row is changed by a conditional UPDATE, so of several sweeping processes exactly
+    one re-queues a given job.
+    """
+    requeue: list[int] = []
+    lapsed = session.execute(
+        select(Job.id, Job.attempts).where(Job.status == "running", Job.lease_expires_at < now)
+    ).all()
+    for job_id, attempts in lapsed:
+        guard = (Job.id == job_id) & (Job.status == "running") & (Job.lease_expires_at < now)
+        if attempts >= max_attempts:
+            session.execute(
+                update(Job)
+                .where(guard)
+                .values(
+                    status="failed",
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    error_code="worker_lost",
+                    error_message=(
+                        f"The worker running this export stopped responding {attempts} times."
+                    ),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            continue
+        changed = session.execute(
+            update(Job)
+            .where(guard)
+            .values(
+                status="queued",
+                lease_owner=None,
+                lease_expires_at=now + dt.timedelta(seconds=stale_after_seconds),
+                rows_done=0,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(changed):
+            requeue.append(job_id)
+    stale_before = now - dt.timedelta(seconds=stale_after_seconds)
+    stale = (
+        session.execute(
+            select(Job.id).where(
+                Job.status == "queued",
+                Job.created_at < stale_before,
+                or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for job_id in stale:
+        changed = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.status == "queued",
+                or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+            )
+            .values(lease_expires_at=now + dt.timedelta(seconds=stale_after_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(changed):
+            requeue.append(job_id)
+    return requeue
