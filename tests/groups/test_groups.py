@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, TenantFactory, assert_problem
+from ledgerline.auth import issue_token
+from ledgerline.db import session_scope
+from tests.conftest import Api, Backend, assert_problem
 from tests.groups.conftest import InvoiceFactory
 
 # The example answer of Sequence's published page (seeds/004), the shape we are compatible with.
@@ -261,9 +263,16 @@ def test_default_page_is_twenty_newest_first(api: Api, new_invoice: InvoiceFacto
 
 
 def test_read_only_token_cannot_write(
-    make_tenant: TenantFactory, api: Api, new_invoice: InvoiceFactory
+    api: Api, backend: Backend, new_invoice: InvoiceFactory
 ) -> None:
-    reader = make_tenant(scopes=["read"])
-    invoice_id = new_invoice(reader)
-    assert reader.get(groups_url(invoice_id)).status_code == 200
-    assert_problem(reader.post(groups_url(invoice_id), json={"title": "x"}), 403)
+    invoice_id = new_invoice(api)
+    group = create_group(api, invoice_id, title="Kept")
+    with session_scope(backend.database_url) as session:
+        issued = issue_token(session, api.account_id, ["read"])
+    reader = Api(api.client, issued.token, api.account_id, api.currency, api.timezone)
+    url = groups_url(invoice_id)
+    assert reader.get(url).json()["items"] == [group]
+    assert_problem(reader.post(url, json={"title": "x"}), 403, "write")
+    assert_problem(reader.put(f"{url}/{group['id']}", json={"title": "x"}), 403, "write")
+    assert_problem(reader.delete(f"{url}/{group['id']}"), 403, "write")
+    assert api.get(url).json()["items"] == [group]
