@@ -25,7 +25,7 @@ PURPOSE = "ledgerline.download.v1"
 # The query parameter the jobs endpoints carry the token in.
 TOKEN_PARAM = "token"  # noqa: S105 (a parameter name, not a secret)
 
-_TOKEN = re.compile(r"^([1-9][0-9]{0,18})\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})$")
+_TOKEN = re.compile(r"([1-9][0-9]{0,18})\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})")
 
 
 class DownloadLinkInvalid(Forbidden):
@@ -60,7 +60,7 @@ def verify_download(secret_key: str, token: str, job_id: int, now: datetime) -> 
     Raises `DownloadLinkInvalid` (403) for a malformed or tampered token or one signed for
     another job, and `DownloadLinkExpired` (410) for a genuine token past its expiry.
     """
-    match = _TOKEN.match(token) if isinstance(token, str) else None
+    match = _TOKEN.fullmatch(token) if isinstance(token, str) else None
     if match is None:
         raise DownloadLinkInvalid("The download link is not valid.")
     account_id, expires, signature = int(match[1]), int(match[2]), match[3]

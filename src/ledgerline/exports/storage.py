@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 from urllib.parse import urlsplit
 
 from ledgerline.config import Settings
@@ -180,6 +180,12 @@ def _fsync_path(path: Path) -> None:
 # S3-compatible object storage
 
 
+def _blob(data: bytes | bytearray) -> bytes:
+    # botocore validates blobs as bytes, bytearray or str; the stubs only say bytes. Passing
+    # the bytearray itself avoids copying a whole part.
+    return cast(bytes, data)
+
+
 class _MultipartSink(io.RawIOBase):
     """Bytes buffered into parts of `part_size`, each uploaded as soon as it is full.
 
@@ -210,18 +216,23 @@ class _MultipartSink(io.RawIOBase):
         view = memoryview(data).cast("B")
         if self.discarding:  # aborted: late flushes must not start a new upload
             return len(view)
-        self.buffer += view
-        self.position += len(view)
-        while len(self.buffer) >= self.part_size:
-            self._upload_part(bytes(self.buffer[: self.part_size]))
-            del self.buffer[: self.part_size]
-        return len(view)
+        written = 0
+        while written < len(view):
+            piece = view[written : written + self.part_size - len(self.buffer)]
+            self.buffer += piece
+            written += len(piece)
+            if len(self.buffer) == self.part_size:
+                # The buffer itself is the part's body (no copy); a fresh one takes its place.
+                self._upload_part(self.buffer)
+                self.buffer = bytearray()
+        self.position += written
+        return written
 
     def close(self) -> None:
         # Closing only stops writes; what happens to the data is decided by complete/abort.
         super().close()
 
-    def _upload_part(self, body: bytes) -> None:
+    def _upload_part(self, body: bytes | bytearray) -> None:
         if self.upload_id is None:
             created = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)
             self.upload_id = created["UploadId"]
@@ -231,16 +242,16 @@ class _MultipartSink(io.RawIOBase):
             Key=self.key,
             UploadId=self.upload_id,
             PartNumber=number,
-            Body=body,
+            Body=_blob(body),
         )
         self.parts.append({"ETag": answer["ETag"], "PartNumber": number})
 
     def complete(self) -> None:
         if self.upload_id is None:
-            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer))
+            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=_blob(self.buffer))
         else:
             if self.buffer:
-                self._upload_part(bytes(self.buffer))
+                self._upload_part(self.buffer)
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=self.key,

@@ -19,18 +19,21 @@ def sweep_expired(
     """Expire up to `limit` jobs whose files have outlived `expires_at`; return how many.
 
     One conditional `UPDATE ... WHERE status = 'succeeded' RETURNING` claims the jobs, so
-    sweeps running at once in several workers never claim the same job twice (on
-    PostgreSQL the second waits on the row lock and then no longer matches; on SQLite
-    writers are serialised). Files are deleted before the caller commits: if the commit
-    fails, the jobs stay `succeeded` and the next sweep deletes again (deleting is
-    idempotent), so a job is never marked expired while its file remains. Call it in a
-    transaction of its own; callers commit.
+    sweeps running at once in several workers never claim the same job twice. On
+    PostgreSQL the batch is chosen with `FOR UPDATE SKIP LOCKED`, so concurrent sweeps take
+    different batches instead of queueing on the same rows; on SQLite writers are serialised.
+
+    Files are deleted before the caller commits: if the commit fails, the jobs stay
+    `succeeded` and the next sweep deletes again (deleting is idempotent), so a job is never
+    marked expired while its file remains. Call it in a transaction of its own (its first
+    statement is the write); the caller commits.
     """
     due = (
         select(Job.id)
         .where(Job.status == "succeeded", Job.expires_at <= now)
         .order_by(Job.id)
         .limit(limit)
+        .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
     claimed = session.execute(

@@ -1,0 +1,243 @@
+"""Local-disk export storage: atomic publish, streaming reads, safe keys, configuration."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ledgerline.config import Settings
+from ledgerline.exports.storage import (
+    CHUNK_SIZE,
+    InvalidStorageKey,
+    LocalStorage,
+    ObjectNotFound,
+    S3Storage,
+    StorageConfigError,
+    StorageUnavailable,
+    export_key,
+    storage_from_settings,
+    storage_from_url,
+)
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def read_all(storage: LocalStorage, key: str) -> bytes:
+    return b"".join(storage.open(key))
+
+
+class Crash(Exception):
+    """The failure of a worker in the middle of writing a file."""
+
+
+def write_then_crash(
+    storage: LocalStorage, key: str, data: bytes, during: Callable[[], None] = lambda: None
+) -> None:
+    with storage.writer(key) as out:
+        out.write(data)
+        out.flush()
+        during()
+        raise Crash
+
+
+def test_nothing_is_visible_under_the_key_until_the_block_succeeds(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    key = export_key(7, 42, "csv")
+    content = os.urandom(3 * CHUNK_SIZE + 17)
+    with storage.writer(key) as out:
+        out.write(content[: CHUNK_SIZE + 5])
+        out.flush()
+        assert storage.size(key) is None
+        with pytest.raises(ObjectNotFound):
+            storage.open(key)
+        # Only a hidden temporary file exists, next to where the object will be.
+        (temp,) = files_under(tmp_path)
+        assert temp.startswith("7/.42.csv.")
+        assert temp.endswith(".part")
+        out.write(content[CHUNK_SIZE + 5 :])
+    assert files_under(tmp_path) == ["7/42.csv"]
+    assert storage.size(key) == len(content)
+    chunks = list(storage.open(key))
+    assert all(len(chunk) <= CHUNK_SIZE for chunk in chunks)
+    assert len(chunks) == 4
+    assert b"".join(chunks) == content
+
+
+def test_an_error_in_the_block_removes_the_temporary_file(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+
+    with pytest.raises(Crash):
+        write_then_crash(storage, "1/2.json", b"[{" * 1000)
+    assert files_under(tmp_path) == []
+    assert storage.size("1/2.json") is None
+
+
+def test_a_failed_rewrite_leaves_the_published_object_intact(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    with storage.writer("1/3.csv") as out:
+        out.write(b"first,version\r\n")
+    seen_during: list[bytes] = []
+    with pytest.raises(Crash):
+        write_then_crash(
+            storage, "1/3.csv", b"second", lambda: seen_during.append(read_all(storage, "1/3.csv"))
+        )
+    assert seen_during == [b"first,version\r\n"]
+    assert read_all(storage, "1/3.csv") == b"first,version\r\n"
+    assert files_under(tmp_path) == ["1/3.csv"]
+
+
+def test_a_reader_already_streaming_keeps_the_version_it_opened(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    old = b"o" * (2 * CHUNK_SIZE + 1)
+    new = b"n" * (3 * CHUNK_SIZE)
+    with storage.writer("1/4.csv") as out:
+        out.write(old)
+    reading = storage.open("1/4.csv")
+    first = next(reading)
+    with storage.writer("1/4.csv") as out:
+        out.write(new)
+    assert first + b"".join(reading) == old
+    assert read_all(storage, "1/4.csv") == new
+
+
+def test_concurrent_readers_see_nothing_or_the_whole_file(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    content = os.urandom(6 * CHUNK_SIZE)
+    expected_digest = hashlib.sha256(content).hexdigest()
+    observed: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                data = read_all(storage, "9/9.csv")
+            except ObjectNotFound:
+                observed.append("absent")
+                continue
+            observed.append(
+                "complete" if hashlib.sha256(data).hexdigest() == expected_digest else "partial"
+            )
+
+    def wait_for_observations(count: int) -> None:
+        while len(observed) < count and thread.is_alive():
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        with storage.writer("9/9.csv") as out:
+            for start in range(0, len(content), 64 * 1024):
+                out.write(content[start : start + 64 * 1024])
+                out.flush()
+                # Make sure the reader looks while the file is being written.
+                wait_for_observations(len(observed) + 1)
+        seen_before_publish = len(observed)
+        wait_for_observations(seen_before_publish + 3)
+    finally:
+        done.set()
+        thread.join()
+    assert "partial" not in observed
+    assert observed.count("absent") >= len(content) // (64 * 1024)
+    assert observed[-1] == "complete"
+
+
+def test_a_caller_may_close_the_file_through_a_text_wrapper(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    with (
+        storage.writer("5/6.csv") as out,
+        io.TextIOWrapper(out, encoding="utf-8", newline="") as text,
+    ):
+        text.write("Amount,Currency\r\n45.50,GBP\r\n")
+    assert read_all(storage, "5/6.csv") == b"Amount,Currency\r\n45.50,GBP\r\n"
+    assert files_under(tmp_path) == ["5/6.csv"]
+
+
+BAD_KEYS = [
+    "",
+    "/etc/passwd",
+    "../outside",
+    "a/../../outside",
+    "a/..",
+    "..",
+    ".",
+    "a//b",
+    "a/",
+    ".hidden",
+    "1/.42.csv.abcdef.part",
+    "a\\..\\b",
+    "a\x00b",
+    "a\nb",
+    "x" * 501,
+]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_keys_that_could_escape_the_root_are_refused(tmp_path: Path, key: str) -> None:
+    root = tmp_path / "exports"
+    storage = LocalStorage(root)
+    with pytest.raises(InvalidStorageKey), storage.writer(key) as out:
+        out.write(b"x")
+    for call in (storage.open, storage.size, storage.delete):
+        with pytest.raises(InvalidStorageKey):
+            call(key)
+    assert files_under(tmp_path) == []
+
+
+def test_missing_objects(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    assert storage.size("1/1.csv") is None
+    with pytest.raises(ObjectNotFound):
+        storage.open("1/1.csv")
+    storage.delete("1/1.csv")  # idempotent: nothing to delete is fine
+    with storage.writer("1/1.csv") as out:
+        out.write(b"")
+    assert storage.size("1/1.csv") == 0
+    assert read_all(storage, "1/1.csv") == b""
+    storage.delete("1/1.csv")
+    storage.delete("1/1.csv")
+    assert storage.size("1/1.csv") is None
+
+
+def test_check_reports_an_unusable_root(tmp_path: Path) -> None:
+    LocalStorage(tmp_path / "new" / "exports").check()
+    assert (tmp_path / "new" / "exports").is_dir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StorageUnavailable):
+        LocalStorage(blocker / "exports").check()
+
+
+def test_storage_from_settings_defaults_to_the_data_dir(tmp_path: Path) -> None:
+    storage = storage_from_settings(Settings(data_dir=tmp_path, _env_file=None))
+    assert isinstance(storage, LocalStorage)
+    assert storage.root == (tmp_path / "exports").resolve()
+    with storage.writer("1/2.csv") as out:
+        out.write(b"ok")
+    assert (tmp_path / "exports" / "1" / "2.csv").read_bytes() == b"ok"
+
+
+def test_storage_urls() -> None:
+    local = storage_from_url("file:///srv/ledgerline/exports")
+    assert isinstance(local, LocalStorage)
+    assert local.root == Path("/srv/ledgerline/exports")
+    s3 = storage_from_url(
+        "s3://my-bucket/ledgerline/exports/", s3_endpoint_url="http://127.0.0.1:9"
+    )
+    assert isinstance(s3, S3Storage)
+    assert (s3.bucket, s3.prefix) == ("my-bucket", "ledgerline/exports")
+    assert s3.object_key("1/2.csv") == "ledgerline/exports/1/2.csv"
+    bare = storage_from_url("s3://my-bucket", s3_endpoint_url="http://127.0.0.1:9")
+    assert isinstance(bare, S3Storage)
+    assert bare.object_key("1/2.csv") == "1/2.csv"
+    for url in ("s3:///prefix", "ftp://host/x", "/just/a/path", "gs://bucket/x", "file://"):
+        with pytest.raises(StorageConfigError):
+            storage_from_url(url)

@@ -1,0 +1,188 @@
+"""The retention sweep on both databases: expired files deleted, jobs marked expired, once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from ledgerline.accounts import create_account
+from ledgerline.db import session_scope
+from ledgerline.exports.storage import LocalStorage, export_key
+from ledgerline.jobs.retention import sweep_expired
+from ledgerline.models import Job
+from tests.conftest import Backend
+
+
+def make_account(backend: Backend) -> int:
+    with session_scope(backend.database_url) as session:
+        return create_account(session, f"retention-{uuid.uuid4().hex[:8]}", "GBP", "UTC").id
+
+
+def make_job(
+    backend: Backend,
+    storage: LocalStorage,
+    account_id: int,
+    *,
+    status: str,
+    expires_at: dt.datetime | None,
+    with_file: bool,
+) -> tuple[int, str]:
+    with session_scope(backend.database_url) as session:
+        job = Job(
+            account_id=account_id,
+            report="invoice_line_items",
+            format="csv",
+            params={},
+            status=status,
+            expires_at=expires_at,
+        )
+        session.add(job)
+        session.flush()
+        key = export_key(account_id, job.id, "csv")
+        job.storage_key = key
+        if with_file:
+            with storage.writer(key) as out:
+                out.write(f"job {job.id}\r\n".encode())
+        return job.id, key
+
+
+def statuses(backend: Backend, job_ids: list[int]) -> dict[int, str]:
+    with session_scope(backend.database_url) as session:
+        rows = session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids))).all()
+        return {job_id: status for job_id, status in rows}
+
+
+def due_everywhere(backend: Backend, now: dt.datetime) -> int:
+    """Succeeded jobs past expiry in the whole database (other tests' included)."""
+    with session_scope(backend.database_url) as session:
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.status == "succeeded", Job.expires_at <= now)
+            )
+            or 0
+        )
+
+
+def test_sweep_deletes_expired_files_and_marks_their_jobs(backend: Backend, tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "exports")
+    account_id = make_account(backend)
+    now = dt.datetime.now(dt.UTC)
+    hour = dt.timedelta(hours=1)
+    expired = [
+        make_job(
+            backend, storage, account_id, status="succeeded", expires_at=now - hour, with_file=True
+        ),
+        make_job(backend, storage, account_id, status="succeeded", expires_at=now, with_file=True),
+        # The file is already gone (a sweep that deleted it did not commit): still fine.
+        make_job(
+            backend, storage, account_id, status="succeeded", expires_at=now - hour, with_file=False
+        ),
+    ]
+    kept = [
+        make_job(
+            backend, storage, account_id, status="succeeded", expires_at=now + hour, with_file=True
+        ),
+        make_job(
+            backend, storage, account_id, status="failed", expires_at=now - hour, with_file=False
+        ),
+        make_job(backend, storage, account_id, status="queued", expires_at=None, with_file=False),
+        make_job(
+            backend, storage, account_id, status="running", expires_at=now - hour, with_file=True
+        ),
+    ]
+    expected = due_everywhere(backend, now)
+    assert expected >= len(expired)
+
+    with session_scope(backend.database_url) as session:
+        swept = sweep_expired(session, storage, now)
+    assert swept == expected
+
+    all_ids = [job_id for job_id, _ in expired + kept]
+    after = statuses(backend, all_ids)
+    assert {after[job_id] for job_id, _ in expired} == {"expired"}
+    assert [after[job_id] for job_id, _ in kept] == ["succeeded", "failed", "queued", "running"]
+    for _, key in expired:
+        assert storage.size(key) is None
+    assert storage.size(kept[0][1]) is not None
+    assert storage.size(kept[3][1]) is not None
+
+    # A second sweep finds nothing more to do.
+    with session_scope(backend.database_url) as session:
+        assert sweep_expired(session, storage, now) == 0
+
+
+def test_a_sweep_that_does_not_commit_changes_nothing_in_the_database(
+    backend: Backend, tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path / "exports")
+    account_id = make_account(backend)
+    now = dt.datetime.now(dt.UTC)
+    job_id, _key = make_job(
+        backend,
+        storage,
+        account_id,
+        status="succeeded",
+        expires_at=now - dt.timedelta(minutes=1),
+        with_file=True,
+    )
+    try:
+        with session_scope(backend.database_url) as session:
+            assert sweep_expired(session, storage, now) >= 1
+            raise RuntimeError("commit never happens")
+    except RuntimeError:
+        pass
+    assert statuses(backend, [job_id]) == {job_id: "succeeded"}
+    # The next sweep finishes the work: the missing file is not an error.
+    with session_scope(backend.database_url) as session:
+        assert sweep_expired(session, storage, now) >= 1
+    assert statuses(backend, [job_id]) == {job_id: "expired"}
+
+
+def test_concurrent_sweeps_expire_each_job_once(backend: Backend, tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "exports")
+    account_id = make_account(backend)
+    now = dt.datetime.now(dt.UTC)
+    jobs = [
+        make_job(
+            backend,
+            storage,
+            account_id,
+            status="succeeded",
+            expires_at=now - dt.timedelta(minutes=5),
+            with_file=True,
+        )
+        for _ in range(30)
+    ]
+    expected = due_everywhere(backend, now)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def sweep() -> None:
+        try:
+            start.wait()
+            with session_scope(backend.database_url) as session:
+                counts.append(sweep_expired(session, storage, now, limit=7))
+        except BaseException as exc:
+            errors.append(exc)
+
+    for _ in range(20):  # rounds of four sweepers at once, until one finds nothing left
+        round_start = len(counts)
+        threads = [threading.Thread(target=sweep) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        start.reset()
+        if errors or not any(counts[round_start:]):
+            break
+    assert errors == []
+    assert sum(counts) == expected
+    assert set(statuses(backend, [job_id for job_id, _ in jobs]).values()) == {"expired"}
+    assert all(storage.size(key) is None for _, key in jobs)
