@@ -570,7 +570,8 @@ def _validate_payload(payload: Any) -> tuple[list[LineItemCreate], bool]:
     except ValidationError as exc:
         errors = _pydantic_problems(exc, ["body"])
         summary = "; ".join(
-            ".".join(str(p) for p in e["loc"][1:]) + ": " + e["msg"] for e in errors[:5]
+            ".".join(str(p) for p in (e["loc"][1:] or e["loc"])) + ": " + e["msg"]
+            for e in errors[:5]
         )
         raise ValidationFailed(summary or "The request is not valid.", errors=errors) from exc
 
