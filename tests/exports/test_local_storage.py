@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import os
@@ -25,6 +26,7 @@ from ledgerline.exports.storage import (
     storage_from_settings,
     storage_from_url,
 )
+from ledgerline.jobs.retention import sweep_abandoned
 
 
 def files_under(root: Path) -> list[str]:
@@ -241,3 +243,26 @@ def test_storage_urls() -> None:
     for url in ("s3:///prefix", "ftp://host/x", "/just/a/path", "gs://bucket/x", "file://"):
         with pytest.raises(StorageConfigError):
             storage_from_url(url)
+
+
+def test_abandoned_temporary_files_are_removed_once_old(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    with storage.writer("1/1.csv") as out:
+        out.write(b"published")
+    # What a crashed worker leaves: a temporary file nobody writes to any more.
+    crashed = tmp_path / "1" / ".2.csv.0123456789abcdef.part"
+    crashed.write_bytes(b"half a file")
+    day_ago = time.time() - 25 * 3600
+    os.utime(crashed, (day_ago, day_ago))
+    now = dt.datetime.now(dt.UTC)
+    with storage.writer("1/3.csv") as out:
+        out.write(b"still being written")
+        out.flush()
+        assert sweep_abandoned(storage, now) == 1
+        assert sweep_abandoned(storage, now) == 0
+    assert files_under(tmp_path) == ["1/1.csv", "1/3.csv"]
+    assert read_all(storage, "1/3.csv") == b"still being written"
+    # With no age limit even a fresh leftover goes; published files never do.
+    crashed.write_bytes(b"again")
+    assert sweep_abandoned(storage, now + dt.timedelta(seconds=1), older_than=dt.timedelta()) == 1
+    assert files_under(tmp_path) == ["1/1.csv", "1/3.csv"]

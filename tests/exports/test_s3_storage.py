@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import tracemalloc
@@ -19,6 +20,7 @@ from ledgerline.exports.storage import (
     StorageUnavailable,
     storage_from_settings,
 )
+from ledgerline.jobs.retention import sweep_abandoned
 from tests.exports.s3server import S3Server
 
 
@@ -180,3 +182,21 @@ def test_storage_from_settings_reaches_the_configured_endpoint(
         out.write(b"hello")
     assert object_keys(s3_server, bucket) == ["ledgerline/6/1.csv"]
     assert b"".join(storage.open("6/1.csv")) == b"hello"
+
+
+def test_abandoned_multipart_uploads_are_aborted_once_old(
+    s3_server: S3Server, bucket: str, storage: S3Storage
+) -> None:
+    client = s3_server.client()
+    # A worker that crashed mid-upload, and an upload outside our prefix (not ours to touch).
+    client.create_multipart_upload(Bucket=bucket, Key="exports/7/1.csv")
+    client.create_multipart_upload(Bucket=bucket, Key="elsewhere/7/1.csv")
+    # Ages come from the server's `Initiated` (moto reports a fixed date, so read it).
+    uploads = client.list_multipart_uploads(Bucket=bucket, Prefix="exports/")["Uploads"]
+    initiated = uploads[0]["Initiated"]
+    assert storage.remove_abandoned(initiated) == 0  # not begun before the cutoff
+    assert sorted(open_uploads(s3_server, bucket)) == ["elsewhere/7/1.csv", "exports/7/1.csv"]
+    a_day_later = initiated + dt.timedelta(hours=24, seconds=1)
+    assert sweep_abandoned(storage, a_day_later - dt.timedelta(seconds=2)) == 0
+    assert sweep_abandoned(storage, a_day_later) == 1
+    assert open_uploads(s3_server, bucket) == ["elsewhere/7/1.csv"]

@@ -13,6 +13,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ CHUNK_SIZE = 1024 * 1024
 # number of parts (at most 10,000) high enough for files up to ~78 GiB.
 PART_SIZE = 8 * 1024 * 1024
 MAX_KEY_LENGTH = 500  # jobs.storage_key is a String(500)
+TEMP_SUFFIX = ".part"
 
 
 class StorageError(Exception):
@@ -68,6 +70,10 @@ class Storage(Protocol):
 
     def check(self) -> None:
         """Raise `StorageUnavailable` when the storage cannot be used."""
+        ...
+
+    def remove_abandoned(self, started_before: datetime) -> int:
+        """Discard temporary objects (of crashed writers) begun before the given time."""
         ...
 
 
@@ -114,7 +120,7 @@ class LocalStorage:
     def writer(self, key: str) -> Iterator[BinaryIO]:
         path = self.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.part")
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
         file = temp.open("xb")
         try:
             yield file
@@ -160,6 +166,27 @@ class LocalStorage:
             raise StorageUnavailable(f"cannot create {self.root}: {exc}") from exc
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise StorageUnavailable(f"{self.root} is not writable")
+
+    def remove_abandoned(self, started_before: datetime) -> int:
+        """Delete `.part` files not written to since `started_before`.
+
+        A live writer touches its file with every write, so only the leftovers of a crashed
+        process grow old; they were never visible under a key.
+        """
+        cutoff = started_before.timestamp()
+        removed = 0
+        for directory, _dirs, names in os.walk(self.root):
+            for name in names:
+                if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+                    continue
+                path = Path(directory) / name
+                try:
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
 
 
 def _file_chunks(file: BinaryIO) -> Iterator[bytes]:
@@ -338,6 +365,24 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise StorageUnavailable(f"bucket {self.bucket!r} unreachable: {exc}") from exc
 
+    def remove_abandoned(self, started_before: datetime) -> int:
+        """Abort multipart uploads under the prefix begun before `started_before`.
+
+        Their parts are billed but never visible; a bucket lifecycle rule
+        (AbortIncompleteMultipartUpload) does the same on AWS.
+        """
+        removed = 0
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < started_before:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    removed += 1
+        return removed
+
 
 def _body_chunks(body: Any) -> Iterator[bytes]:
     try:
@@ -357,6 +402,8 @@ def make_s3_client(endpoint_url: str | None) -> S3Client:
 
     config = Config(
         retries={"max_attempts": 5, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=60,
         # S3-compatible servers (MinIO, moto, Ceph) are reached by path, not by bucket host.
         s3={"addressing_style": "path"} if endpoint_url else {},
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -11,6 +11,8 @@ from ledgerline.exports.storage import Storage
 from ledgerline.models import Job
 
 SWEEP_BATCH = 500
+# Longer than any export takes: an S3 upload's age counts from its start, not its last part.
+ABANDONED_AFTER = timedelta(hours=24)
 
 
 def sweep_expired(
@@ -47,3 +49,13 @@ def sweep_expired(
         if storage_key:
             storage.delete(storage_key)
     return len(claimed)
+
+
+def sweep_abandoned(
+    storage: Storage, now: datetime, *, older_than: timedelta = ABANDONED_AFTER
+) -> int:
+    """Discard what crashed writers left behind (never-published `.part` files, incomplete
+    multipart uploads) older than `older_than`; return how many. Safe to run anywhere, any
+    time: nothing published is touched. Walks the whole storage, so run it rarely (hourly).
+    """
+    return storage.remove_abandoned(now - older_than)
