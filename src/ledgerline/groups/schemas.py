@@ -38,6 +38,14 @@ class GroupBody(StrictBody):
             raise ValueError("title must not be blank")
         return value
 
+    @field_validator("title", "description")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # PostgreSQL text cannot hold NUL; refuse it on every database alike.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain the NUL character")
+        return value
+
 
 def group_json(group: LineItemGroup, currency: str, totals: Totals) -> dict[str, Any]:
     """One group as Sequence shows it; `invoiceId` is a string, as in the seed."""
