@@ -1,0 +1,280 @@
+"""The `ledgerline` command as a user runs it: real processes on a scratch data dir.
+
+SQLite always; PostgreSQL too when `LEDGERLINE_TEST_POSTGRES_URL` is set (a scratch
+database per test, like tests/conftest.py makes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from ledgerline.db import make_engine
+from ledgerline.models import Account, Invoice, LineItem
+from tests.conftest import POSTGRES_URL, _create_postgres_database, require_service
+
+SCRIPT = Path(sys.executable).with_name("ledgerline")
+
+
+def ledgerline_command() -> list[str]:
+    """The installed console script next to this interpreter, else the same entry point."""
+    if SCRIPT.exists():
+        return [str(SCRIPT)]
+    return [sys.executable, "-c", "from ledgerline.cli import main; main()"]
+
+
+@dataclass
+class Cli:
+    """Runs `ledgerline` with its own data dir (and database) and nothing else configured."""
+
+    name: str
+    env: dict[str, str]
+    cwd: Path
+    database_url: str
+
+    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ledgerline_command(), *args],
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def created(self, *args: str) -> dict[str, Any]:
+        """Run a creating command: exit 0 and exactly one JSON object on stdout."""
+        done = self.run(*args)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert len(lines) == 1, done.stdout
+        payload: dict[str, Any] = json.loads(lines[0])
+        assert isinstance(payload, dict)
+        return payload
+
+    def count(self, model: Any, account_id: int) -> int:
+        engine = make_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                return int(
+                    connection.execute(
+                        select(func.count())
+                        .select_from(model)
+                        .where(model.account_id == account_id)
+                    ).scalar_one()
+                )
+        finally:
+            engine.dispose()
+
+
+def _make_cli(name: str, tmp_path: Path) -> tuple[Cli, Callable[[], None] | None]:
+    data_dir = tmp_path / "data"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LEDGERLINE_")}
+    env["LEDGERLINE_DATA_DIR"] = str(data_dir)
+    env["COLUMNS"] = "200"  # rich wraps messages at the terminal width
+    drop = None
+    if name == "postgres":
+        admin_url = require_service("PostgreSQL", POSTGRES_URL, "LEDGERLINE_TEST_POSTGRES_URL")
+        url, drop = _create_postgres_database(admin_url)
+        env["LEDGERLINE_DATABASE_URL"] = url
+    else:
+        url = f"sqlite:///{data_dir / 'ledgerline.db'}"
+    # cwd is a scratch dir, so no stray `.env` is read.
+    return Cli(name, env, tmp_path, url), drop
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
+    made, drop = _make_cli(request.param, tmp_path)
+    yield made
+    if drop is not None:
+        drop()
+
+
+@pytest.fixture
+def sqlite_cli(tmp_path: Path) -> Cli:
+    return _make_cli("sqlite", tmp_path)[0]
+
+
+@pytest.fixture(scope="module")
+def cli_with_an_account(tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    """One SQLite data dir where account 1 exists, shared by the bad-input cases."""
+    made = _make_cli("sqlite", tmp_path_factory.mktemp("cli"))[0]
+    assert made.created("accounts", "create", "Existing")["id"] == 1
+    return made
+
+
+def test_accounts_and_tokens_create_print_one_json_object(sqlite_cli: Cli) -> None:
+    account = sqlite_cli.created(
+        "accounts", "create", "Tokyo Studio", "--currency", "jpy", "--timezone", "Asia/Tokyo"
+    )
+    assert account["name"] == "Tokyo Studio"
+    assert account["currency"] == "JPY"
+    assert account["timezone"] == "Asia/Tokyo"
+    assert isinstance(account["id"], int)
+
+    both = sqlite_cli.created("tokens", "create", "--account", str(account["id"]))
+    assert both["token"] == f"{both['key_id']}.{both['secret']}"
+    assert both["scopes"] == ["read", "write"]
+    reader = sqlite_cli.created(
+        "tokens", "create", "--account", str(account["id"]), "--scope", "read"
+    )
+    assert reader["scopes"] == ["read"]
+    assert reader["secret"] != both["secret"]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("accounts", "create", "Acme", "--currency", "XYZ"), "XYZ"),
+        (("accounts", "create", "Acme", "--timezone", "Mars/Olympus"), "Mars/Olympus"),
+        (("accounts", "create", "   "), "name"),
+        (("tokens", "create", "--account", "1", "--scope", "admin"), "admin"),
+        (("tokens", "create", "--account", "987654"), "987654"),
+        (("seed", "--account", "987654", "--line-items", "10"), "987654"),
+        (("seed", "--account", "1", "--line-items", "0"), "line-items"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_a_message_and_nothing_on_stdout(
+    cli_with_an_account: Cli, args: tuple[str, ...], named: str
+) -> None:
+    done = cli_with_an_account.run(*args)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert named in done.stderr
+
+
+def test_seed_command_adds_exactly_the_rows_it_reports(cli: Cli) -> None:
+    account = cli.created("accounts", "create", "Seeded")
+    report = cli.created(
+        "seed",
+        "--account",
+        str(account["id"]),
+        "--line-items",
+        "2500",
+        "--seed",
+        "4",
+        "--batch-size",
+        "1000",
+    )
+    assert report["account"] == account["id"]
+    assert report["line_items"] == 2500 == cli.count(LineItem, account["id"])
+    assert report["invoices"] == cli.count(Invoice, account["id"]) > 0
+    assert report["seconds"] > 0
+    assert report["line_items_per_second"] == pytest.approx(2500 / report["seconds"], rel=0.01)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"serve did not answer {url} in time:\n{log.read_text()}")
+
+
+@pytest.mark.slow
+def test_demo_then_serve_answers_with_the_printed_token(cli: Cli) -> None:
+    demo = cli.created("demo", "--line-items", "500")
+    assert cli.count(LineItem, demo["account"]) == 500
+    port = _free_port()
+    assert demo["base_url"] == "http://127.0.0.1:8000/api/v2"  # the defaults, as printed
+    base_url = f"http://127.0.0.1:{port}/api/v2"
+
+    log = cli.cwd / "serve.log"
+    env = {**cli.env, "LEDGERLINE_EMBEDDED_WORKERS": "0"}
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [*ledgerline_command(), "serve", "--port", str(port)],
+            env=env,
+            cwd=cli.cwd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_up(server, f"http://127.0.0.1:{port}/healthz", log)
+        headers = {"Authorization": f"Token {demo['token']}"}
+
+        customers = httpx.get(f"{base_url}/customers", headers=headers, timeout=10)
+        assert customers.status_code == 200, customers.text
+        assert customers.json()["count"] > 0
+        assert customers.json()["results"]
+
+        invoices = httpx.get(f"{base_url}/invoices", headers=headers, timeout=10)
+        assert invoices.status_code == 200, invoices.text
+        assert invoices.json()["count"] == cli.count(Invoice, demo["account"]) > 0
+        first = invoices.json()["results"][0]
+        lines = httpx.get(f"{base_url}/invoices/{first['id']}/line_items", headers=headers)
+        assert lines.status_code == 200, lines.text
+        assert lines.json()["count"] > 0
+
+        assert httpx.get(f"{base_url}/customers", timeout=10).status_code == 401
+
+        # quickstart on the same data dir keeps the data and mints a working token.
+        quick = cli.run("quickstart")
+        assert quick.returncode == 0, quick.stderr
+        payload = json.loads(quick.stdout)
+        assert payload["account"] == demo["account"]
+        assert payload["token"] != demo["token"]
+        curl = re.search(r'curl -H "Authorization: Token (\S+)" (\S+)', quick.stderr)
+        assert curl is not None, quick.stderr
+        assert curl.group(1) == payload["token"]
+        assert curl.group(2) == f"{payload['base_url']}/customers"
+        again = httpx.get(
+            f"{base_url}/customers", headers={"Authorization": f"Token {payload['token']}"}
+        )
+        assert again.status_code == 200
+        assert again.json()["count"] == customers.json()["count"]
+        engine = make_engine(cli.database_url)
+        with engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(Account)).scalar_one() == 1
+        engine.dispose()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.slow
+def test_quickstart_on_a_fresh_data_dir_creates_the_demo_once(sqlite_cli: Cli) -> None:
+    first = sqlite_cli.run("quickstart", timeout=300)
+    assert first.returncode == 0, first.stderr
+    payload = json.loads(first.stdout)
+    assert payload["base_url"] == "http://127.0.0.1:8000/api/v2"
+    assert sqlite_cli.count(LineItem, payload["account"]) == 10_000
+    assert f"Token {payload['token']}" in first.stderr
+
+    second = sqlite_cli.run("quickstart")
+    assert second.returncode == 0, second.stderr
+    again = json.loads(second.stdout)
+    assert again["account"] == payload["account"]
+    assert again["token"] != payload["token"]
+    assert sqlite_cli.count(LineItem, payload["account"]) == 10_000
