@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from ledgerline.accounts import create_account
 from ledgerline.db import session_scope
-from ledgerline.exports.storage import LocalStorage, export_key
+from ledgerline.exports.storage import LocalStorage
 from ledgerline.jobs.retention import sweep_expired
 from ledgerline.models import Job
 from tests.conftest import Backend
@@ -42,7 +42,8 @@ def make_job(
         )
         session.add(job)
         session.flush()
-        key = export_key(account_id, job.id, "csv")
+        # The layout the export task uses: <account>/<job>/<attempt>-<file name>.
+        key = f"{account_id}/{job.id}/{uuid.uuid4().hex[:12]}-invoice_line_items-{job.id}.csv"
         job.storage_key = key
         if with_file:
             with storage.writer(key) as out:

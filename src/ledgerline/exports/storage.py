@@ -93,11 +93,6 @@ def validate_key(key: str) -> str:
     return key
 
 
-def export_key(account_id: int, job_id: int, extension: str) -> str:
-    """The key of a job's export file: `<account id>/<job id>.<extension>`."""
-    return validate_key(f"{int(account_id)}/{int(job_id)}.{extension}")
-
-
 # ---------------------------------------------------------------------------------------
 # Local disk
 
