@@ -173,3 +173,19 @@ def test_batches_report_progress(sample: Data, monkeypatch: object) -> None:
         writers.BATCH_ROWS = original
     assert written == len(sample.lines) == 9
     assert progress == [4, 8, 9]
+
+
+def test_fast_money_rendering_matches_the_money_module() -> None:
+    """The export's per-currency formatters write exactly what `ledgerline.money` renders
+    (the module every other response uses), for signs, zero, sub-unit and large values."""
+    from ledgerline.money import money_object, plain_decimal
+    from ledgerline.reports.columns import MoneyFormat
+
+    values = [0, 1, -1, 5, 9, 10, 99, 100, 101, 350, -350, 4550, 123456789, -1000000]
+    for currency in ("GBP", "JPY", "KWD", "EUR"):
+        money = MoneyFormat(currency)
+        for value in values:
+            assert money.plain(value) == plain_decimal(value, currency)
+            assert json.loads(money.json(value), parse_float=Decimal) == json.loads(
+                json.dumps(money_object(value, currency), default=str), parse_float=Decimal
+            ) | {"decimal": money_object(value, currency)["decimal"]}

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-import simplejson
 from sqlalchemy import Connection, Engine, text
 
 from ledgerline.reports.columns import csv_header, csv_row_maker, json_row_maker
@@ -93,15 +92,12 @@ def _write_json(
     out: BinaryIO,
     on_progress: Callable[[int], None],
 ) -> int:
-    """One JSON array, a row a line, rows shaped exactly as `/data` rows."""
+    """One JSON array, a row a line, each row the very text a `/data` row is made of."""
     make_row = json_row_maker(params.selected)
-    encode = simplejson.JSONEncoder(
-        use_decimal=True, ensure_ascii=False, separators=(",", ":")
-    ).encode
     rows_done = 0
     out.write(b"[")
     for batch in batches:
-        chunk = ",\n".join([encode(make_row(row)) for row in batch])
+        chunk = ",\n".join([make_row(row) for row in batch])
         out.write((",\n" if rows_done else "\n").encode() + chunk.encode("utf-8"))
         rows_done += len(batch)
         on_progress(rows_done)

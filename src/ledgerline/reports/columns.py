@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, ColumnElement, cast, func
+from sqlalchemy import BigInteger, ColumnElement, cast, func, type_coerce
+from sqlalchemy.types import NullType
 
 from ledgerline.models import Customer, Invoice, LineItem, Venue
-from ledgerline.money import money_object, plain_decimal
+from ledgerline.money import currency_digits, currency_symbol
 
 Kind = Literal["int", "ref", "text", "money", "date", "datetime", "bool", "billed_item"]
 # Tables a column (or filter) needs joined to line_items, in join order.
@@ -64,6 +65,12 @@ def _c(table: Any, name: str) -> ColumnElement[Any]:
     return column
 
 
+def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The driver's value, without the type's per-value Python conversion: date-time columns
+    are rendered by `utc_iso`, once per distinct value (a line item shares its invoice's)."""
+    return type_coerce(column, NullType())
+
+
 FLAT_COLUMNS: tuple[Column, ...] = (
     Column("id", "ID", "int", (_c(line_items, "id"),)),
     Column(
@@ -94,7 +101,7 @@ FLAT_COLUMNS: tuple[Column, ...] = (
         "invoice.confirmed_at",
         "Invoice confirmed at",
         "datetime",
-        (_c(invoices, "confirmed_at"),),
+        (_raw(_c(invoices, "confirmed_at")),),
         aliases=("invoice_confirmed_at",),
         nullable=True,
         needs=INVOICE,
@@ -103,7 +110,7 @@ FLAT_COLUMNS: tuple[Column, ...] = (
         "invoice.paid_at",
         "Invoice paid at",
         "datetime",
-        (_c(invoices, "paid_at"),),
+        (_raw(_c(invoices, "paid_at")),),
         aliases=("paid_at",),
         nullable=True,
         needs=INVOICE,
@@ -112,7 +119,7 @@ FLAT_COLUMNS: tuple[Column, ...] = (
         "invoice.updated_at",
         "Invoice updated at",
         "datetime",
-        (_c(invoices, "updated_at"),),
+        (_raw(_c(invoices, "updated_at")),),
         aliases=("invoice_updated_at",),
         needs=INVOICE,
     ),
@@ -259,50 +266,155 @@ CATALOGS: dict[str, Catalog] = {
 }
 
 
-# --- Rendering: one formatter per column, chosen once per report, applied per row. -----------
+# --- Rendering: CSV cells and JSON rows, derived from the catalog. ---------------------------
 #
 # A row from `query.rows_statement` holds each selected column's expressions in order, then
-# the currency. `Getter`s take that row.
+# the currency. Exports write millions of rows, so the per-row work is kept to one compiled
+# function per report: it is generated once from the columns' kinds and positions (only
+# integers and names of the helpers below go into its source, never client input), and each
+# cell costs one indexing and at most one helper call. JSON rows are written as text directly
+# (the /data endpoint embeds the same text), so /data rows and JSON exports cannot diverge.
 
-Getter = Callable[[Sequence[Any]], Any]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CHARS = frozenset(FORMULA_START)
+RowMaker = Callable[[Sequence[Any]], Any]
 
 
 def guard_formula(text: str | None) -> str | None:
     """A text cell a spreadsheet would run as a formula gets a leading apostrophe."""
-    if text and text.startswith(FORMULA_START):
+    if text and text[0] in _FORMULA_CHARS:
         return "'" + text
     return text
+
+
+def _json_text(value: str) -> str:
+    """A JSON string literal, non-ASCII kept as is (the C encoder of the standard library)."""
+    return encode_basestring(value)
+
+
+class MoneyFormat:
+    """Minor units of one currency as a CSV plain decimal or a TeamUp money object's JSON,
+    exactly as `money.plain_decimal` and `money.money_object` render them, but cheaply."""
+
+    def __init__(self, currency: str) -> None:
+        self.digits = currency_digits(currency)
+        self.divisor = 10**self.digits
+        self._positive = f"%d.%0{self.digits}d"
+        self._negative = "-" + self._positive
+        symbol = currency_symbol(currency).replace("%", "%%")
+        self._display = f"%s{symbol}%s.%0{self.digits}d" if self.digits else f"%s{symbol}%s"
+        tail = (
+            f',"iso_currency_code":{_json_text(currency.lower())}'
+            f',"currency_symbol":{_json_text(currency_symbol(currency))}'
+            ',"currency_symbol_position":"before"}'
+        )
+        self._object = '{"decimal":%s,"string":%s' + tail.replace("%", "%%")
+
+    def plain(self, value: int) -> str:
+        """4550 -> "45.50"; -350 -> "-3.50"; JPY 1200 -> "1200"."""
+        if not self.digits:
+            return str(value)
+        text: str
+        if value >= 0:
+            text = self._positive % divmod(value, self.divisor)
+        else:
+            text = self._negative % divmod(-value, self.divisor)
+        return text
+
+    def json(self, value: int) -> str:
+        whole, fraction = divmod(abs(value), self.divisor)
+        sign = "-" if value < 0 else ""
+        number = self.plain(value)
+        if self.digits:
+            number = number.rstrip("0").rstrip(".")
+            display = self._display % (sign, f"{whole:,}", fraction)
+        else:
+            display = self._display % (sign, f"{whole:,}")
+        return self._object % (number, _json_text(display))
+
+
+class _MoneyFormats(dict[str, MoneyFormat]):
+    def __missing__(self, currency: str) -> MoneyFormat:
+        made = self[currency] = MoneyFormat(currency)
+        return made
+
+
+MONEY_FORMATS = _MoneyFormats()
 
 
 def _iso(value: dt.date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _json_getter(kind: Kind, at: int, currency_at: int) -> Getter:
-    if kind == "money":
-        return lambda row: money_object(row[at], row[currency_at])
-    if kind in ("date", "datetime"):
-        return lambda row: _iso(row[at])
-    if kind == "billed_item":
-        return lambda row: None if row[at] is None else {"object": row[at], "id": row[at + 1]}
-    if kind == "bool":
-        return lambda row: None if row[at] is None else bool(row[at])
-    return itemgetter(at)
+def utc_iso(raw: Any) -> str | None:
+    """A date-time as the driver gives it (naive UTC text from SQLite, an aware datetime
+    from PostgreSQL) as ISO 8601 in UTC, exactly like `UTCDateTime` then `isoformat()`."""
+    if raw is None:
+        return None
+    moment = dt.datetime.fromisoformat(raw) if isinstance(raw, str) else raw
+    if moment.tzinfo is None:
+        return str(moment.replace(tzinfo=dt.UTC).isoformat())
+    return str(moment.astimezone(dt.UTC).isoformat())
 
 
-def _csv_getter(kind: Kind, at: int, currency_at: int) -> Getter:
-    if kind == "money":
-        return lambda row: plain_decimal(row[at], row[currency_at])
-    if kind in ("date", "datetime"):
-        return lambda row: _iso(row[at])
-    if kind == "billed_item":
-        return lambda row: None if row[at] is None else guard_formula(f"{row[at]}:{row[at + 1]}")
-    if kind == "bool":
-        return lambda row: None if row[at] is None else ("true" if row[at] else "false")
-    if kind == "text":
-        return lambda row: guard_formula(row[at])
-    return itemgetter(at)
+def _memo(render: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`render` remembering its recent results (bounded): rows of one invoice repeat them."""
+    cache: dict[Any, Any] = {}
+
+    def memoised(raw: Any) -> Any:
+        try:
+            return cache[raw]
+        except KeyError:
+            if len(cache) >= 4096:
+                cache.clear()
+            made = cache[raw] = render(raw)
+            return made
+
+    return memoised
+
+
+def _json_or_null(encode: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda value: "null" if value is None else encode(value)
+
+
+def _json_iso(value: dt.date | None) -> str:
+    return "null" if value is None else '"' + value.isoformat() + '"'
+
+
+def _json_iso_text(text: str | None) -> str:
+    return "null" if text is None else '"' + text + '"'
+
+
+def _json_billed_item(kind: str | None, ident: int | None) -> str:
+    if kind is None:
+        return "null"
+    return f'{{"object":{_json_text(kind)},"id":{"null" if ident is None else ident}}}'
+
+
+def _csv_billed_item(kind: str | None, ident: int | None) -> str | None:
+    return None if kind is None else guard_formula(f"{kind}:{ident}")
+
+
+_HELPERS: dict[str, Any] = {
+    "G": guard_formula,
+    "ISO": _iso,
+    "JISO": _json_iso,
+    "JSTR": _json_text,
+    "JSTRN": _json_or_null(_json_text),
+    "JNUM": _json_or_null(str),
+    "JBOOL": lambda value: "null" if value is None else ("true" if value else "false"),
+    "CBOOL": lambda value: None if value is None else ("true" if value else "false"),
+    "JBILLED": _json_billed_item,
+    "CBILLED": _csv_billed_item,
+    "M": MONEY_FORMATS,
+}
+
+
+def _compile(source: str, constants: dict[str, Any]) -> RowMaker:
+    # The source holds only integer positions and the helper names above (see the note at
+    # the top of this section); eval makes one flat function instead of a call per cell.
+    maker: RowMaker = eval(source, {**_HELPERS, **constants})  # noqa: S307
+    return maker
 
 
 def _positions(columns: Sequence[Column]) -> tuple[list[int], int]:
@@ -314,25 +426,55 @@ def _positions(columns: Sequence[Column]) -> tuple[list[int], int]:
     return positions, at
 
 
-def json_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], dict[str, Any]]:
-    """Rows nested by dot-notation keys ("invoice.due_date" -> {"invoice": {"due_date": …}}),
-    money as TeamUp money objects in the row's currency."""
+def _json_cell(column: Column, at: int, currency_at: int) -> tuple[str, str]:
+    """(%-placeholder, expression) of one column's JSON value."""
+    value = f"row[{at}]"
+    if column.kind == "money":
+        return "%s", f"M[row[{currency_at}]].json({value})"
+    if column.kind == "datetime":
+        return "%s", f"JDT({value})"
+    if column.kind == "date":
+        return "%s", f"JISO({value})"
+    if column.kind == "billed_item":
+        return "%s", f"JBILLED({value}, row[{at + 1}])"
+    if column.kind == "bool":
+        return "%s", f"JBOOL({value})"
+    if column.kind == "text":
+        return "%s", f"JSTRN({value})" if column.nullable else f"JSTR({value})"
+    return ("%s", f"JNUM({value})") if column.nullable else ("%d", value)
+
+
+def json_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], str]:
+    """A function from a row to its JSON object text: nested by the dot-notation keys
+    ("invoice.due_date" -> {"invoice": {"due_date": …}}), money as TeamUp money objects in
+    the row's currency, dates and date-times ISO 8601 (UTC), absent values null."""
     positions, currency_at = _positions(columns)
-    steps = [
-        (column.path[:-1], column.path[-1], _json_getter(column.kind, at, currency_at))
-        for column, at in zip(columns, positions, strict=True)
-    ]
+    tree: dict[str, Any] = {}
+    for column, at in zip(columns, positions, strict=True):
+        node = tree
+        for part in column.path[:-1]:
+            node = node.setdefault(part, {})
+        node[column.path[-1]] = _json_cell(column, at, currency_at)
 
-    def make(row: Sequence[Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for parents, leaf, getter in steps:
-            target = out
-            for part in parents:
-                target = target.setdefault(part, {})
-            target[leaf] = getter(row)
-        return out
+    # Columns sharing a parent are written together, so the expressions are collected in
+    # the order the template is written, not the order the columns were requested.
+    expressions: list[str] = []
 
-    return make
+    def template(node: dict[str, Any]) -> str:
+        members: list[str] = []
+        for key, value in node.items():
+            if isinstance(value, tuple):
+                placeholder, expression = value
+                expressions.append(expression)
+            else:
+                placeholder = template(value)
+            members.append(_json_text(key).replace("%", "%%") + ":" + placeholder)
+        return "{" + ",".join(members) + "}"
+
+    text = template(tree)
+    source = f"lambda row: TEMPLATE % ({', '.join(expressions)},)"
+    json_datetime = _memo(lambda raw: _json_iso_text(utc_iso(raw)))
+    return _compile(source, {"TEMPLATE": text, "JDT": json_datetime})
 
 
 def has_money(columns: Sequence[Column]) -> bool:
@@ -345,16 +487,29 @@ def csv_header(columns: Sequence[Column]) -> list[str]:
     return [*labels, CURRENCY_LABEL] if has_money(columns) else labels
 
 
-def csv_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], list[Any]]:
+def _csv_cell(column: Column, at: int, currency_at: int) -> str:
+    value = f"row[{at}]"
+    if column.kind == "money":
+        return f"M[row[{currency_at}]].plain({value})"
+    if column.kind == "datetime":
+        return f"CDT({value})"
+    if column.kind == "date":
+        return f"ISO({value})"
+    if column.kind == "billed_item":
+        return f"CBILLED({value}, row[{at + 1}])"
+    if column.kind == "bool":
+        return f"CBOOL({value})"
+    if column.kind == "text":
+        return f"G({value})"
+    return value  # numbers as they are; None is written as an empty cell
+
+
+def csv_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A function from a row to its CSV cells (see csv_header for the layout)."""
     positions, currency_at = _positions(columns)
-    getters = [
-        _csv_getter(column.kind, at, currency_at)
-        for column, at in zip(columns, positions, strict=True)
+    cells = [
+        _csv_cell(column, at, currency_at) for column, at in zip(columns, positions, strict=True)
     ]
     if has_money(columns):
-        getters.append(itemgetter(currency_at))
-
-    def make(row: Sequence[Any]) -> list[Any]:
-        return [getter(row) for getter in getters]
-
-    return make
+        cells.append(f"row[{currency_at}]")
+    return _compile(f"lambda row: ({', '.join(cells)},)", {"CDT": _memo(utc_iso)})

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from simplejson import RawJSON
 from sqlalchemy import (
     Connection,
     FromClause,
@@ -285,5 +286,5 @@ def report_page(
     return {
         "total": count_rows(conn, account_id, params),
         "column_headers": column_headers(params),
-        "rows": [make_row(row) for row in conn.execute(statement)],
+        "rows": [RawJSON(make_row(row)) for row in conn.execute(statement)],
     }
