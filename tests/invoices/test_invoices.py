@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -269,3 +270,27 @@ def test_exact_decimal_literals_in_json(api: Api) -> None:
     assert Decimal("0.3") == as_decimal(
         exact_json(api.get(f"/invoices/{invoice['id']}"))["net_total"]
     )
+
+
+def test_concurrent_creates_get_distinct_numbers(api: Api) -> None:
+    def create(_: int) -> tuple[int, str]:
+        response = api.post("/invoices", json={})
+        return response.status_code, response.text
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(create, range(40)))
+    assert [status for status, _ in results] == [201] * 40, results
+    numbers = {
+        invoice["number"]
+        for invoice in api.get("/invoices", params={"limit": 100}).json()["results"]
+    }
+    assert numbers == {f"INV-{n:06d}" for n in range(1, 41)}
+
+
+def test_auto_number_skips_a_hand_given_number_far_back(api: Api) -> None:
+    create_invoice(api, number="INV-000053")
+    for n in range(50):  # pushes INV-000053 out of the recent invoices the sequence looks at
+        create_invoice(api, number=f"INV-X-{n}")
+    create_invoice(api, number="INV-000052")
+    assert create_invoice(api)["number"] == "INV-000054"
+    assert create_invoice(api)["number"] == "INV-000055"

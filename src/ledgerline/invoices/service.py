@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,39 +188,56 @@ def _number_taken(session: Session, principal: Principal, number: str) -> bool:
 
 
 def _next_number(session: Session, principal: Principal) -> str:
-    """INV-000001-style: one more than the highest auto number of the account so far."""
-    numbers = session.execute(
-        scoped(Invoice, principal)
-        .where(Invoice.number.like(NUMBER_PREFIX + "%"))
-        .with_only_columns(Invoice.number)
+    """INV-000001-style: one more than the highest `INV-<digits>` among the account's most
+    recent invoices; if a hand-given number already holds that, one more than the highest of
+    all of them. The common case reads a few rows through the (account_id, id) index."""
+    auto_numbers = scoped(Invoice, principal).where(Invoice.number.like(NUMBER_PREFIX + "%"))
+    recent = session.execute(
+        auto_numbers.order_by(Invoice.id.desc()).limit(50).with_only_columns(Invoice.number)
     ).scalars()
+    candidate = f"{NUMBER_PREFIX}{_highest_auto(recent) + 1:06d}"
+    if not _number_taken(session, principal, candidate):
+        return candidate
+    every = session.execute(auto_numbers.with_only_columns(Invoice.number)).scalars()
+    return f"{NUMBER_PREFIX}{_highest_auto(every) + 1:06d}"
+
+
+def _highest_auto(numbers: Iterable[str]) -> int:
     highest = 0
     for number in numbers:
         suffix = number[len(NUMBER_PREFIX) :]
         if _AUTO_DIGITS.match(suffix):
             highest = max(highest, int(suffix))
-    return f"{NUMBER_PREFIX}{highest + 1:06d}"
+    return highest
 
 
 _AUTO_DIGITS = re.compile(r"^[0-9]{1,18}$")
 
 
-def _flush_with_number(
-    session: Session, principal: Principal, invoice: Invoice, auto: bool
-) -> None:
-    """Flush in a savepoint; a number clash (a concurrent writer) is a 409, or the next
-    auto number."""
+def _number_taken_error(number: str) -> InvoiceNumberTaken:
+    return InvoiceNumberTaken(
+        f"Invoice number {number!r} is already used in this account.",
+        errors=[{"loc": ["body", "number"], "msg": "already used"}],
+    )
+
+
+def _insert_invoice(session: Session, principal: Principal, invoice: Invoice, auto: bool) -> None:
+    """Insert; a number clash with a concurrent writer is a 409 for a given number, or the
+    next auto number (the insert runs in a savepoint so a clash can be retried)."""
+    if not auto:
+        session.add(invoice)
+        try:
+            session.flush()
+        except IntegrityError as exc:  # the request's transaction is rolled back
+            raise _number_taken_error(invoice.number) from exc
+        return
     for _attempt in range(_AUTO_NUMBER_ATTEMPTS):
         try:
             with session.begin_nested():
+                session.add(invoice)
                 session.flush()
             return
-        except IntegrityError as exc:
-            if not auto:
-                raise InvoiceNumberTaken(
-                    f"Invoice number {invoice.number!r} is already used in this account.",
-                    errors=[{"loc": ["body", "number"], "msg": "already used"}],
-                ) from exc
+        except IntegrityError:
             invoice.number = _next_number(session, principal)
     raise Conflict("Could not allocate an invoice number; try again.")
 
@@ -251,10 +268,7 @@ def create_invoice(
         _owned_customer(session, principal, body.customer)
     auto = body.number is None
     if body.number is not None and _number_taken(session, principal, body.number):
-        raise InvoiceNumberTaken(
-            f"Invoice number {body.number!r} is already used in this account.",
-            errors=[{"loc": ["body", "number"], "msg": "already used"}],
-        )
+        raise _number_taken_error(body.number)
     now = utcnow()
     invoice = Invoice(
         account_id=principal.account_id,
@@ -272,8 +286,7 @@ def create_invoice(
         paid_at=body.paid_at,
     )
     _check_status_timestamps(invoice, set())
-    session.add(invoice)
-    _flush_with_number(session, principal, invoice, auto)
+    _insert_invoice(session, principal, invoice, auto)
     return invoice, Totals()
 
 
@@ -321,10 +334,7 @@ def update_invoice(
         invoice.customer_id = body.customer
     if "number" in sent and body.number is not None and body.number != invoice.number:
         if _number_taken(session, principal, body.number):
-            raise InvoiceNumberTaken(
-                f"Invoice number {body.number!r} is already used in this account.",
-                errors=[{"loc": ["body", "number"], "msg": "already used"}],
-            )
+            raise _number_taken_error(body.number)
         invoice.number = body.number
     if "status" in sent:
         invoice.status = body.status
@@ -342,7 +352,10 @@ def update_invoice(
     _check_status_timestamps(invoice, {n for n in ("confirmed_at", "paid_at") if n in sent})
     if _invoice_state(invoice) != before:
         touch_invoice(invoice)
-        _flush_with_number(session, principal, invoice, auto=False)
+        try:
+            session.flush()
+        except IntegrityError as exc:  # a concurrent writer took the number
+            raise _number_taken_error(invoice.number) from exc
     return invoice, invoice_totals(session, principal, [invoice.id]).get(invoice.id, Totals())
 
 
