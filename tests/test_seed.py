@@ -255,3 +255,17 @@ def test_unknown_account_and_bad_sizes_are_refused(backend: Backend, api: Api) -
         seed_account(engine, api.account_id, 0)
     with pytest.raises(SeedError, match="at least 1"):
         seed_account(engine, api.account_id, 10, batch_size=0)
+
+
+def test_sqlite_foreign_keys_hold_and_are_checked_again_after_a_seed(
+    backend: Backend, api: Api
+) -> None:
+    """The SQLite writer skips per-row foreign key checks; the rows must still satisfy them,
+    and the pooled connection must check them again afterwards."""
+    if backend.name != "sqlite":
+        pytest.skip("SQLite's foreign_keys pragma")
+    seed(backend, api, 500, seed=2)
+    engine = engine_for(backend.database_url)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []

@@ -309,9 +309,17 @@ class Chunk:
     lines: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def _timestamp(epoch: int) -> str:
-    """UTC as 'YYYY-MM-DD HH:MM:SS'; each writer adds its dialect's suffix."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+@dataclass(frozen=True)
+class Spelling:
+    """How a dialect wants timestamps and UUIDs as text: rows are built ready to insert."""
+
+    timestamp_suffix: str  # after 'YYYY-MM-DD HH:MM:SS' (UTC)
+    uuid_as_hex: bool
+
+
+# SQLAlchemy's SQLite DATETIME text form (naive UTC) and its CHAR(32) UUIDs.
+SQLITE_SPELLING = Spelling(timestamp_suffix=".000000", uuid_as_hex=True)
+POSTGRES_SPELLING = Spelling(timestamp_suffix="+00", uuid_as_hex=False)
 
 
 def _date(epoch: int) -> dt.date:
@@ -321,8 +329,11 @@ def _date(epoch: int) -> dt.date:
 class Generator:
     """Turns one seed into chunks of rows. Not thread-safe; one per run."""
 
-    def __init__(self, account_id: int, home_currency: str, seed: int, until: dt.date) -> None:
+    def __init__(
+        self, account_id: int, home_currency: str, seed: int, until: dt.date, spelling: Spelling
+    ) -> None:
         self.rng = random.Random(seed)
+        self.spelling = spelling
         self.account_id = account_id
         self.home_currency = home_currency
         self.until_epoch = int(
@@ -344,12 +355,17 @@ class Generator:
         self.invoices_made = 0
         self.lines_made = 0
 
+    def timestamp(self, epoch: int) -> str:
+        return (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) + self.spelling.timestamp_suffix
+        )
+
     def people(self, ids: Ids, line_items: int, chunk: Chunk) -> None:
         """Venues and customers, sized to the run."""
         rng = self.rng
         venue_count = min(len(VENUE_NAMES), 2 + line_items // 50_000)
         customer_count = max(10, min(50_000, line_items // 40))
-        created = _timestamp(self.since_epoch - 86_400)
+        created = self.timestamp(self.since_epoch - 86_400)
         for offset in range(venue_count):
             venue_id = ids.venue + offset
             self.venue_ids.append(venue_id)
@@ -369,6 +385,10 @@ class Generator:
             )
             self.customer_ids.append(customer_id)
         ids.customer += customer_count
+
+    def group_uuid(self, group_id: int) -> str:
+        value = uuid.uuid5(_GROUP_NAMESPACE, f"{group_id}:{self.rng.getrandbits(64)}")
+        return value.hex if self.spelling.uuid_as_hex else str(value)
 
     def invoices(self, ids: Ids, target: int, chunk: Chunk) -> None:
         """Invoices with their groups and lines until `target` lines are in the chunk."""
@@ -410,7 +430,7 @@ class Generator:
             due = _date(confirmed or created) + dt.timedelta(days=terms)
             if status == "upcoming":
                 due = _date(self.until_epoch) + dt.timedelta(days=terms)
-            created_text = _timestamp(created)
+            created_text = self.timestamp(created)
             chunk.invoices.append(
                 (
                     invoice_id,
@@ -424,9 +444,9 @@ class Generator:
                     code_name,
                     code,
                     created_text,
-                    _timestamp(updated),
-                    _timestamp(confirmed) if confirmed is not None else None,
-                    _timestamp(paid) if paid is not None else None,
+                    self.timestamp(updated),
+                    self.timestamp(confirmed) if confirmed is not None else None,
+                    self.timestamp(paid) if paid is not None else None,
                 )
             )
 
@@ -440,7 +460,7 @@ class Generator:
                     chunk.groups.append(
                         (
                             group_id,
-                            uuid.uuid5(_GROUP_NAMESPACE, f"{group_id}:{rng.getrandbits(64)}"),
+                            self.group_uuid(group_id),
                             account_id,
                             invoice_id,
                             index,
@@ -549,36 +569,15 @@ TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("groups", "line_item_groups", GROUP_COLUMNS),
     ("lines", "line_items", LINE_COLUMNS),
 )
-# Positions of the timestamp and boolean columns, which each dialect spells its own way.
-_TIMESTAMPS = {
-    "venues": (3,),
-    "customers": (5,),
-    "invoices": (10, 11, 12, 13),
-    "groups": (7,),
-    "lines": (17,),
-}
 
 
 def _column_list(columns: Sequence[str]) -> str:
     return ", ".join(f'"{name}"' for name in columns)
 
 
-def _spell(rows: list[tuple[Any, ...]], key: str, suffix: str, uuid_hex: bool) -> list[Any]:
-    """Rows with timestamps in the dialect's text form (and SQLite's UUIDs as hex)."""
-    positions = _TIMESTAMPS[key]
-    spelled: list[Any] = []
-    for row in rows:
-        values = list(row)
-        for position in positions:
-            if values[position] is not None:
-                values[position] += suffix
-        if key == "groups":
-            values[1] = values[1].hex if uuid_hex else str(values[1])
-        spelled.append(values)
-    return spelled
-
-
 class _Writer:
+    spelling: Spelling
+
     def next_ids(self) -> Ids:
         raise NotImplementedError
 
@@ -591,12 +590,21 @@ class _Writer:
 
 class _SqliteWriter(_Writer):
     """`executemany` in one transaction per chunk; BEGIN IMMEDIATE takes the write lock
-    before the highest ids are read."""
+    before the highest ids are read.
+
+    Foreign keys are not checked row by row while it writes (the pragma is per connection and
+    restored on close): every reference is to a row this run wrote before or to the account,
+    checked first. That is a third of SQLite's work per line item.
+    """
+
+    spelling = SQLITE_SPELLING
 
     def __init__(self, engine: Engine) -> None:
         self.raw = engine.raw_connection()
-        self.connection: Any = self.raw.driver_connection
-        self.suffix = ".000000"  # SQLAlchemy's SQLite DATETIME text form
+        connection = self.raw.driver_connection
+        assert connection is not None
+        self.connection: Any = connection
+        self.connection.execute("PRAGMA foreign_keys=OFF")
 
     def next_ids(self) -> Ids:
         self.connection.execute("BEGIN IMMEDIATE")
@@ -612,10 +620,6 @@ class _SqliteWriter(_Writer):
                 rows: list[Any] = getattr(chunk, key)
                 if not rows:
                     continue
-                if key == "lines":
-                    rows = self._lines(rows)
-                else:
-                    rows = _spell(rows, key, self.suffix, uuid_hex=True)
                 placeholders = ", ".join("?" for _ in columns)
                 self.connection.executemany(
                     f"INSERT INTO {table} ({_column_list(columns)}) VALUES ({placeholders})",
@@ -626,11 +630,10 @@ class _SqliteWriter(_Writer):
             self.connection.execute("ROLLBACK")
             raise
 
-    def _lines(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        suffix = self.suffix
-        return [(*row[:17], row[17] + suffix) for row in rows]
-
     def close(self) -> None:
+        if self.connection.in_transaction:
+            self.connection.execute("ROLLBACK")
+        self.connection.execute("PRAGMA foreign_keys=ON")
         self.raw.close()
 
 
@@ -639,11 +642,13 @@ class _PostgresWriter(_Writer):
     other writers back; the id sequences are moved past the ids used."""
 
     TABLE_NAMES = ("venues", "customers", "invoices", "line_item_groups", "line_items")
+    spelling = POSTGRES_SPELLING
 
     def __init__(self, engine: Engine) -> None:
         self.raw = engine.raw_connection()
-        self.connection: Any = self.raw.driver_connection
-        self.suffix = "+00"
+        connection = self.raw.driver_connection
+        assert connection is not None
+        self.connection: Any = connection
 
     def next_ids(self) -> Ids:
         cursor = self.connection.cursor()
@@ -664,16 +669,9 @@ class _PostgresWriter(_Writer):
                 rows: list[Any] = getattr(chunk, key)
                 if not rows:
                     continue
-                if key != "lines":
-                    rows = _spell(rows, key, self.suffix, uuid_hex=False)
-                suffix = self.suffix
                 with cursor.copy(f"COPY {table} ({_column_list(columns)}) FROM STDIN") as copy:
-                    if key == "lines":
-                        for row in rows:
-                            copy.write_row((*row[:17], row[17] + suffix))
-                    else:
-                        for row in rows:
-                            copy.write_row(row)
+                    for row in rows:
+                        copy.write_row(row)
                 cursor.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
                     f" (SELECT MAX(id) FROM {table}))"
@@ -684,6 +682,7 @@ class _PostgresWriter(_Writer):
             raise
 
     def close(self) -> None:
+        self.connection.rollback()  # nothing is pending unless a chunk failed half-way
         self.raw.close()
 
 
@@ -710,9 +709,11 @@ def seed_account(
     if currency is None:
         raise SeedError(f"no account with id {account_id}")
     started = time.perf_counter()
-    generator = Generator(account_id, currency, seed, until or dt.datetime.now(dt.UTC).date())
     writer: _Writer = (
         _SqliteWriter(engine) if engine.dialect.name == "sqlite" else _PostgresWriter(engine)
+    )
+    generator = Generator(
+        account_id, currency, seed, until or dt.datetime.now(dt.UTC).date(), writer.spelling
     )
     counts = {"venues": 0, "customers": 0, "invoices": 0, "groups": 0}
     done = 0
