@@ -268,3 +268,18 @@ def test_delete_line_item(api: Api) -> None:
     other = create_invoice(api)
     # a line item is only found under its own invoice
     assert_problem(api.get(f"/invoices/{other['id']}/line_items/{keep['id']}"), 404)
+
+
+def test_noop_line_item_patch_leaves_invoice_updated_at(api: Api) -> None:
+    invoice = create_invoice(api)
+    line = add_line_item(api, invoice["id"], type="flat_fee", quantity="2", unit_price="3.50")
+    url = f"/invoices/{invoice['id']}/line_items/{line['id']}"
+    before = api.get(f"/invoices/{invoice['id']}").json()["updated_at"]
+    same = api.patch(url, json={"description": "", "quantity": "2.000", "type": "flat_fee"})
+    assert same.status_code == 200
+    assert same.json() == line
+    assert api.get(f"/invoices/{invoice['id']}").json()["updated_at"] == before
+    changed = api.patch(url, json={"unit_price": "3.51"}).json()
+    assert changed["amount"]["decimal"] == 7.02
+    after = api.get(f"/invoices/{invoice['id']}").json()["updated_at"]
+    assert dt.datetime.fromisoformat(after) > dt.datetime.fromisoformat(before)
