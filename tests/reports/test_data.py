@@ -359,3 +359,23 @@ def test_naive_datetimes_are_read_in_the_accounts_timezone(
     explicit = "2024-01-15T17:00:00+00:00"
     assert fetch(new_york.api, invoice_paid_at_gte=explicit)["total"] == 2
     assert fetch(utc.api, invoice_paid_at_gte=explicit)["total"] == 2
+
+
+def test_bracketed_array_keys_and_huge_offsets(sample: Data) -> None:
+    response = sample.api.get(
+        FLAT, params=[("columns[]", "amount"), ("columns[]", "id"), ("sort[]", "-id")]
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [h["key"] for h in body["column_headers"]] == ["amount", "id"]
+    assert [row["id"] for row in body["rows"]] == sorted(
+        (line.id for line in sample.lines), reverse=True
+    )
+    assert_problem(sample.api.get(FLAT, params={"offset": "99999999999999999999"}), 422, "offset")
+    assert_problem(
+        sample.api.get(FLAT, params={"page": "99999999999999999", "page_size": "100"}), 422, "page"
+    )
+    far = sample.api.get(FLAT, params={"offset": "1000000"})
+    assert far.status_code == 200
+    assert far.json()["rows"] == []
+    assert far.json()["total"] == len(sample.lines)

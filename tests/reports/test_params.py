@@ -9,6 +9,8 @@ import json
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledgerline.db import engine_for
 from ledgerline.errors import ValidationFailed
@@ -139,3 +141,50 @@ def test_report_of_line_items_made_through_the_api(api: Api) -> None:
     grouped = fetch(api, "/reports/invoice_line_items.grouped/data")
     totals = {row["type"]: row["total_amount"]["decimal"] for row in grouped["rows"]}
     assert totals == {"service_fee": expected[0] + expected[1], "flat_fee": expected[2]}
+
+
+KEYS = [
+    "id_gt",
+    "invoice_status",
+    "invoice_due_date_gte",
+    "invoice_paid_at_lte",
+    "invoice_updated_at_gte",
+    "columns",
+    "sort",
+    "format",
+]
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(KEYS), value=JSONISH, report=st.sampled_from([FLAT, GROUPED]))
+def test_any_value_is_parsed_or_refused_as_422(key: str, value: object, report: str) -> None:
+    """No client value makes parsing fail with anything but a 422 naming the key."""
+    refused: ValidationFailed | None = None
+    try:
+        params = parse_report_params(
+            report, {key: value}, timezone="Pacific/Kiritimati", for_export=True
+        )
+    except ValidationFailed as error:
+        refused = error
+    if refused is not None:
+        assert refused.errors
+        assert refused.errors[0]["loc"] == [key]
+    else:
+        assert ReportParams.from_json(json.loads(json.dumps(params.to_json()))) == params
+
+
+def test_nul_bytes_and_unicode_digits_over_http(sample: Data) -> None:
+    for params in (
+        {"invoice_status": "paid\x00"},
+        {"invoice_paid_at_gte": "２０２４-07-29"},
+        {"id_gt": "１２"},
+        {"columns": "id\x00"},
+        {"invoice_due_date_gte": "0001-01-01", "invoice_updated_at_lte": "9999-12-31"},
+    ):
+        response = sample.api.get("/reports/invoice_line_items/data", params=params)
+        assert response.status_code in (200, 422), (params, response.text)

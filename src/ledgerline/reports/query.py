@@ -147,6 +147,19 @@ def _parse_format(value: Any) -> str:
     return value.strip().lower()
 
 
+def _without_brackets(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """`columns[]=id&columns[]=amount` (the form-encoding of arrays many clients use) is
+    read as `columns`; both spellings together are merged in order."""
+    merged: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key[:-2] if key.endswith("[]") else key
+        if name in merged:
+            before = merged[name] if isinstance(merged[name], list) else [merged[name]]
+            value = before + (value if isinstance(value, list) else [value])
+        merged[name] = value
+    return merged
+
+
 def parse_report_params(
     report: str, raw: Mapping[str, Any], *, timezone: str, for_export: bool
 ) -> ReportParams:
@@ -158,6 +171,7 @@ def parse_report_params(
     if report not in CATALOGS:
         raise ValidationFailed.field(["report"], f"'{report}' is not a report")
     catalog = CATALOGS[report]
+    raw = _without_brackets(raw)
     allowed = PARAM_KEYS if for_export else PARAM_KEYS | PAGING_KEYS
     for key in raw:
         if key not in allowed:
