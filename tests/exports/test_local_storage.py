@@ -208,6 +208,47 @@ def test_missing_objects(tmp_path: Path) -> None:
     assert storage.size("1/1.csv") is None
 
 
+def test_delete_prunes_the_directories_it_empties(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "exports")
+    for key in ("3/30/a-x.csv", "3/31/b-y.csv", "4/40/c-z.json"):
+        with storage.writer(key) as out:
+            out.write(key.encode())
+    storage.delete("3/30/a-x.csv")
+    assert sorted(p.name for p in (tmp_path / "exports" / "3").iterdir()) == ["31"]
+    storage.delete("3/31/b-y.csv")
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == ["4"]
+    storage.delete("4/40/c-z.json")
+    assert (tmp_path / "exports").is_dir()
+    assert list((tmp_path / "exports").iterdir()) == []
+    # Writing again recreates what was pruned.
+    with storage.writer("3/30/a-x.csv") as out:
+        out.write(b"again")
+    assert read_all(storage, "3/30/a-x.csv") == b"again"
+
+
+def test_writers_and_deletes_in_one_directory_race_safely(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    errors: list[BaseException] = []
+
+    def churn(worker: int) -> None:
+        try:
+            for n in range(200):
+                key = f"1/2/{worker}-{n}.csv"
+                with storage.writer(key) as out:
+                    out.write(b"x" * 10)
+                storage.delete(key)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert files_under(tmp_path) == []
+
+
 def test_check_reports_an_unusable_root(tmp_path: Path) -> None:
     LocalStorage(tmp_path / "new" / "exports").check()
     assert (tmp_path / "new" / "exports").is_dir()

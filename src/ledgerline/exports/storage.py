@@ -12,7 +12,7 @@ import io
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
@@ -114,9 +114,8 @@ class LocalStorage:
     @contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
         path = self.path_for(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
-        file = temp.open("xb")
+        file = self._create(temp)
         try:
             yield file
             if not file.closed:
@@ -131,6 +130,18 @@ class LocalStorage:
             file.close()
             temp.unlink(missing_ok=True)
             raise
+
+    @staticmethod
+    def _create(temp: Path) -> BinaryIO:
+        # `delete` prunes directories it empties; one may vanish between mkdir and open.
+        for _ in range(9):
+            temp.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                return temp.open("xb")
+            except FileNotFoundError:
+                continue
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        return temp.open("xb")
 
     def open(self, key: str) -> Iterator[bytes]:
         try:
@@ -152,7 +163,18 @@ class LocalStorage:
             path.unlink()
         except (FileNotFoundError, NotADirectoryError):
             return
-        _fsync_path(path.parent)
+        with suppress(FileNotFoundError):  # another delete pruned the directory already
+            _fsync_path(path.parent)
+        # Prune the directories this leaves empty (the job's, then the account's), so
+        # retention does not leave one empty directory per job behind.
+        root = self.root.resolve()
+        directory = path.parent.resolve()
+        while directory != root and directory.is_relative_to(root):
+            try:
+                directory.rmdir()
+            except OSError:  # not empty (or already gone): stop pruning
+                break
+            directory = directory.parent
 
     def check(self) -> None:
         try:
