@@ -57,6 +57,16 @@ def statuses(backend: Backend, job_ids: list[int]) -> dict[int, str]:
         return {job_id: status for job_id, status in rows}
 
 
+def sweep_time() -> dt.datetime:
+    """The `now` the tests sweep at: ten minutes ahead of the clock.
+
+    Jobs a test makes "expired" expire in those ten minutes, so a sweeper running in the
+    background (the jobs tests' consumer, at the real time) never takes them from the test,
+    and other tests' succeeded jobs (retention of at least an hour) are not due at it.
+    """
+    return dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+
+
 def due_everywhere(backend: Backend, now: dt.datetime) -> int:
     """Succeeded jobs past expiry in the whole database (other tests' included)."""
     with session_scope(backend.database_url) as session:
@@ -73,16 +83,27 @@ def due_everywhere(backend: Backend, now: dt.datetime) -> int:
 def test_sweep_deletes_expired_files_and_marks_their_jobs(backend: Backend, tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "exports")
     account_id = make_account(backend)
-    now = dt.datetime.now(dt.UTC)
+    now = sweep_time()
     hour = dt.timedelta(hours=1)
+    minutes = dt.timedelta(minutes=5)
     expired = [
         make_job(
-            backend, storage, account_id, status="succeeded", expires_at=now - hour, with_file=True
+            backend,
+            storage,
+            account_id,
+            status="succeeded",
+            expires_at=now - minutes,
+            with_file=True,
         ),
         make_job(backend, storage, account_id, status="succeeded", expires_at=now, with_file=True),
         # The file is already gone (a sweep that deleted it did not commit): still fine.
         make_job(
-            backend, storage, account_id, status="succeeded", expires_at=now - hour, with_file=False
+            backend,
+            storage,
+            account_id,
+            status="succeeded",
+            expires_at=now - minutes,
+            with_file=False,
         ),
     ]
     kept = [
@@ -123,7 +144,7 @@ def test_a_sweep_that_does_not_commit_changes_nothing_in_the_database(
 ) -> None:
     storage = LocalStorage(tmp_path / "exports")
     account_id = make_account(backend)
-    now = dt.datetime.now(dt.UTC)
+    now = sweep_time()
     job_id, _key = make_job(
         backend,
         storage,
@@ -132,23 +153,25 @@ def test_a_sweep_that_does_not_commit_changes_nothing_in_the_database(
         expires_at=now - dt.timedelta(minutes=1),
         with_file=True,
     )
+    due = due_everywhere(backend, now)
+    assert due >= 1
     try:
         with session_scope(backend.database_url) as session:
-            assert sweep_expired(session, storage, now) >= 1
+            assert sweep_expired(session, storage, now) == due
             raise RuntimeError("commit never happens")
     except RuntimeError:
         pass
     assert statuses(backend, [job_id]) == {job_id: "succeeded"}
     # The next sweep finishes the work: the missing file is not an error.
     with session_scope(backend.database_url) as session:
-        assert sweep_expired(session, storage, now) >= 1
+        assert sweep_expired(session, storage, now) == due
     assert statuses(backend, [job_id]) == {job_id: "expired"}
 
 
 def test_concurrent_sweeps_expire_each_job_once(backend: Backend, tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "exports")
     account_id = make_account(backend)
-    now = dt.datetime.now(dt.UTC)
+    now = sweep_time()
     jobs = [
         make_job(
             backend,
