@@ -66,8 +66,9 @@ def _c(table: Any, name: str) -> ColumnElement[Any]:
 
 
 def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The driver's value, without the type's per-value Python conversion: date-time columns
-    are rendered by `utc_iso`, once per distinct value (a line item shares its invoice's)."""
+    """The driver's value, without the type's per-value Python conversion: dates and
+    date-times are rendered from it once per distinct value (a line item shares its
+    invoice's), booleans by truth (SQLite gives 0/1)."""
     return type_coerce(column, NullType())
 
 
@@ -84,7 +85,7 @@ FLAT_COLUMNS: tuple[Column, ...] = (
         "invoice.due_date",
         "Invoice due date",
         "date",
-        (_c(invoices, "due_date"),),
+        (_raw(_c(invoices, "due_date")),),
         aliases=("due_date",),
         nullable=True,
         needs=INVOICE,
@@ -135,7 +136,7 @@ FLAT_COLUMNS: tuple[Column, ...] = (
         "invoice.is_credit_note",
         "Invoice is credit note",
         "bool",
-        (_c(invoices, "is_credit_note"),),
+        (_raw(_c(invoices, "is_credit_note")),),
         aliases=("invoice_is_credit_note",),
         needs=INVOICE,
     ),
@@ -342,8 +343,12 @@ class _MoneyFormats(dict[str, MoneyFormat]):
 MONEY_FORMATS = _MoneyFormats()
 
 
-def _iso(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
+def iso_date(raw: Any) -> str | None:
+    """A date as the driver gives it (ISO text from SQLite, a date from PostgreSQL)."""
+    if raw is None:
+        return None
+    day = dt.date.fromisoformat(raw) if isinstance(raw, str) else raw
+    return str(day.isoformat())
 
 
 def utc_iso(raw: Any) -> str | None:
@@ -377,10 +382,6 @@ def _json_or_null(encode: Callable[[Any], str]) -> Callable[[Any], str]:
     return lambda value: "null" if value is None else encode(value)
 
 
-def _json_iso(value: dt.date | None) -> str:
-    return "null" if value is None else '"' + value.isoformat() + '"'
-
-
 def _json_iso_text(text: str | None) -> str:
     return "null" if text is None else '"' + text + '"'
 
@@ -397,13 +398,10 @@ def _csv_billed_item(kind: str | None, ident: int | None) -> str | None:
 
 _HELPERS: dict[str, Any] = {
     "G": guard_formula,
-    "ISO": _iso,
-    "JISO": _json_iso,
+    "F": _FORMULA_CHARS,
     "JSTR": _json_text,
     "JSTRN": _json_or_null(_json_text),
     "JNUM": _json_or_null(str),
-    "JBOOL": lambda value: "null" if value is None else ("true" if value else "false"),
-    "CBOOL": lambda value: None if value is None else ("true" if value else "false"),
     "JBILLED": _json_billed_item,
     "CBILLED": _csv_billed_item,
     "M": MONEY_FORMATS,
@@ -434,11 +432,13 @@ def _json_cell(column: Column, at: int, currency_at: int) -> tuple[str, str]:
     if column.kind == "datetime":
         return "%s", f"JDT({value})"
     if column.kind == "date":
-        return "%s", f"JISO({value})"
+        return "%s", f"JD({value})"
     if column.kind == "billed_item":
         return "%s", f"JBILLED({value}, row[{at + 1}])"
     if column.kind == "bool":
-        return "%s", f"JBOOL({value})"
+        if column.nullable:
+            return "%s", f'("null" if (b{at} := {value}) is None else "true" if b{at} else "false")'
+        return "%s", f'("true" if {value} else "false")'
     if column.kind == "text":
         return "%s", f"JSTRN({value})" if column.nullable else f"JSTR({value})"
     return ("%s", f"JNUM({value})") if column.nullable else ("%d", value)
@@ -473,8 +473,12 @@ def json_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], str]:
 
     text = template(tree)
     source = f"lambda row: TEMPLATE % ({', '.join(expressions)},)"
-    json_datetime = _memo(lambda raw: _json_iso_text(utc_iso(raw)))
-    return _compile(source, {"TEMPLATE": text, "JDT": json_datetime})
+    constants = {
+        "TEMPLATE": text,
+        "JDT": _memo(lambda raw: _json_iso_text(utc_iso(raw))),
+        "JD": _memo(lambda raw: _json_iso_text(iso_date(raw))),
+    }
+    return _compile(source, constants)
 
 
 def has_money(columns: Sequence[Column]) -> bool:
@@ -494,13 +498,16 @@ def _csv_cell(column: Column, at: int, currency_at: int) -> str:
     if column.kind == "datetime":
         return f"CDT({value})"
     if column.kind == "date":
-        return f"ISO({value})"
+        return f"CD({value})"
     if column.kind == "billed_item":
         return f"CBILLED({value}, row[{at + 1}])"
     if column.kind == "bool":
-        return f"CBOOL({value})"
+        if column.nullable:
+            return f'(None if (b{at} := {value}) is None else "true" if b{at} else "false")'
+        return f'("true" if {value} else "false")'
     if column.kind == "text":
-        return f"G({value})"
+        # guard_formula, inlined: this is the most frequent cell
+        return f'("\'" + t{at} if (t{at} := {value}) and t{at}[0] in F else t{at})'
     return value  # numbers as they are; None is written as an empty cell
 
 
@@ -512,4 +519,5 @@ def csv_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], tuple[
     ]
     if has_money(columns):
         cells.append(f"row[{currency_at}]")
-    return _compile(f"lambda row: ({', '.join(cells)},)", {"CDT": _memo(utc_iso)})
+    constants = {"CDT": _memo(utc_iso), "CD": _memo(iso_date)}
+    return _compile(f"lambda row: ({', '.join(cells)},)", constants)
