@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledgerline.jobs.tasks")
 
 # Progress and the lease are written at least this often while a job runs.
-HEARTBEAT_SECONDS = 1.0
+HEARTBEAT_SECONDS = 0.5
 
 
 class JobAborted(Exception):
