@@ -98,7 +98,8 @@ def _write_json(
     out.write(b"[")
     for batch in batches:
         chunk = ",\n".join([make_row(row) for row in batch])
-        out.write((",\n" if rows_done else "\n").encode() + chunk.encode("utf-8"))
+        out.write(b",\n" if rows_done else b"\n")
+        out.write(chunk.encode("utf-8"))
         rows_done += len(batch)
         on_progress(rows_done)
     out.write(b"\n]\n" if rows_done else b"]\n")
