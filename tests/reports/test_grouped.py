@@ -102,3 +102,20 @@ def test_grouped_tenancy(sample: Data, other_api: Any, backend: Any) -> None:
         sum(line.amount for line in sample.lines if line.currency == "GBP"), "GBP"
     )
     assert fetch(other_api, GROUPED)["total"] == 1
+
+
+def test_only_type_is_one_row_per_type(sample: Data) -> None:
+    """Nothing is summed, so rows are not split by a currency they do not show."""
+    body = fetch(sample.api, GROUPED, columns="type", sort="-type")
+    kinds = sorted({line.type for line in sample.lines}, reverse=True)
+    assert [row for row in body["rows"]] == [{"type": kind} for kind in kinds]
+    assert body["total"] == len(kinds)
+
+
+def test_double_slash_path_and_openapi(sample: Data) -> None:
+    response = sample.api.get("/api/v2//reports/invoice_line_items.grouped/data")
+    assert response.status_code == 200, response.text
+    assert response.json()["total"] == len(_sums(sample))
+    paths = sample.api.client.get("/openapi.json").json()["paths"]
+    assert "/api/v2/reports/invoice_line_items/data" in paths
+    assert "/api/v2/reports/invoice_line_items.grouped/data" in paths

@@ -189,3 +189,22 @@ def test_fast_money_rendering_matches_the_money_module() -> None:
             assert json.loads(money.json(value), parse_float=Decimal) == json.loads(
                 json.dumps(money_object(value, currency), default=str), parse_float=Decimal
             ) | {"decimal": money_object(value, currency)["decimal"]}
+
+
+def test_json_export_rows_are_exactly_the_data_rows(sample: Data) -> None:
+    engine = engine_for(sample.backend.database_url)
+    for report, query in (
+        ("invoice_line_items", {"sort": "-invoice.paid_at,description"}),
+        ("invoice_line_items.grouped", {"sort": "-total_amount"}),
+    ):
+        params = parse_report_params(
+            report, {**query, "format": "json"}, timezone="Europe/London", for_export=True
+        )
+        out = io.BytesIO()
+        with open_snapshot(engine) as conn:
+            write_export(conn, sample.api.account_id, params, out, lambda _: None)
+        response = sample.api.get(f"/reports/{report}/data", params={**query, "limit": 100})
+        assert response.status_code == 200, response.text
+        exported = json.loads(out.getvalue(), parse_float=Decimal)
+        assert exported == response.json(parse_float=Decimal)["rows"]
+        assert len(exported) == response.json()["total"]

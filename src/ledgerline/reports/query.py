@@ -12,6 +12,7 @@ from typing import Any
 
 from simplejson import RawJSON
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     FromClause,
     Select,
@@ -218,7 +219,12 @@ def _order(column: Column, descending: bool) -> UnaryExpression[Any]:
     return ordered
 
 
-def _base(account_id: int, params: ReportParams, columns: tuple[Column, ...]) -> Select[Any]:
+def _base(
+    account_id: int,
+    params: ReportParams,
+    columns: tuple[Column, ...],
+    currency: ColumnElement[Any] = CURRENCY,
+) -> Select[Any]:
     """SELECT <every expression of `columns`>, currency FROM … WHERE account and filters."""
     sort_columns = tuple(params.catalog.by_name[key] for key, _ in params.sort)
     needs = _needs(columns) | _needs(sort_columns) | params.filters.needs()
@@ -228,7 +234,7 @@ def _base(account_id: int, params: ReportParams, columns: tuple[Column, ...]) ->
         for position, expr in enumerate(column.exprs)
     ]
     return (
-        select(*exprs, CURRENCY.label("currency"))
+        select(*exprs, currency.label("currency"))
         .select_from(_joined_from(needs))
         .where(line_items.c.account_id == account_id, *params.filters.clauses())
     )
@@ -242,14 +248,20 @@ def rows_statement(account_id: int, params: ReportParams) -> Select[Any]:
     as requested, then by the attribute columns and currency.
     """
     columns = params.selected
-    statement = _base(account_id, params, columns)
     by_name = params.catalog.by_name
     order = [_order(by_name[key], descending) for key, descending in params.sort]
     if params.report == GROUPED:
         group_keys = [c.exprs[0] for c in columns if not c.aggregate]
         sorted_keys = {key for key, _ in params.sort}
         order += [c.exprs[0].asc() for c in columns if not c.aggregate and c.key not in sorted_keys]
+        if not any(c.aggregate for c in columns):
+            # Nothing is summed, so there is nothing to split by currency: one row per value
+            # (rows differing only by an unshown currency would look like duplicates).
+            statement = _base(account_id, params, columns, func.min(CURRENCY))
+            return statement.group_by(*group_keys).order_by(*order)
+        statement = _base(account_id, params, columns)
         return statement.group_by(*group_keys, CURRENCY).order_by(*order, CURRENCY.asc())
+    statement = _base(account_id, params, columns)
     if not any(key == "id" for key, _ in params.sort):
         order.append(LINE_ITEM_ID.asc())
     return statement.order_by(*order)
