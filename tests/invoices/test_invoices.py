@@ -294,3 +294,18 @@ def test_auto_number_skips_a_hand_given_number_far_back(api: Api) -> None:
     create_invoice(api, number="INV-000052")
     assert create_invoice(api)["number"] == "INV-000054"
     assert create_invoice(api)["number"] == "INV-000055"
+
+
+def test_openapi_documents_the_invoice_endpoints(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    paths = spec["paths"]
+    assert set(paths["/api/v2/invoices"]) == {"get", "post"}
+    assert set(paths["/api/v2/invoices/{invoice_id}"]) == {"get", "patch"}
+    line_items = paths["/api/v2/invoices/{invoice_id}/line_items"]["post"]
+    schema = line_items["requestBody"]["content"]["application/json"]["schema"]
+    assert len(schema["anyOf"]) == 2  # one line item, or {"items": [...]}
+    assert set(paths["/api/v2/invoices/{invoice_id}/line_items/{line_item_id}"]) == {
+        "get",
+        "patch",
+        "delete",
+    }

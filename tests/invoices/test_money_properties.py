@@ -84,6 +84,12 @@ def test_invoice_totals_equal_sums_of_rounded_lines(
         amount, tax_amount = expected_line(item, currency)
         assert as_decimal(line["amount"]) == amount, item
         assert as_decimal(line["tax_amount"]) == tax_amount, item
+        if "quantity" in item:  # kept exactly as given, all six places
+            assert Decimal(line["quantity"]) == Decimal(item["quantity"])
+            assert as_decimal(line["unit_price"]) == Decimal(item["unit_price"])
+            assert Decimal(_string_number(line["unit_price"]["string"])) == Decimal(
+                item["unit_price"]
+            )
         net += amount
         tax += tax_amount
     body = exact_json(api.get(f"/invoices/{invoice['id']}"))

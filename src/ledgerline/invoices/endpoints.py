@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
+from pydantic import TypeAdapter
 from starlette.responses import Response
 
 from ledgerline.auth import PrincipalDep
@@ -16,6 +17,8 @@ from ledgerline.invoices.schemas import (
     CustomerCreate,
     InvoiceCreate,
     InvoiceUpdate,
+    LineItemBatch,
+    LineItemCreate,
     LineItemUpdate,
     VenueCreate,
     customer_json,
@@ -25,12 +28,28 @@ from ledgerline.invoices.schemas import (
 )
 from ledgerline.pagination import OffsetPage, offset_page, page_links
 
-router = APIRouter(tags=["customers"])
+router = APIRouter()
 
 PageQuery = Annotated[int | None, Query()]
 CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
 InvoiceId = Annotated[int, Path(ge=1, le=MAX_ID)]
 LineItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _inlined_schema(schema: Any, definitions: dict[str, Any]) -> Any:
+    """A JSON schema with its local `$defs` references written out in place."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inlined_schema(definitions[ref.removeprefix("#/$defs/")], definitions)
+        return {k: _inlined_schema(v, definitions) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inlined_schema(v, definitions) for v in schema]
+    return schema
+
+
+_LINE_ITEM_BODY = TypeAdapter(LineItemCreate | LineItemBatch).json_schema()
+LINE_ITEM_BODY_SCHEMA = _inlined_schema(_LINE_ITEM_BODY, _LINE_ITEM_BODY.get("$defs", {}))
 
 LINE_ITEM_BODY_EXAMPLES: dict[str, Any] = {
     "priced": {
@@ -63,27 +82,27 @@ def _list_json(
     )
 
 
-@router.post("/venues", status_code=201)
+@router.post("/venues", status_code=201, tags=["customers"])
 def create_venue(body: VenueCreate, principal: PrincipalDep, session: SessionDep) -> Response:
     """Create a venue."""
     return JSONResponse(venue_json(service.create_venue(session, principal, body)), status_code=201)
 
 
-@router.post("/customers", status_code=201)
+@router.post("/customers", status_code=201, tags=["customers"])
 def create_customer(body: CustomerCreate, principal: PrincipalDep, session: SessionDep) -> Response:
     """Create a customer, optionally at one of the account's venues."""
     customer, venue = service.create_customer(session, principal, body)
     return JSONResponse(customer_json(customer, venue), status_code=201)
 
 
-@router.get("/customers/{customer_id}")
+@router.get("/customers/{customer_id}", tags=["customers"])
 def get_customer(customer_id: CustomerId, principal: PrincipalDep, session: SessionDep) -> Response:
     """One customer."""
     customer, venue = service.get_customer(session, principal, customer_id)
     return JSONResponse(customer_json(customer, venue))
 
 
-@router.get("/customers")
+@router.get("/customers", tags=["customers"])
 def list_customers(
     request: Request,
     principal: PrincipalDep,
@@ -141,7 +160,14 @@ def update_invoice(
     return JSONResponse(invoice_json(invoice, totals))
 
 
-@router.post("/invoices/{invoice_id}/line_items", status_code=201, tags=["line items"])
+@router.post(
+    "/invoices/{invoice_id}/line_items",
+    status_code=201,
+    tags=["line items"],
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": LINE_ITEM_BODY_SCHEMA}}}
+    },
+)
 def create_line_items(
     invoice_id: InvoiceId,
     payload: Annotated[Any, Body(openapi_examples=LINE_ITEM_BODY_EXAMPLES)],

@@ -25,7 +25,7 @@ from ledgerline.invoices.schemas import (
     LineItemUpdate,
     VenueCreate,
 )
-from ledgerline.models import Customer, Invoice, LineItem, LineItemGroup, Venue
+from ledgerline.models import Account, Customer, Invoice, LineItem, LineItemGroup, Venue
 from ledgerline.money import (
     MICROS,
     MoneyError,
@@ -231,6 +231,13 @@ def _insert_invoice(session: Session, principal: Principal, invoice: Invoice, au
         except IntegrityError as exc:  # the request's transaction is rolled back
             raise _number_taken_error(invoice.number) from exc
         return
+    # Auto-numbered creates of one account take turns (PostgreSQL row lock, held to commit;
+    # NO KEY UPDATE so inserts referencing the account are not blocked). SQLite serialises
+    # writers anyway. The savepoint retry below covers a racing hand-given number.
+    session.execute(
+        select(Account.id).where(Account.id == principal.account_id).with_for_update(key_share=True)
+    )
+    invoice.number = _next_number(session, principal)
     for _attempt in range(_AUTO_NUMBER_ATTEMPTS):
         try:
             with session.begin_nested():
@@ -273,7 +280,7 @@ def create_invoice(
     invoice = Invoice(
         account_id=principal.account_id,
         customer_id=body.customer,
-        number=body.number if body.number is not None else _next_number(session, principal),
+        number=body.number if body.number is not None else "",  # auto: set under lock
         status=body.status,
         currency=currency,
         due_date=body.due_date,
