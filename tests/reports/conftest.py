@@ -224,7 +224,11 @@ def sample(data: Data) -> Data:
     data.invoice(
         [
             {"type": "flat_fee", "amount": 1200, "description": "Yen fee"},
-            {"type": "store_order", "amount": 5, "description": "Yen store"},
+            {
+                "type": "store_order",
+                "amount": 5,
+                "description": 'Yen "store" \\ Zoë ☃ \x01 \u2028 end',
+            },
         ],
         currency="JPY",
         status="voided",
