@@ -3,9 +3,12 @@ token can change nothing here."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from tests.conftest import Api, assert_problem
+from ledgerline.auth import issue_token
+from ledgerline.db import session_scope
+from tests.conftest import Api, Backend, assert_problem
 from tests.factories import (
     add_line_item,
     create_customer,
@@ -108,3 +111,26 @@ def test_references_to_another_accounts_records_are_422(api: Api, other_api: Api
     assert api.get("/invoices").json()["count"] == 1
     assert api.get("/customers").json()["count"] == 0
     assert api.get(f"/invoices/{mine['id']}/line_items").json()["count"] == 0
+
+
+def test_read_only_token_cannot_write(api: Api, backend: Backend) -> None:
+    mine = _own_data(api)
+    with session_scope(backend.database_url) as session:
+        issued = issue_token(session, api.account_id, ["read"])
+    reader = replace(api, token=issued.token)
+    invoice_id, line_id = mine["invoice"]["id"], mine["line"]["id"]
+    line_url = f"/invoices/{invoice_id}/line_items/{line_id}"
+    before = api.get(f"/invoices/{invoice_id}").json()
+    assert reader.get(f"/invoices/{invoice_id}").json() == before
+    assert reader.get(line_url).status_code == 200
+    for response in (
+        reader.post("/invoices", json={}),
+        reader.patch(f"/invoices/{invoice_id}", json={"status": "paid"}),
+        reader.post(f"/invoices/{invoice_id}/line_items", json={"type": "flat_fee", "amount": "1"}),
+        reader.patch(line_url, json={"amount": "2.00"}),
+        reader.delete(line_url),
+    ):
+        assert_problem(response, 403)
+    assert api.get(f"/invoices/{invoice_id}").json() == before
+    assert api.get("/invoices").json()["count"] == 1
+    assert api.get(f"/invoices/{invoice_id}/line_items").json()["count"] == 1
