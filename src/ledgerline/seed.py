@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from ledgerline.models import INVOICE_STATUSES, LINE_ITEM_TYPES, Account
 from ledgerline.money import (
     MICROS,
+    SCALE_DIGITS,
     currency_digits,
     line_amount,
     line_tax,
@@ -185,8 +186,9 @@ TYPE_SPECS: dict[str, TypeSpec] = {
 }
 assert tuple(TYPE_SPECS) == LINE_ITEM_TYPES
 
-# Rough minor units per penny, so prices look right in each currency (¥190 or 0.380 KWD a pound).
-_CURRENCY_SCALE: dict[str, float] = {"JPY": 1.9, "KWD": 3.8, "USD": 1.25, "EUR": 1.15}
+# Rough minor units per thousand pence, so prices look right in each currency (¥190 or
+# 0.380 KWD a pound). Integers: no float ever touches an amount.
+_PER_THOUSAND_PENCE: dict[str, int] = {"JPY": 1900, "KWD": 3800, "USD": 1250, "EUR": 1150}
 
 
 # Group UUIDs are derived from the (globally unique) row id and the seeded generator, so they
@@ -237,7 +239,7 @@ def _build_pool(rng: random.Random, currency: str, kind: str) -> list[Template]:
     The first thirteen templates are one of each type, so even a tiny seed has them all.
     """
     digits = currency_digits(currency)
-    scale = _CURRENCY_SCALE.get(currency, 1.0)
+    scale = _PER_THOUSAND_PENCE.get(currency, 1000)
     types = list(TYPE_SPECS)
     type_weights = [spec.weight for spec in TYPE_SPECS.values()]
     rates = [rate for rate, _ in TAX_RATES]
@@ -255,18 +257,19 @@ def _build_pool(rng: random.Random, currency: str, kind: str) -> list[Template]:
         discount = 0
         if spec.amount_only:
             quantity_micros = unit_price_micros = None
-            base = sign * max(1, int(rng.randint(spec.low, spec.high) * scale))
+            base = sign * max(1, rng.randint(spec.low, spec.high) * scale // 1000)
         else:
             if spec.usage:
                 # e.g. 12,345.5 API calls at £0.0035 each: below the minor unit, rounded once.
                 quantity_micros = rng.randint(100, 50_000) * MICROS + rng.choice((0, 500_000))
                 ten_thousandths_of_a_pound = rng.randint(spec.low, spec.high)
+                # in micros of the major unit: value × scale / 1000 × 10^(4 − digits)
                 unit_price_micros = sign * max(
-                    1, int(ten_thousandths_of_a_pound * scale * 10 ** (4 - digits))
+                    1, ten_thousandths_of_a_pound * scale * 10**SCALE_DIGITS // (10**digits * 10**5)
                 )
             else:
                 quantity_micros = rng.randint(1, spec.max_quantity) * MICROS
-                price_minor = max(1, int(rng.randint(spec.low, spec.high) * scale))
+                price_minor = max(1, rng.randint(spec.low, spec.high) * scale // 1000)
                 unit_price_micros = sign * price_minor * 10 ** (6 - digits)
             base = line_amount(quantity_micros, unit_price_micros, currency)
             if kind == "discounted":
