@@ -147,8 +147,14 @@ def test_line_item_needs_one_form(api: Api) -> None:
         ({}, "type"),
     ):
         assert_problem(api.post(url, json=body), 422, field)
-    for body in ({"items": []}, {"items": "x"}, {"items": [{}], "extra": 1}, {"items": None}):
-        assert_problem(api.post(url, json=body), 422, "items")
+    batches: list[dict[str, Any]] = [
+        {"items": []},
+        {"items": "x"},
+        {"items": [{}], "extra": 1},
+        {"items": None},
+    ]
+    for batch in batches:
+        assert_problem(api.post(url, json=batch), 422, "items")
     too_many = {"items": [{"type": "flat_fee", "amount": "1"}] * 1001}
     assert_problem(api.post(url, json=too_many), 422, "items")
     _nothing_written(api, invoice)

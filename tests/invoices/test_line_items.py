@@ -213,7 +213,7 @@ def test_patch_line_item_recomputes(api: Api) -> None:
     def check(patch: dict[str, Any], merged: dict[str, Any]) -> dict[str, Any]:
         response = api.patch(url, json=patch)
         assert response.status_code == 200, response.text
-        body = exact_json(response)
+        body: dict[str, Any] = exact_json(response)
         amount, tax = expected_line(merged, "GBP")
         assert as_decimal(body["amount"]) == amount, (patch, body)
         assert as_decimal(body["tax_amount"]) == tax

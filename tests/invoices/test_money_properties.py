@@ -117,7 +117,7 @@ def _string_number(display: str) -> str:
 def test_money_renders_and_parses_back(currency: str, minor: int) -> None:
     money = money_object(minor, currency)
     # `decimal`, as it is written in JSON, parses back to the same minor units
-    rendered = JSONResponse(money).body.decode()
+    rendered = bytes(JSONResponse(money).body).decode()
     literal = json.loads(rendered, parse_float=Decimal, parse_int=Decimal)["decimal"]
     assert parse_amount(str(literal), currency, field="decimal") == minor
     assert Decimal(str(literal)) == Decimal(minor).scaleb(-DIGITS[currency])
