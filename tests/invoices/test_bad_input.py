@@ -197,3 +197,30 @@ def test_customer_and_venue_bad_input(api: Api) -> None:
     assert_problem(api.post("/venues", json={"name": "x", "city": "y"}), 422, "city")
     assert api.get("/customers").json()["count"] == 0
     assert create_customer(api, name="ok")["name"] == "ok"
+
+
+def test_nul_characters_are_422_not_a_database_error(api: Api) -> None:
+    invoice = create_invoice(api)
+    line = add_line_item(api, invoice["id"], type="flat_fee", amount="1")
+    invoice = api.get(f"/invoices/{invoice['id']}").json()
+    lines_url = f"/invoices/{invoice['id']}/line_items"
+    nul_line = {"type": "flat_fee", "amount": "1", "description": "a\u0000b"}
+    for method, path, body, field in (
+        ("POST", "/invoices", {"number": "A\u0000B"}, "number"),
+        ("POST", "/invoices", {"discount_code": {"code": "\u0000"}}, "code"),
+        ("PATCH", f"/invoices/{invoice['id']}", {"number": "\u0000"}, "number"),
+        ("POST", lines_url, nul_line, "description"),
+        ("POST", lines_url, {"items": [nul_line]}, "items.0.description"),
+        (
+            "POST",
+            lines_url,
+            {"type": "flat_fee", "amount": "1", "billed_item": {"object": "\u0000", "id": 1}},
+            "object",
+        ),
+        ("PATCH", f"{lines_url}/{line['id']}", {"description": "\u0000"}, "description"),
+        ("POST", "/customers", {"name": "\u0000"}, "name"),
+        ("POST", "/venues", {"name": "x\u0000"}, "name"),
+    ):
+        assert_problem(api.request(method, path, json=body), 422, field)
+    _nothing_written(api, invoice, lines=1)
+    assert api.get("/customers").json()["count"] == 0

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -102,6 +103,14 @@ def _aware_datetime(value: Any) -> Any:
         raise ValueError("is out of range") from None
 
 
+def _no_nul(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; refuse it as a validation error, not a 500."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_no_nul)]
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 AwareDateTime = Annotated[dt.datetime, BeforeValidator(_aware_datetime)]
 
@@ -111,28 +120,26 @@ class StrictBody(BaseModel):
 
 
 class VenueCreate(StrictBody):
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
 
 
 class CustomerCreate(StrictBody):
-    name: StrictStr = Field(min_length=1, max_length=200)
-    email: StrictStr | None = Field(
-        default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-    )
+    name: Text = Field(min_length=1, max_length=200)
+    email: Text | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     venue: StrictInt | None = Field(default=None, ge=1)
 
 
 class DiscountCode(StrictBody):
-    name: StrictStr | None = Field(default=None, max_length=200)
-    code: StrictStr = Field(min_length=1, max_length=100)
+    name: Text | None = Field(default=None, max_length=200)
+    code: Text = Field(min_length=1, max_length=100)
 
 
 class InvoiceFields(StrictBody):
     """What a client may set on an invoice; PATCH applies only the keys it was sent."""
 
-    number: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+    number: Text | None = Field(default=None, min_length=1, max_length=64)
     status: InvoiceStatus = "draft"
-    currency: StrictStr | None = Field(default=None, min_length=3, max_length=3)
+    currency: Text | None = Field(default=None, min_length=3, max_length=3)
     customer: StrictInt | None = Field(default=None, ge=1, le=MAX_ID)
     due_date: IsoDate | None = None
     is_credit_note: StrictBool = False
@@ -150,7 +157,7 @@ class InvoiceUpdate(InvoiceFields):
 
 
 class BilledItem(StrictBody):
-    object: StrictStr = Field(min_length=1, max_length=60)
+    object: Text = Field(min_length=1, max_length=60)
     id: StrictInt = Field(ge=0, le=MAX_ID)
 
 
@@ -158,16 +165,16 @@ class LineItemFields(StrictBody):
     """A line item as a client sends it; money and quantities are decimal strings."""
 
     type: LineItemType
-    group_id: StrictStr | None = None
+    group_id: Text | None = None
     billed_item: BilledItem | None = None
-    description: StrictStr = Field(default="", max_length=10_000)
-    quantity: StrictStr | None = None
-    unit_price: StrictStr | None = None
-    amount: StrictStr | None = None
-    tax_rate: StrictStr = "0"
-    discount_amount: StrictStr = "0"
-    credit_amount: StrictStr = "0"
-    refund_amount: StrictStr = "0"
+    description: Text = Field(default="", max_length=10_000)
+    quantity: Text | None = None
+    unit_price: Text | None = None
+    amount: Text | None = None
+    tax_rate: Text = "0"
+    discount_amount: Text = "0"
+    credit_amount: Text = "0"
+    refund_amount: Text = "0"
 
 
 class LineItemCreate(LineItemFields):
@@ -182,16 +189,16 @@ class LineItemUpdate(StrictBody):
     """PATCH: every key optional; `null` is refused where a line needs a value."""
 
     type: LineItemType | None = None
-    group_id: StrictStr | None = None
+    group_id: Text | None = None
     billed_item: BilledItem | None = None
-    description: StrictStr | None = Field(default=None, max_length=10_000)
-    quantity: StrictStr | None = None
-    unit_price: StrictStr | None = None
-    amount: StrictStr | None = None
-    tax_rate: StrictStr | None = None
-    discount_amount: StrictStr | None = None
-    credit_amount: StrictStr | None = None
-    refund_amount: StrictStr | None = None
+    description: Text | None = Field(default=None, max_length=10_000)
+    quantity: Text | None = None
+    unit_price: Text | None = None
+    amount: Text | None = None
+    tax_rate: Text | None = None
+    discount_amount: Text | None = None
+    credit_amount: Text | None = None
+    refund_amount: Text | None = None
 
 
 def venue_json(venue: Venue) -> dict[str, Any]:
