@@ -95,6 +95,7 @@ def test_sigkilled_worker_job_is_finished_by_another_with_every_row_once(
         )
         assert response.status_code == 200, response.text
         job_id = response.json()["job"]
+        served: list[bytes] = []  # anything the download served before we saw success
         deadline = time.monotonic() + 60
         while True:
             job = api.get(f"/jobs/{job_id}").json()
@@ -105,7 +106,10 @@ def test_sigkilled_worker_job_is_finished_by_another_with_every_row_once(
                 job["started_at"],
                 job["finished_at"],
             )
-            assert api.get(f"/jobs/{job_id}/download").status_code == 409
+            early = api.get(f"/jobs/{job_id}/download")
+            if early.status_code != 409:  # it succeeded between the two reads
+                assert early.status_code == 200, early.text
+                served.append(early.content)
             if time.monotonic() > deadline:
                 pytest.fail(f"the export never showed progress: {job}")
             time.sleep(0.05)
@@ -117,7 +121,10 @@ def test_sigkilled_worker_job_is_finished_by_another_with_every_row_once(
             job = api.get(f"/jobs/{job_id}").json()
             if job["status"] not in ("queued", "running"):
                 break
-            assert api.get(f"/jobs/{job_id}/download").status_code == 409
+            early = api.get(f"/jobs/{job_id}/download")
+            if early.status_code != 409:  # it succeeded between the two reads
+                assert early.status_code == 200, early.text
+                served.append(early.content)
             if time.monotonic() > deadline:
                 pytest.fail(f"the job was not finished by the second worker: {job}")
             time.sleep(0.1)
@@ -126,6 +133,7 @@ def test_sigkilled_worker_job_is_finished_by_another_with_every_row_once(
         download = api.get(f"/jobs/{job_id}/download")
         assert download.status_code == 200
         ids, amount_total = csv_ids_and_total(download.content)
+        assert all(content == download.content for content in served)
         assert len(ids) == rows
         assert len(set(ids)) == rows  # every row exactly once
         assert ids == sorted(ids)
@@ -279,3 +287,81 @@ def test_scaled_mode_twenty_exports_on_two_workers(scaled_database: str, tmp_pat
     finally:
         for process in [server, *workers]:
             stop(process)
+
+
+# ---- embedded mode -------------------------------------------------------------------------
+
+
+def test_embedded_serve_runs_exports_in_its_child_worker_and_stops_it(tmp_path: Path) -> None:
+    """`ledgerline serve` on a fresh data dir (SQLite, SQLite queue, local files): an export
+    posted to it succeeds, and stopping serve stops its worker too."""
+    import psutil
+
+    from ledgerline.accounts import create_account
+    from ledgerline.auth import issue_token
+    from ledgerline.config import Settings
+    from ledgerline.db import session_scope, upgrade_database
+    from tests.conftest import Backend as _Backend
+
+    data = tmp_path / "data"
+    url = f"sqlite:///{data / 'ledgerline.db'}"
+    data.mkdir()
+    upgrade_database(url)
+    with session_scope(url) as session:
+        account = create_account(session, "Embedded", "GBP", "Europe/London")
+        token = issue_token(session, account.id, ["read", "write"]).token
+        account_id = account.id
+    total = bulk_lines(_Backend("sqlite", url, data, Settings()), account_id, 2_000)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("LEDGERLINE_") or key.startswith("LEDGERLINE_TEST_")
+    }
+    port = free_port()
+    env.update(LEDGERLINE_DATA_DIR=str(data), LEDGERLINE_LOG_LEVEL="WARNING")
+    log = tmp_path / "serve.log"
+    server = start_ledgerline(env, "serve", "--port", str(port), log=log)
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Token {token}"},
+            timeout=30,
+        ) as http:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if http.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert server.poll() is None, log.read_text()[-3000:]
+                if time.monotonic() > deadline:
+                    pytest.fail(f"serve never became ready: {log.read_text()[-3000:]}")
+                time.sleep(0.2)
+            children = psutil.Process(server.pid).children()
+            assert len(children) == 1, children
+            response = http.post(
+                f"/api/v2{FLAT}", json={"columns": ["id", "amount"], "format": "csv"}
+            )
+            assert response.status_code == 200, response.text
+            job_id = response.json()["job"]
+            deadline = time.monotonic() + 90
+            while True:
+                job = http.get(f"/api/v2/jobs/{job_id}").json()
+                if job["status"] not in ("queued", "running"):
+                    break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"embedded worker never finished the job: {job}")
+                time.sleep(0.1)
+            assert job["status"] == "succeeded", job
+            ids, amount_total = csv_ids_and_total(
+                http.get(f"/api/v2/jobs/{job_id}/download").content
+            )
+            assert len(set(ids)) == len(ids) == 2_000
+            assert amount_total == total
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0
+        psutil.wait_procs(children, timeout=20)
+        assert not any(child.is_running() for child in children)
+    finally:
+        stop(server)

@@ -248,8 +248,24 @@ class ChildWorker:
     def __init__(self, settings: Settings, workers: int) -> None:
         self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._watch = threading.Thread(target=self._watchdog, name="ledgerline-worker-watch")
+        self._watch.daemon = True
 
     def start(self) -> None:
+        self._spawn()
+        self._watch.start()
+
+    def _watchdog(self) -> None:
+        # A worker that died (killed, out of memory) is started again; its jobs' leases
+        # run out and the new one's sweep re-queues them.
+        while not self._stopping.wait(2):
+            process = self.process
+            if process is not None and process.poll() is not None and not self._stopping.is_set():
+                log.warning("embedded worker exited (%s); restarting", process.returncode)
+                self._spawn()
+
+    def _spawn(self) -> None:
         env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
         self.process = subprocess.Popen(
             [
@@ -264,6 +280,7 @@ class ChildWorker:
         )
 
     def stop(self) -> None:
+        self._stopping.set()
         process = self.process
         if process is None or process.poll() is not None:
             return
