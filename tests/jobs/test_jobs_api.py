@@ -290,3 +290,16 @@ def test_cancel_running_export_publishes_nothing_and_progress_is_sane(
         [p for p in folder.glob("*") if not p.name.startswith(".")] if folder.exists() else []
     )
     assert published == []
+
+
+def test_bad_ids_tokens_and_keys_are_client_errors(api: Api) -> None:
+    for path in ("/jobs/99999999999999999999", "/jobs/0", "/jobs/abc", "/jobs/-1/download"):
+        response = api.get(path)
+        assert response.status_code in (404, 422), (path, response.text)
+    assert_problem(api.post("/jobs/99999999999999999999/cancel"), 422)
+    assert api.client.get("/api/v2/jobs/1/download?token=garbage").status_code == 403
+    assert api.client.get("/api/v2/jobs/1/download?token=").status_code in (401, 403)
+    assert_problem(api.get("/jobs", params={"limit": 0}), 422, "limit")
+    too_long = {"Idempotency-Key": "k" * 256}
+    assert_problem(api.post(GROUPED, json={}, headers=too_long), 422, "Idempotency-Key")
+    assert api.get("/jobs").json()["count"] == 0

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
@@ -262,6 +262,8 @@ def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
 
 
 PageQuery = Annotated[int | None, Query()]
+# Ids beyond BIGINT would be a database error, not a 404.
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("/jobs")
@@ -292,7 +294,7 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}")
 def get_job(
-    job_id: int, request: Request, principal: PrincipalDep, session: SessionDep
+    job_id: JobId, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
     """One job: its status, progress and, once it succeeded, a fresh signed download link."""
     job = service.get_job(session, principal, job_id)
@@ -301,7 +303,7 @@ def get_job(
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel_job(
-    job_id: int, request: Request, principal: PrincipalDep, session: SessionDep
+    job_id: JobId, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
     """Cancel a queued or running job (409 once it has finished); no file is published."""
     job = service.cancel_job(session, principal, job_id)
@@ -310,7 +312,7 @@ def cancel_job(
 
 @router.get("/jobs/{job_id}/download", name="download_job")
 def download_job(
-    job_id: int,
+    job_id: JobId,
     request: Request,
     session: SessionDep,
     token: Annotated[str | None, Query(description="the signed token of a download_url")] = None,
