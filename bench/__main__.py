@@ -431,6 +431,7 @@ def main() -> None:
     parser.add_argument(
         "--no-docs", action="store_true", help="do not append to docs/performance.md"
     )
+    parser.add_argument("--prepare-only", action="store_true", help="seed the data sets and stop")
     args = parser.parse_args()
     meta = {
         "date": dt.date.today().isoformat(),
@@ -442,7 +443,12 @@ def main() -> None:
     all_results = []
     for database in args.databases.split(","):
         console.rule(f"{database}, {args.rows:,} line items")
+        if args.prepare_only:
+            Bench(database, args.rows, args.runs, args.load_seconds).prepare()
+            continue
         all_results.append(Bench(database, args.rows, args.runs, args.load_seconds).run())
+    if args.prepare_only:
+        return
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
     raw = RESULTS / f"bench-{args.rows}-{stamp}.json"
