@@ -76,7 +76,7 @@ def _write_csv(
     writer.writerow(csv_header(columns))
     rows_done = 0
     for batch in batches:
-        writer.writerows([make_row(row) for row in batch])
+        writer.writerows(map(make_row, batch))
         rows_done += len(batch)
         out.write(buffer.getvalue().encode("utf-8"))
         buffer.seek(0)
@@ -97,7 +97,7 @@ def _write_json(
     rows_done = 0
     out.write(b"[")
     for batch in batches:
-        chunk = ",\n".join([make_row(row) for row in batch])
+        chunk = ",\n".join(map(make_row, batch))
         out.write(b",\n" if rows_done else b"\n")
         out.write(chunk.encode("utf-8"))
         rows_done += len(batch)
