@@ -105,11 +105,14 @@ def serve(
 
     from ledgerline.app import create_app
     from ledgerline.http import configure_logging
-    from ledgerline.jobs.queue import embedded_workers
+    from ledgerline.jobs.queue import QueueConfigError, embedded_workers
 
     settings = ready_settings()
     configure_logging(settings.log_level)
-    workers = embedded_workers(settings)
+    try:
+        workers = embedded_workers(settings)
+    except QueueConfigError as exc:
+        fail(str(exc))
     workers.start()
     try:
         uvicorn.run(

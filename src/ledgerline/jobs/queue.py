@@ -224,7 +224,13 @@ def run_worker(settings: Settings, concurrency: int) -> None:
     """`ledgerline worker`: a consumer with `concurrency` worker threads and the sweep, until
     SIGINT (finish running jobs, up to 10 s) or SIGTERM (stop now; leases hand them on)."""
     queue = queue_for(settings)
-    queue.check()
+    try:
+        queue.check()
+    except Exception as exc:
+        raise QueueConfigError(
+            f"the queue at {settings.resolved_queue_url.split('://', 1)[0]}://… is unreachable: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     consumer = queue.consumer(concurrency, own_signals=True)
     sweeper = Sweeper(queue)
     parent = os.environ.get(PARENT_PID_ENV)
@@ -301,7 +307,11 @@ class NoWorkers:
 
 
 def embedded_workers(settings: Settings) -> EmbeddedWorkers | ChildWorker | NoWorkers:
-    """What `serve` runs beside the API: nothing (scaled), a child process, or threads."""
+    """What `serve` runs beside the API: nothing (scaled), a child process, or threads.
+
+    Raises `QueueConfigError` for a queue URL no process could use, so `serve` stops at once.
+    """
+    queue_for(settings)
     if settings.embedded_workers == 0:
         return NoWorkers()
     if settings.embedded_worker_mode == "thread":
