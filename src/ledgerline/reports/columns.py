@@ -411,11 +411,12 @@ def _json_billed_item(kind: str | None, ident: int | None) -> str:
 
 
 def _csv_billed_item(kind: str | None, ident: int | None) -> str | None:
-    return None if kind is None else guard_formula(f"{kind}:{ident}")
+    if kind is None:
+        return None
+    return guard_formula(kind if ident is None else f"{kind}:{ident}")
 
 
 _HELPERS: dict[str, Any] = {
-    "G": guard_formula,
     "F": _FORMULA_CHARS,
     "JSTR": _json_text,
     "JSTRN": _json_or_null(_json_text),
