@@ -232,6 +232,14 @@ def test_scaled_mode_twenty_exports_on_two_workers(scaled_database: str, tmp_pat
                     pytest.fail(f"serve never became ready: {log.read_text()[-3000:]}")
                 time.sleep(0.2)
             assert ready.json()["checks"]["queue"] == "ok"
+            # Both workers consuming before the burst, so both get a share of it.
+            for n in (1, 2):
+                worker_log = tmp_path / f"worker{n}.log"
+                while "Huey consumer started" not in worker_log.read_text():
+                    assert workers[n - 1].poll() is None, worker_log.read_text()[-3000:]
+                    if time.monotonic() > deadline + 60:
+                        pytest.fail(f"worker {n} never started: {worker_log.read_text()[-3000:]}")
+                    time.sleep(0.2)
 
             def post(n: int) -> int:
                 body = {
