@@ -38,7 +38,8 @@ router = APIRouter(tags=["jobs"])
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
-ParamValue = str | int | list[str] | Any
+# A JSON value from a JSON body; str, or list[str] for a repeated key, from a form or query.
+ParamValue = Any
 
 
 class JobNotReady(Conflict):
