@@ -250,3 +250,15 @@ def test_idempotency_key_replay_and_mismatch(api: Api, consumer: JobQueue) -> No
 def test_read_only_token_cannot_export(make_tenant: Any) -> None:
     reader = make_tenant(scopes=["read"])
     assert_problem(reader.post(GROUPED, json={}), 403)
+
+
+def test_query_and_body_disagreeing_is_422_agreeing_is_fine(api: Api, consumer: JobQueue) -> None:
+    create_lines(api, ("GBP",))
+    clash = api.post(GROUPED, params={"format": "json"}, json={"format": "csv"})
+    assert_problem(clash, 422, "format")
+    assert api.get("/jobs").json()["count"] == 0
+    job = wait_for_job(
+        api, submit(api, GROUPED, params={"format": "json"}, json={"format": "json"})
+    )
+    assert job["format"] == "json"
+    assert job["status"] == "succeeded"
