@@ -342,11 +342,16 @@ def download_job(
         raise JobExpired(f"The file of job {job_id} has expired and was removed.")
     if job.status != "succeeded" or job.storage_key is None:
         raise JobNotReady(f"Job {job_id} has no file yet (status {job.status}).")
+    from ledgerline.exports.storage import ObjectNotFound
+
     storage = _storage(request)
     size = storage.size(job.storage_key)
     if size is None:
         raise JobExpired(f"The file of job {job_id} is no longer available.")
-    chunks: Iterator[bytes] = storage.open(job.storage_key)
+    try:
+        chunks: Iterator[bytes] = storage.open(job.storage_key)
+    except ObjectNotFound as exc:  # removed by the retention sweep since size() answered
+        raise JobExpired(f"The file of job {job_id} is no longer available.") from exc
     return StreamingResponse(
         chunks,
         media_type=job.content_type,

@@ -38,6 +38,7 @@ POLL_MAX_DELAY = 0.1
 BLOCKING_READ_TIMEOUT = 1
 SWEEP_INTERVAL_SECONDS = 1.0
 RETENTION_INTERVAL_SECONDS = 60.0
+ABANDONED_INTERVAL_SECONDS = 3600.0
 
 
 class QueueConfigError(ValueError):
@@ -145,6 +146,7 @@ class Sweeper:
         self.stop_event = stop or threading.Event()
         self.thread = threading.Thread(target=self._run, name="ledgerline-sweep", daemon=True)
         self._next_retention = 0.0
+        self._next_abandoned = 0.0
         self.parent_pid: int | None = None
         self.on_orphaned: Callable[[], None] | None = None
 
@@ -181,10 +183,21 @@ class Sweeper:
             from ledgerline.exports.storage import storage_from_settings
             from ledgerline.jobs.retention import sweep_expired
 
+            storage = storage_from_settings(settings)
             with service.job_transaction(url) as session:
-                removed = sweep_expired(session, storage_from_settings(settings), utcnow())
+                removed = sweep_expired(session, storage, utcnow())
             if removed:
                 log.info("expired export files removed", extra={"jobs": removed})
+        if time.monotonic() >= self._next_abandoned:
+            # What writers killed mid-export left behind (.part files, open multipart
+            # uploads); it walks the whole storage, hence hourly.
+            self._next_abandoned = time.monotonic() + ABANDONED_INTERVAL_SECONDS
+            from ledgerline.exports.storage import storage_from_settings
+            from ledgerline.jobs.retention import sweep_abandoned
+
+            abandoned = sweep_abandoned(storage_from_settings(settings), utcnow())
+            if abandoned:
+                log.info("abandoned partial uploads removed", extra={"count": abandoned})
         return ids
 
     def _run(self) -> None:
