@@ -12,11 +12,22 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, ColumnElement, cast, func, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Text,
+    case,
+    cast,
+    func,
+    literal_column,
+    null,
+    or_,
+    type_coerce,
+)
 from sqlalchemy.types import NullType
 
 from ledgerline.models import Customer, Invoice, LineItem, Venue
-from ledgerline.money import currency_digits, currency_symbol
+from ledgerline.money import currency_digits, currency_symbol, known_currencies
 
 Kind = Literal["int", "ref", "text", "money", "date", "datetime", "bool", "billed_item"]
 # Tables a column (or filter) needs joined to line_items, in join order.
@@ -410,10 +421,21 @@ def _json_billed_item(kind: str | None, ident: int | None) -> str:
     return f'{{"object":{_json_text(kind)},"id":{"null" if ident is None else ident}}}'
 
 
+def csv_text(text: str) -> str:
+    """A non-empty text cell as written to CSV: the formula guard (decided on the text's own
+    first character), then every line break inside it (CRLF, CR or LF) written as CRLF."""
+    if text[0] in _FORMULA_CHARS:
+        text = "'" + text
+    if "\r" in text or "\n" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+    return text
+
+
 def _csv_billed_item(kind: str | None, ident: int | None) -> str | None:
     if kind is None:
         return None
-    return guard_formula(kind if ident is None else f"{kind}:{ident}")
+    cell = kind if ident is None else f"{kind}:{ident}"
+    return csv_text(cell) if cell else cell
 
 
 _HELPERS: dict[str, Any] = {
@@ -423,6 +445,7 @@ _HELPERS: dict[str, Any] = {
     "JNUM": _json_or_null(str),
     "JBILLED": _json_billed_item,
     "CBILLED": _csv_billed_item,
+    "CTEXT": csv_text,
 }
 
 
@@ -525,8 +548,12 @@ def _csv_cell(column: Column, at: int, currency_at: int) -> str:
             return f'(None if (b{at} := {value}) is None else "true" if b{at} else "false")'
         return f'("true" if {value} else "false")'
     if column.kind == "text":
-        # guard_formula, inlined: this is the most frequent cell
-        return f'("\'" + t{at} if (t{at} := {value}) and t{at}[0] in F else t{at})'
+        # csv_text only where it changes something: this is the most frequent cell
+        t = f"t{at}"
+        return (
+            f'(CTEXT({t}) if ({t} := {value}) and ({t}[0] in F or "\\r" in {t} or "\\n" in {t})'
+            f" else {t})"
+        )
     return value  # numbers as they are; None is written as an empty cell
 
 
@@ -544,3 +571,125 @@ def csv_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], tuple[
         "CM": _ByCurrency(lambda money: money.plain),
     }
     return _compile(f"lambda row: ({', '.join(cells)},)", constants)
+
+
+# --- CSV cells formatted by the database (the export fast path) ------------------------------
+#
+# The same cells as `csv_row_maker`, as SQL expressions per dialect, so that the database
+# renders every cell as text and the export only moves bytes (`exports.writers`). Each column
+# kind has one rendering per dialect below, derived from the catalog like everything above;
+# tests/reports/test_csv_fast_path.py holds the two paths to byte equality.
+#
+# Line breaks inside text: SQLite cells are written by Python's csv module, so they are
+# rendered CRLF here. PostgreSQL's COPY ends records with LF, and the writer turns every LF
+# of its output into CRLF in one pass; so inside text they are rendered LF here.
+
+SqlDialect = Literal["sqlite", "postgresql"]
+_CR, _LF, _CRLF = "\r", "\n", "\r\n"
+
+
+def _sql_text(expr: Any) -> ColumnElement[Any]:
+    """`expr` typed as text, so that `+` renders as `||` on every dialect."""
+    typed: ColumnElement[Any] = type_coerce(expr, Text())
+    return typed
+
+
+def _sql_op(left: Any, operator: str, right: int) -> ColumnElement[Any]:
+    """`left <operator> <integer literal>` exactly as written (integer division and modulo)."""
+    combined: ColumnElement[Any] = left.op(operator)(literal_column(str(int(right))))
+    return combined
+
+
+def _sql_text_cell(value: Any, dialect: SqlDialect) -> ColumnElement[Any]:
+    """`csv_text` in SQL: the formula guard on the first character, then line breaks."""
+    text_value = _sql_text(value)
+    guarded = case(
+        (func.substr(text_value, 1, 1).in_(FORMULA_START), "'" + text_value), else_=text_value
+    )
+    if dialect == "sqlite":
+        has_break = or_(func.instr(text_value, _CR) > 0, func.instr(text_value, _LF) > 0)
+        crlf = func.replace(func.replace(func.replace(guarded, _CRLF, _LF), _CR, _LF), _LF, _CRLF)
+        return _sql_text(case((has_break, crlf), else_=guarded))
+    lf = func.replace(func.replace(guarded, _CRLF, _LF), _CR, _LF)
+    rendered = case((func.strpos(text_value, _CR) > 0, lf), else_=guarded)
+    # COPY quotes an empty string ("") to tell it from NULL; the csv module writes nothing.
+    return _sql_text(func.nullif(rendered, ""))
+
+
+def _sql_money_digits(amount: Any, digits: int, dialect: SqlDialect) -> ColumnElement[Any]:
+    """Minor units as `MoneyFormat.plain` writes them, for a currency of `digits` digits."""
+    if digits == 0:
+        return cast(amount, Text)
+    magnitude = func.abs(amount)
+    whole = cast(_sql_op(magnitude, "/", 10**digits), Text)
+    if dialect == "sqlite":
+        fraction = cast(_sql_op(magnitude, "%", 10**digits), Text)
+        padded = func.substr("0" * digits + fraction, -digits)
+    else:
+        # mod(), not %: the psycopg dialect's SQL text escapes a literal % as %%.
+        fraction = cast(func.mod(magnitude, literal_column(str(10**digits))), Text)
+        padded = func.lpad(fraction, digits, "0")
+    sign = case((amount < 0, "-"), else_="")
+    return _sql_text(sign + whole + "." + padded)
+
+
+def currencies_by_digits() -> dict[int, tuple[str, ...]]:
+    """Every known ISO 4217 currency whose minor-unit digits are not 2, by digits."""
+    groups: dict[int, list[str]] = {}
+    for currency in sorted(known_currencies()):
+        digits = currency_digits(currency)
+        if digits != 2:
+            groups.setdefault(digits, []).append(currency)
+    return {digits: tuple(codes) for digits, codes in sorted(groups.items())}
+
+
+def _sql_money(amount: Any, dialect: SqlDialect) -> ColumnElement[Any]:
+    whens = [
+        (CURRENCY.in_(codes), _sql_money_digits(amount, digits, dialect))
+        for digits, codes in currencies_by_digits().items()
+    ]
+    return _sql_text(case(*whens, else_=_sql_money_digits(amount, 2, dialect)))
+
+
+def _sql_datetime(moment: Any, dialect: SqlDialect) -> ColumnElement[Any]:
+    """`utc_iso` in SQL: ISO 8601 in UTC with "T", microseconds only when not zero, +00:00."""
+    if dialect == "sqlite":
+        # Stored as SQLAlchemy's naive UTC text, "YYYY-MM-DD HH:MM:SS.ffffff".
+        joined = func.substr(moment, 1, 10) + "T" + func.substr(moment, 12) + "+00:00"
+        return _sql_text(func.replace(_sql_text(joined), ".000000+", "+"))
+    utc = func.timezone("UTC", moment)
+    shown = func.replace(func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US'), ".000000", "")
+    return _sql_text(_sql_text(shown) + "+00:00")
+
+
+def _sql_cell(column: Column, dialect: SqlDialect) -> ColumnElement[Any]:
+    value = column.exprs[0]
+    if column.kind == "money":
+        return _sql_money(value, dialect)
+    if column.kind == "datetime":
+        return _sql_datetime(value, dialect)
+    if column.kind == "date":
+        if dialect == "sqlite":
+            return value  # stored as ISO text already
+        return _sql_text(func.to_char(value, "YYYY-MM-DD"))
+    if column.kind == "billed_item":
+        kind, ident = column.exprs
+        joined = case((ident.is_(None), kind), else_=_sql_text(kind) + ":" + cast(ident, Text))
+        return _sql_text_cell(joined, dialect)
+    if column.kind == "bool":
+        if column.nullable:
+            return _sql_text(case((value.is_(None), null()), (value, "true"), else_="false"))
+        return _sql_text(case((value, "true"), else_="false"))
+    if column.kind == "text":
+        return _sql_text_cell(value, dialect)
+    return value  # integers: the database's own decimal text
+
+
+def csv_sql_cells(columns: Sequence[Column], dialect: SqlDialect) -> list[ColumnElement[Any]]:
+    """The CSV cells of `csv_row_maker`, rendered by the database (Currency last as there)."""
+    cells: list[ColumnElement[Any]] = [
+        _sql_cell(column, dialect).label(f"f{index}") for index, column in enumerate(columns)
+    ]
+    if has_money(columns):
+        cells.append(CURRENCY.label("currency"))
+    return cells
