@@ -4,10 +4,11 @@ Rows come from a server-side cursor (`stream_results`) `BATCH_ROWS` at a time an
 as they arrive, so memory stays bounded however many rows a report has. Each column's
 formatter is chosen once per export (see `reports.columns`), not per row.
 
-CSV takes a fast path whenever it applies: the database renders every cell as text
-(`reports.columns.csv_sql_cells`) and Python only moves bytes: on SQLite the raw DBAPI cursor
-feeds `csv.writer`, on PostgreSQL `COPY (…) TO STDOUT` streams the finished CSV. Its bytes equal
-the generic writer's (tests/reports/test_csv_fast_path.py); `fast=False` forces the generic one.
+CSV takes a fast path whenever it applies: the database renders the CSV and Python only moves
+bytes. SQLite makes each whole record (`reports.columns.csv_sql_record`), fetched as bytes on
+the raw DBAPI cursor; PostgreSQL renders each cell (`csv_sql_cells`) and `COPY (…) TO STDOUT`
+streams the records. Its bytes equal the generic writer's (tests/reports/test_csv_fast_path.py);
+`fast=False` forces the generic writer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ledgerline.reports.columns import (
     csv_header,
     csv_row_maker,
     csv_sql_cells,
+    csv_sql_record,
     has_money,
     json_row_maker,
 )
@@ -136,7 +138,7 @@ def _fast_csv_dialect(conn: Connection, params: ReportParams) -> SqlDialect | No
     """Which fast path applies to this export, if any."""
     name = conn.dialect.name
     if name == "sqlite":
-        return "sqlite"
+        return "sqlite" if conn.dialect.driver == "pysqlite" else None
     if name != "postgresql" or conn.dialect.driver != "psycopg":
         return None
     columns = params.selected
@@ -151,16 +153,18 @@ def _fast_csv_dialect(conn: Connection, params: ReportParams) -> SqlDialect | No
 
 
 def _formatted_sql(conn: Connection, account_id: int, params: ReportParams) -> str:
-    """The report's SELECT with every cell rendered as text, parameters inlined.
+    """The report's SELECT rendering CSV in the database, parameters inlined: one text cell
+    per column on PostgreSQL, one finished record per row on SQLite.
 
     Every value inlined is one the request parsing validated (an integer, a date, a
     date-time, a status from the fixed list), rendered by SQLAlchemy's literal quoting.
     """
-    dialect: SqlDialect = "sqlite" if conn.dialect.name == "sqlite" else "postgresql"
     statement: Select[Any] = rows_statement(account_id, params)
-    formatted = statement.with_only_columns(
-        *csv_sql_cells(params.selected, dialect), maintain_column_froms=False
-    )
+    if conn.dialect.name == "sqlite":
+        selected = [csv_sql_record(params.selected)]
+    else:
+        selected = csv_sql_cells(params.selected)
+    formatted = statement.with_only_columns(*selected, maintain_column_froms=False)
     compiled = formatted.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
     return str(compiled)
 
@@ -178,28 +182,26 @@ def _write_csv_sqlite(
     out: BinaryIO,
     on_progress: Callable[[int], None],
 ) -> int:
-    """SQLite: the formatted SELECT on the snapshot's own DBAPI connection, fetched in large
-    batches straight into `csv.writer` (the same writer settings as `_write_csv`)."""
+    """SQLite: the records, made by the database, fetched as UTF-8 bytes in large batches on
+    the snapshot's own DBAPI connection and joined with CRLF: no Python object per cell."""
     sql = _formatted_sql(conn, account_id, params)
     driver = conn.connection.driver_connection
     assert driver is not None
+    out.write(_header_bytes(params))
+    rows_done = 0
+    text_factory = driver.text_factory
+    driver.text_factory = bytes  # the database's UTF-8, never decoded then encoded again
     cursor = driver.cursor()
     try:
         cursor.execute(sql)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(csv_header(params.selected))
-        rows_done = 0
         while batch := cursor.fetchmany(FAST_BATCH_ROWS):
-            writer.writerows(batch)
+            out.write(b"\r\n".join([record for (record,) in batch]))
+            out.write(b"\r\n")
             rows_done += len(batch)
-            out.write(buffer.getvalue().encode("utf-8"))
-            buffer.seek(0)
-            buffer.truncate()
             on_progress(rows_done)
-        out.write(buffer.getvalue().encode("utf-8"))
     finally:
         cursor.close()
+        driver.text_factory = text_factory
     return rows_done
 
 

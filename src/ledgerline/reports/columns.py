@@ -573,19 +573,25 @@ def csv_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], tuple[
     return _compile(f"lambda row: ({', '.join(cells)},)", constants)
 
 
-# --- CSV cells formatted by the database (the export fast path) ------------------------------
+# --- CSV rendered by the database (the export fast path) -------------------------------------
 #
-# The same cells as `csv_row_maker`, as SQL expressions per dialect, so that the database
+# The same CSV as `csv_row_maker` + the csv module, as SQL per dialect, so that the database
 # renders every cell as text and the export only moves bytes (`exports.writers`). Each column
 # kind has one rendering per dialect below, derived from the catalog like everything above;
 # tests/reports/test_csv_fast_path.py holds the two paths to byte equality.
 #
-# Line breaks inside text: SQLite cells are written by Python's csv module, so they are
-# rendered CRLF here. PostgreSQL's COPY ends records with LF, and the writer turns every LF
-# of its output into CRLF in one pass; so inside text they are rendered LF here.
+# PostgreSQL: one text cell per column, written by `COPY … (FORMAT csv)`, which ends records
+# with LF; the writer turns every LF of its output into CRLF in one pass, so line breaks inside
+# text are rendered LF here (and become CRLF there, as `csv_text` writes them).
+# SQLite: one finished CSV record per row (`printf` of the cells, quoted here exactly as the
+# csv module quotes), because fetching one value a row costs a 25th of fetching 25.
 
 SqlDialect = Literal["sqlite", "postgresql"]
 _CR, _LF, _CRLF = "\r", "\n", "\r\n"
+# Code points of FORMULA_START, for SQLite's unicode() (the first character's code point).
+_FORMULA_CODES = tuple(ord(char) for char in FORMULA_START)
+# What makes the csv module quote a field (QUOTE_MINIMAL, "," delimiter, CRLF line ends).
+_CSV_QUOTED_CHARS = (",", '"', _CR, _LF)
 
 
 def _sql_text(expr: Any) -> ColumnElement[Any]:
@@ -594,43 +600,72 @@ def _sql_text(expr: Any) -> ColumnElement[Any]:
     return typed
 
 
-def _sql_op(left: Any, operator: str, right: int) -> ColumnElement[Any]:
-    """`left <operator> <integer literal>` exactly as written (integer division and modulo)."""
-    combined: ColumnElement[Any] = left.op(operator)(literal_column(str(int(right))))
+def _sql_int(value: int) -> ColumnElement[Any]:
+    literal: ColumnElement[Any] = literal_column(str(int(value)))
+    return literal
+
+
+def _sql_op(left: Any, operator: str, right: Any) -> ColumnElement[Any]:
+    """`left <operator> right` exactly as written (integer division and modulo)."""
+    combined: ColumnElement[Any] = left.op(operator)(right)
     return combined
 
 
-def _sql_text_cell(value: Any, dialect: SqlDialect) -> ColumnElement[Any]:
-    """`csv_text` in SQL: the formula guard on the first character, then line breaks."""
-    text_value = _sql_text(value)
-    guarded = case(
-        (func.substr(text_value, 1, 1).in_(FORMULA_START), "'" + text_value), else_=text_value
-    )
+def _sql_guarded(value: Any, source: Any, dialect: SqlDialect) -> ColumnElement[Any]:
+    """The formula guard, decided on the first character of `source`."""
     if dialect == "sqlite":
-        has_break = or_(func.instr(text_value, _CR) > 0, func.instr(text_value, _LF) > 0)
-        crlf = func.replace(func.replace(func.replace(guarded, _CRLF, _LF), _CR, _LF), _LF, _CRLF)
-        return _sql_text(case((has_break, crlf), else_=guarded))
+        starts = func.unicode(source).in_([_sql_int(code) for code in _FORMULA_CODES])
+    else:
+        starts = func.substr(source, 1, 1).in_(FORMULA_START)
+    return case((starts, "'" + _sql_text(value)), else_=_sql_text(value))
+
+
+def _sql_text_pg(value: Any, source: Any) -> ColumnElement[Any]:
+    """`csv_text` in PostgreSQL, line breaks LF (see above); NULL for an empty cell."""
+    guarded = _sql_guarded(value, source, "postgresql")
     lf = func.replace(func.replace(guarded, _CRLF, _LF), _CR, _LF)
-    rendered = case((func.strpos(text_value, _CR) > 0, lf), else_=guarded)
+    rendered = case((func.strpos(source, _CR) > 0, lf), else_=guarded)
     # COPY quotes an empty string ("") to tell it from NULL; the csv module writes nothing.
     return _sql_text(func.nullif(rendered, ""))
 
 
+def _sql_text_sqlite(value: Any, source: Any) -> ColumnElement[Any]:
+    """`csv_text` in SQLite, then quoted as the csv module quotes: a field holding a comma,
+    a quote, CR or LF is enclosed in quotes with its quotes doubled; line breaks CRLF."""
+    guarded = _sql_guarded(value, source, "sqlite")
+    crlf = func.replace(func.replace(func.replace(guarded, _CRLF, _LF), _CR, _LF), _LF, _CRLF)
+    quoted = '"' + _sql_text(func.replace(crlf, '"', '""')) + '"'
+    needs_quotes = or_(*(func.instr(source, char) != _sql_int(0) for char in _CSV_QUOTED_CHARS))
+    return _sql_text(case((needs_quotes, quoted), else_=guarded))
+
+
 def _sql_money_digits(amount: Any, digits: int, dialect: SqlDialect) -> ColumnElement[Any]:
-    """Minor units as `MoneyFormat.plain` writes them, for a currency of `digits` digits."""
+    """Minor units as `MoneyFormat.plain` writes them, for a currency of `digits` digits,
+    in integer arithmetic: 4550 -> 45.50, -5 -> -0.05, JPY -1200 -> -1200."""
     if digits == 0:
         return cast(amount, Text)
-    magnitude = func.abs(amount)
-    whole = cast(_sql_op(magnitude, "/", 10**digits), Text)
+    divisor = _sql_int(10**digits)
     if dialect == "sqlite":
-        fraction = cast(_sql_op(magnitude, "%", 10**digits), Text)
-        padded = func.substr("0" * digits + fraction, -digits)
-    else:
-        # mod(), not %: the psycopg dialect's SQL text escapes a literal % as %%.
-        fraction = cast(func.mod(magnitude, literal_column(str(10**digits))), Text)
-        padded = func.lpad(fraction, digits, "0")
-    sign = case((amount < 0, "-"), else_="")
-    return _sql_text(sign + whole + "." + padded)
+        # SQLite's % keeps the dividend's sign: a % 100 + 100 and 100 - a % 100 are the
+        # fraction plus 100, whose digits after the first are the zero-padded fraction.
+        positive = (
+            _sql_text(_sql_op(amount, "/", divisor))
+            + "."
+            + func.substr(_sql_op(_sql_op(amount, "%", divisor), "+", divisor), 2)
+        )
+        negative = (
+            "-"
+            + _sql_text(_sql_op(-amount, "/", divisor))
+            + "."
+            + func.substr(_sql_op(divisor, "-", _sql_op(amount, "%", divisor)), 2)
+        )
+        return _sql_text(case((amount >= _sql_int(0), positive), else_=negative))
+    magnitude = func.abs(amount)
+    whole = cast(_sql_op(magnitude, "/", divisor), Text)
+    # mod(), not %: the psycopg dialect's SQL text escapes a literal % as %%.
+    fraction = func.lpad(cast(func.mod(magnitude, divisor), Text), digits, "0")
+    sign = case((amount < _sql_int(0), "-"), else_="")
+    return _sql_text(sign + whole + "." + fraction)
 
 
 def currencies_by_digits() -> dict[int, tuple[str, ...]]:
@@ -644,25 +679,31 @@ def currencies_by_digits() -> dict[int, tuple[str, ...]]:
 
 
 def _sql_money(amount: Any, dialect: SqlDialect) -> ColumnElement[Any]:
-    whens = [
+    """A CASE over the currencies whose digits are not 2; most rows take the first branch."""
+    groups = currencies_by_digits()
+    other = [code for codes in groups.values() for code in codes]
+    whens = [(CURRENCY.not_in(other), _sql_money_digits(amount, 2, dialect))]
+    whens += [
         (CURRENCY.in_(codes), _sql_money_digits(amount, digits, dialect))
-        for digits, codes in currencies_by_digits().items()
+        for digits, codes in groups.items()
     ]
-    return _sql_text(case(*whens, else_=_sql_money_digits(amount, 2, dialect)))
+    return _sql_text(case(*whens))
 
 
 def _sql_datetime(moment: Any, dialect: SqlDialect) -> ColumnElement[Any]:
     """`utc_iso` in SQL: ISO 8601 in UTC with "T", microseconds only when not zero, +00:00."""
     if dialect == "sqlite":
         # Stored as SQLAlchemy's naive UTC text, "YYYY-MM-DD HH:MM:SS.ffffff".
-        joined = func.substr(moment, 1, 10) + "T" + func.substr(moment, 12) + "+00:00"
-        return _sql_text(func.replace(_sql_text(joined), ".000000+", "+"))
+        iso = func.replace(func.replace(moment, " ", "T"), ".000000", "")
+        return _sql_text(_sql_text(iso) + "+00:00")
     utc = func.timezone("UTC", moment)
     shown = func.replace(func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US'), ".000000", "")
     return _sql_text(_sql_text(shown) + "+00:00")
 
 
 def _sql_cell(column: Column, dialect: SqlDialect) -> ColumnElement[Any]:
+    """One column's CSV cell as text (NULL where the csv module writes nothing)."""
+    text_cell = _sql_text_sqlite if dialect == "sqlite" else _sql_text_pg
     value = column.exprs[0]
     if column.kind == "money":
         return _sql_money(value, dialect)
@@ -675,21 +716,36 @@ def _sql_cell(column: Column, dialect: SqlDialect) -> ColumnElement[Any]:
     if column.kind == "billed_item":
         kind, ident = column.exprs
         joined = case((ident.is_(None), kind), else_=_sql_text(kind) + ":" + cast(ident, Text))
-        return _sql_text_cell(joined, dialect)
+        # ":<digits>" neither starts a formula nor needs quotes: `kind` decides both.
+        return text_cell(joined, kind)
     if column.kind == "bool":
         if column.nullable:
             return _sql_text(case((value.is_(None), null()), (value, "true"), else_="false"))
         return _sql_text(case((value, "true"), else_="false"))
     if column.kind == "text":
-        return _sql_text_cell(value, dialect)
+        return text_cell(value, value)
     return value  # integers: the database's own decimal text
 
 
-def csv_sql_cells(columns: Sequence[Column], dialect: SqlDialect) -> list[ColumnElement[Any]]:
-    """The CSV cells of `csv_row_maker`, rendered by the database (Currency last as there)."""
+def csv_sql_cells(columns: Sequence[Column]) -> list[ColumnElement[Any]]:
+    """PostgreSQL: the cells of `csv_row_maker` as text (Currency last as there), for COPY."""
     cells: list[ColumnElement[Any]] = [
-        _sql_cell(column, dialect).label(f"f{index}") for index, column in enumerate(columns)
+        _sql_cell(column, "postgresql").label(f"f{index}") for index, column in enumerate(columns)
     ]
     if has_money(columns):
         cells.append(CURRENCY.label("currency"))
     return cells
+
+
+def csv_sql_record(columns: Sequence[Column]) -> ColumnElement[Any]:
+    """SQLite: the whole CSV record of a row, without its line end, exactly as the csv module
+    writes `csv_row_maker`'s cells. printf's %s writes NULL as nothing, as the csv module does."""
+    cells = [_sql_cell(column, "sqlite") for column in columns]
+    if has_money(columns):
+        cells.append(CURRENCY)
+    record = func.printf(",".join(["%s"] * len(cells)), *cells)
+    if len(cells) == 1:
+        # A record of one empty field is written as "" (else it would be a blank line).
+        record = func.ifnull(func.nullif(record, ""), '""')
+    labelled: ColumnElement[Any] = _sql_text(record).label("record")
+    return labelled
