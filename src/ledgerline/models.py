@@ -157,6 +157,9 @@ class LineItem(Base):
         Index(None, "account_id", "type"),
         Index(None, "invoice_id", "id"),
         Index(None, "group_id"),
+        # Covering indexes for the grouped report (migration 0002, docs/performance.md).
+        Index(None, "account_id", "type", "currency", "amount"),
+        Index(None, "account_id", "currency", "amount"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
