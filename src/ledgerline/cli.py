@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import sys
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -113,8 +115,12 @@ def serve(
         workers = embedded_workers(settings)
     except QueueConfigError as exc:
         fail(str(exc))
-    workers.start()
+    # uvicorn shuts down on SIGTERM/SIGINT and then raises the signal again with the handler
+    # it found; the default SIGTERM handler would end the process before the `finally`, leaving
+    # the child worker running until it noticed its parent was gone.
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
+        workers.start()
         uvicorn.run(
             create_app(settings),
             host=host or settings.host,
@@ -122,8 +128,18 @@ def serve(
             log_config=None,
             access_log=False,
         )
+    except (_Terminated, KeyboardInterrupt):
+        pass  # a requested stop: the worker is stopped below and serve exits 0
     finally:
         workers.stop()
+
+
+class _Terminated(Exception):
+    """SIGTERM reached `serve` (after uvicorn's own graceful shutdown)."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
 
 
 @app.command()

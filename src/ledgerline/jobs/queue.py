@@ -259,6 +259,8 @@ def run_worker(settings: Settings, concurrency: int) -> None:
 
 
 PARENT_PID_ENV = "LEDGERLINE_WORKER_PARENT_PID"
+# How long a stopping `serve` waits for its child worker after SIGTERM before SIGKILL.
+CHILD_STOP_SECONDS = 3.0
 
 
 class ChildWorker:
@@ -298,15 +300,18 @@ class ChildWorker:
             env=env,
         )
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = CHILD_STOP_SECONDS) -> None:
+        """Stop the child now: SIGTERM (huey stops at once; a job it was running keeps its
+        lease, which lapses and hands it to the next worker), SIGKILL after `timeout`."""
         self._stopping.set()
         process = self.process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGINT)
+        process.terminate()
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            log.warning("embedded worker did not stop in %ss; killing it", timeout)
             process.kill()
             process.wait(timeout=5)
 
