@@ -30,7 +30,7 @@ def test_seed_leaves_fresh_statistics_for_every_seeded_table(backend: Backend, a
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             # sqlite_stat1's first figure for a table's index is the rows it counted.
-            stats = dict(
+            stats: dict[str, str] = dict(
                 conn.execute(
                     text("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'line_items'")
                 ).all()
