@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ColumnElement,
     Text,
     case,
@@ -612,21 +613,27 @@ def _sql_op(left: Any, operator: str, right: Any) -> ColumnElement[Any]:
 
 
 def _sql_guarded(value: Any, source: Any, dialect: SqlDialect) -> ColumnElement[Any]:
-    """The formula guard, decided on the first character of `source`."""
-    if dialect == "sqlite":
-        starts = func.unicode(source).in_([_sql_int(code) for code in _FORMULA_CODES])
-    else:
-        starts = func.substr(source, 1, 1).in_(FORMULA_START)
+    """The formula guard, decided on the first character (code point) of `source`."""
+    first = func.unicode(source) if dialect == "sqlite" else func.ascii(source)
+    starts = first.in_([_sql_int(code) for code in _FORMULA_CODES])
     return case((starts, "'" + _sql_text(value)), else_=_sql_text(value))
 
 
 def _sql_text_pg(value: Any, source: Any) -> ColumnElement[Any]:
-    """`csv_text` in PostgreSQL, line breaks LF (see above); NULL for an empty cell."""
+    """`csv_text` in PostgreSQL, line breaks LF (see above); NULL for an empty cell (COPY
+    quotes an empty string to tell it from NULL; the csv module writes nothing)."""
+    text_value = _sql_text(value)
     guarded = _sql_guarded(value, source, "postgresql")
     lf = func.replace(func.replace(guarded, _CRLF, _LF), _CR, _LF)
-    rendered = case((func.strpos(source, _CR) > 0, lf), else_=guarded)
-    # COPY quotes an empty string ("") to tell it from NULL; the csv module writes nothing.
-    return _sql_text(func.nullif(rendered, ""))
+    starts = func.ascii(source).in_([_sql_int(code) for code in _FORMULA_CODES])
+    # Guarded or holding a CR, a cell is never empty: only the last branch needs NULLIF.
+    return _sql_text(
+        case(
+            (func.strpos(source, _CR) > _sql_int(0), lf),
+            (starts, "'" + text_value),
+            else_=func.nullif(text_value, ""),
+        )
+    )
 
 
 def _sql_text_sqlite(value: Any, source: Any) -> ColumnElement[Any]:
@@ -635,31 +642,19 @@ def _sql_text_sqlite(value: Any, source: Any) -> ColumnElement[Any]:
     guarded = _sql_guarded(value, source, "sqlite")
     crlf = func.replace(func.replace(func.replace(guarded, _CRLF, _LF), _CR, _LF), _LF, _CRLF)
     quoted = '"' + _sql_text(func.replace(crlf, '"', '""')) + '"'
-    needs_quotes = or_(*(func.instr(source, char) != _sql_int(0) for char in _CSV_QUOTED_CHARS))
+    needs_quotes = or_(
+        *(type_coerce(func.instr(source, char), Boolean) for char in _CSV_QUOTED_CHARS)
+    )
     return _sql_text(case((needs_quotes, quoted), else_=guarded))
 
 
-def _sql_money_digits(amount: Any, digits: int, dialect: SqlDialect) -> ColumnElement[Any]:
-    """Minor units as `MoneyFormat.plain` writes them, for a currency of `digits` digits,
-    in integer arithmetic: 4550 -> 45.50, -5 -> -0.05, JPY -1200 -> -1200."""
+def _sql_money_digits(amount: Any, digits: int) -> ColumnElement[Any]:
+    """PostgreSQL: minor units as `MoneyFormat.plain` writes them, for a currency of `digits`
+    digits, in integer arithmetic: 4550 -> 45.50, -5 -> -0.05, JPY -1200 -> -1200.
+    (SQLite writes money as printf pieces of its record: `_sqlite_money_piece`.)"""
     if digits == 0:
         return cast(amount, Text)
     divisor = _sql_int(10**digits)
-    if dialect == "sqlite":
-        # SQLite's % keeps the dividend's sign: a % 100 + 100 and 100 - a % 100 are the
-        # fraction plus 100, whose digits after the first are the zero-padded fraction.
-        positive = (
-            _sql_text(_sql_op(amount, "/", divisor))
-            + "."
-            + func.substr(_sql_op(_sql_op(amount, "%", divisor), "+", divisor), 2)
-        )
-        negative = (
-            "-"
-            + _sql_text(_sql_op(-amount, "/", divisor))
-            + "."
-            + func.substr(_sql_op(divisor, "-", _sql_op(amount, "%", divisor)), 2)
-        )
-        return _sql_text(case((amount >= _sql_int(0), positive), else_=negative))
     magnitude = func.abs(amount)
     whole = cast(_sql_op(magnitude, "/", divisor), Text)
     # mod(), not %: the psycopg dialect's SQL text escapes a literal % as %%.
@@ -678,14 +673,13 @@ def currencies_by_digits() -> dict[int, tuple[str, ...]]:
     return {digits: tuple(codes) for digits, codes in sorted(groups.items())}
 
 
-def _sql_money(amount: Any, dialect: SqlDialect) -> ColumnElement[Any]:
+def _sql_money(amount: Any) -> ColumnElement[Any]:
     """A CASE over the currencies whose digits are not 2; most rows take the first branch."""
     groups = currencies_by_digits()
     other = [code for codes in groups.values() for code in codes]
-    whens = [(CURRENCY.not_in(other), _sql_money_digits(amount, 2, dialect))]
+    whens = [(CURRENCY.not_in(other), _sql_money_digits(amount, 2))]
     whens += [
-        (CURRENCY.in_(codes), _sql_money_digits(amount, digits, dialect))
-        for digits, codes in groups.items()
+        (CURRENCY.in_(codes), _sql_money_digits(amount, digits)) for digits, codes in groups.items()
     ]
     return _sql_text(case(*whens))
 
@@ -706,7 +700,9 @@ def _sql_cell(column: Column, dialect: SqlDialect) -> ColumnElement[Any]:
     text_cell = _sql_text_sqlite if dialect == "sqlite" else _sql_text_pg
     value = column.exprs[0]
     if column.kind == "money":
-        return _sql_money(value, dialect)
+        if dialect == "sqlite":
+            raise ValueError("SQLite money cells are printf pieces of the record")
+        return _sql_money(value)
     if column.kind == "datetime":
         return _sql_datetime(value, dialect)
     if column.kind == "date":
@@ -737,15 +733,51 @@ def csv_sql_cells(columns: Sequence[Column]) -> list[ColumnElement[Any]]:
     return cells
 
 
+def _sqlite_money_piece(amount: Any, digits: int) -> tuple[str, list[ColumnElement[Any]]]:
+    """A money cell of a SQLite record as a printf piece and its arguments, in integers."""
+    if digits == 0:
+        return "%d", [amount]
+    divisor = _sql_int(10**digits)
+    sign = case((amount < _sql_int(0), "-"), else_="")
+    magnitude = func.abs(amount)
+    pieces = [sign, _sql_op(magnitude, "/", divisor), _sql_op(magnitude, "%", divisor)]
+    return f"%s%d.%0{digits}d", pieces
+
+
+def _sqlite_record(columns: Sequence[Column], digits: int | None) -> ColumnElement[Any]:
+    """printf of the record's cells; money in a currency of `digits` digits (None: no money).
+    printf's %s writes NULL as nothing, as the csv module does."""
+    pieces: list[str] = []
+    arguments: list[ColumnElement[Any]] = []
+    for column in columns:
+        if column.kind == "money" and digits is not None:
+            piece, values = _sqlite_money_piece(column.exprs[0], digits)
+        else:
+            piece, values = "%s", [_sql_cell(column, "sqlite")]
+        pieces.append(piece)
+        arguments.extend(values)
+    if digits is not None:
+        pieces.append("%s")
+        arguments.append(CURRENCY)
+    record: ColumnElement[Any] = func.printf(",".join(pieces), *arguments)
+    return record
+
+
 def csv_sql_record(columns: Sequence[Column]) -> ColumnElement[Any]:
     """SQLite: the whole CSV record of a row, without its line end, exactly as the csv module
-    writes `csv_row_maker`'s cells. printf's %s writes NULL as nothing, as the csv module does."""
-    cells = [_sql_cell(column, "sqlite") for column in columns]
+    writes `csv_row_maker`'s cells. With money, one CASE over the row's currency picks the
+    record's layout (most rows take the first branch), instead of one per money cell."""
+    record: ColumnElement[Any]
     if has_money(columns):
-        cells.append(CURRENCY)
-    record = func.printf(",".join(["%s"] * len(cells)), *cells)
-    if len(cells) == 1:
-        # A record of one empty field is written as "" (else it would be a blank line).
-        record = func.ifnull(func.nullif(record, ""), '""')
+        groups = currencies_by_digits()
+        other = [code for codes in groups.values() for code in codes]
+        whens = [(CURRENCY.not_in(other), _sqlite_record(columns, 2))]
+        whens += [(CURRENCY.in_(codes), _sqlite_record(columns, d)) for d, codes in groups.items()]
+        record = case(*whens)
+    else:
+        record = _sqlite_record(columns, None)
+        if len(columns) == 1:
+            # A record of one empty field is written as "" (else it would be a blank line).
+            record = func.ifnull(func.nullif(record, ""), '""')
     labelled: ColumnElement[Any] = _sql_text(record).label("record")
     return labelled
