@@ -67,6 +67,13 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# Per-connection page cache and where temporary sort b-trees live. `ledgerline worker` sets
+# a small cache and file-backed temporaries: an export streams, and a 64 MiB cache that fills
+# as it scans (and in-memory sorts) only add to the worker's resident set.
+SQLITE_CACHE_KIB = 65536
+SQLITE_TEMP_STORE = "MEMORY"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy own transactions (pysqlite's legacy implicit BEGIN breaks snapshots).
     dbapi_connection.isolation_level = None
@@ -75,8 +82,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA cache_size=-65536")
-    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute(f"PRAGMA cache_size=-{int(SQLITE_CACHE_KIB)}")
+    cursor.execute(f"PRAGMA temp_store={SQLITE_TEMP_STORE}")
     cursor.close()
 
 

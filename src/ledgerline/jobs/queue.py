@@ -236,6 +236,12 @@ class EmbeddedWorkers:
 def run_worker(settings: Settings, concurrency: int) -> None:
     """`ledgerline worker`: a consumer with `concurrency` worker threads and the sweep, until
     SIGINT (finish running jobs, up to 10 s) or SIGTERM (stop now; leases hand them on)."""
+    from ledgerline import db
+
+    # Exports stream: a small SQLite page cache and file-backed sort space keep the worker's
+    # resident set flat whatever the export's size (docs/performance.md).
+    db.SQLITE_CACHE_KIB = WORKER_SQLITE_CACHE_KIB
+    db.SQLITE_TEMP_STORE = "FILE"
     queue = queue_for(settings)
     try:
         queue.check()
@@ -259,6 +265,8 @@ def run_worker(settings: Settings, concurrency: int) -> None:
 
 
 PARENT_PID_ENV = "LEDGERLINE_WORKER_PARENT_PID"
+# A worker's SQLite page cache per connection (the API keeps db.SQLITE_CACHE_KIB, 64 MiB).
+WORKER_SQLITE_CACHE_KIB = 8192
 # How long a stopping `serve` waits for its child worker after SIGTERM before SIGKILL.
 CHILD_STOP_SECONDS = 3.0
 
