@@ -227,6 +227,9 @@ def _write_csv_copy(
     # Each record is appended (copied) at once, so libpq's buffer is freed record by record.
     pending = bytearray()
     with driver.cursor() as cursor:
+        # The renderings make a large expression: JIT-compiling it cost 3-7 s per 1M rows
+        # more than it saved (measured, docs/reports.md). Reverts when the snapshot ends.
+        cursor.execute("SET LOCAL jit = off")
         with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
             for record in copy:
                 pending += record
