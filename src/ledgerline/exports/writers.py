@@ -143,9 +143,9 @@ def _fast_csv_dialect(conn: Connection, params: ReportParams) -> SqlDialect | No
     if name != "postgresql" or conn.dialect.driver != "psycopg":
         return None
     columns = params.selected
-    if len(columns) == 1 and not has_money(columns) and columns[0].kind in ("text", "billed_item"):
-        # A record of one empty cell: the csv module writes "" where COPY writes nothing
-        # (and COPY quotes a lone \.); rare enough to leave to the generic writer.
+    if len(columns) == 1 and not has_money(columns):
+        # A record of one empty field (NULL or ""): the csv module writes "" where COPY
+        # writes an empty line (and COPY quotes a lone \.); left to the generic writer.
         return None
     driver = conn.connection.driver_connection
     if driver is None or driver.info.encoding != "utf-8":
