@@ -49,6 +49,9 @@ def http_load(url: str, token: str, connections: int, seconds: int) -> LoadResul
                 f"-c{connections}",
                 f"-d{seconds}s",
                 "--latency",
+                # wrk drops requests slower than its 2 s default from the latency figures.
+                "--timeout",
+                "30s",
                 "-H",
                 f"Authorization: Token {token}",
                 url,
