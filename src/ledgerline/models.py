@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     JSON,
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ledgerline.db import Base, BigIntId, UTCDateTime, utcnow
 
-INVOICE_STATUSES = (
+InvoiceStatus = Literal[
     "draft",
     "upcoming",
     "open",
@@ -35,9 +35,10 @@ INVOICE_STATUSES = (
     "retry_failed",
     "voided",
     "skipped",
-)
+]
+INVOICE_STATUSES: tuple[str, ...] = get_args(InvoiceStatus)
 
-LINE_ITEM_TYPES = (
+LineItemType = Literal[
     "pack_membership",
     "prepaid_plan_membership",
     "recurring_plan_membership",
@@ -51,7 +52,8 @@ LINE_ITEM_TYPES = (
     "membership_penalty_fee",
     "joining_fee",
     "gift_card",
-)
+]
+LINE_ITEM_TYPES: tuple[str, ...] = get_args(LineItemType)
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled", "expired")
 

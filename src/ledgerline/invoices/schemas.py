@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -22,7 +22,15 @@ from pydantic import (
     StrictStr,
 )
 
-from ledgerline.models import Customer, Invoice, LineItem, LineItemGroup, Venue
+from ledgerline.models import (
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    LineItemGroup,
+    LineItemType,
+    Venue,
+)
 from ledgerline.money import (
     SCALE_DIGITS,
     currency_digits,
@@ -33,36 +41,6 @@ from ledgerline.money import (
 
 if TYPE_CHECKING:
     from ledgerline.invoices.service import Totals
-
-InvoiceStatus = Literal[
-    "draft",
-    "upcoming",
-    "open",
-    "pending",
-    "pending_offline",
-    "paid",
-    "failed",
-    "retrying",
-    "retry_failed",
-    "voided",
-    "skipped",
-]
-
-LineItemType = Literal[
-    "pack_membership",
-    "prepaid_plan_membership",
-    "recurring_plan_membership",
-    "membership_purchase",
-    "event_registration",
-    "course",
-    "course_session",
-    "store_order",
-    "flat_fee",
-    "service_fee",
-    "membership_penalty_fee",
-    "joining_fee",
-    "gift_card",
-]
 
 
 MAX_ID = 2**63 - 1
