@@ -134,11 +134,15 @@ class LocalStorage:
     @staticmethod
     def _create(temp: Path) -> BinaryIO:
         # `delete` prunes directories it empties; one may vanish between mkdir and open.
+        # mkdir itself can lose that race: it finds the directory, it is pruned, and its
+        # exist_ok check then sees nothing and raises FileExistsError.
         for _ in range(9):
-            temp.parent.mkdir(parents=True, exist_ok=True)
             try:
+                temp.parent.mkdir(parents=True, exist_ok=True)
                 return temp.open("xb")
-            except FileNotFoundError:
+            except (FileNotFoundError, FileExistsError):
+                if temp.exists():  # the temp name itself clashed: not the race above
+                    raise
                 continue
         temp.parent.mkdir(parents=True, exist_ok=True)
         return temp.open("xb")
