@@ -19,6 +19,8 @@ from fastapi import Request
 from ledgerline.errors import BadRequest, ValidationFailed
 
 MAX_PAGE_SIZE = 100
+# Larger offsets are refused here rather than handed to the database (a BIGINT overflow there).
+MAX_OFFSET = 2**53
 
 
 class CursorInvalid(BadRequest):
@@ -87,14 +89,20 @@ def offset_page(
             )
         if number < 1:
             raise ValidationFailed.field(["query", "page"], "must be 1 or more")
-        return OffsetPage(limit=size, offset=(number - 1) * size)
+        return _bounded(OffsetPage(limit=size, offset=(number - 1) * size), "page")
     size = default_limit if limit is None else limit
     start = 0 if offset is None else offset
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise ValidationFailed.field(["query", "limit"], f"must be between 1 and {MAX_PAGE_SIZE}")
     if start < 0:
         raise ValidationFailed.field(["query", "offset"], "must be 0 or more")
-    return OffsetPage(limit=size, offset=start)
+    return _bounded(OffsetPage(limit=size, offset=start), "offset")
+
+
+def _bounded(window: OffsetPage, name: str) -> OffsetPage:
+    if window.offset > MAX_OFFSET:
+        raise ValidationFailed.field(["query", name], f"is too large (at most {MAX_OFFSET})")
+    return window
 
 
 def page_links(request: Request, page: OffsetPage, count: int) -> tuple[str | None, str | None]:
