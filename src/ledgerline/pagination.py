@@ -12,11 +12,14 @@ import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Depends, Query, Request
+from starlette.responses import Response
 
 from ledgerline.errors import BadRequest, ValidationFailed
+from ledgerline.http import JSONResponse
 
 MAX_PAGE_SIZE = 100
 # Larger offsets are refused here rather than handed to the database (a BIGINT overflow there).
@@ -120,3 +123,26 @@ def page_links(request: Request, page: OffsetPage, count: int) -> tuple[str | No
     next_url = link(page.offset + page.limit) if page.offset + page.limit < count else None
     previous_url = link(max(page.offset - page.limit, 0)) if page.offset > 0 else None
     return next_url, previous_url
+
+
+def _page_window(
+    limit: Annotated[int | None, Query(description="rows a page (1-100, default 50)")] = None,
+    offset: Annotated[int | None, Query(description="rows to skip")] = None,
+    page: Annotated[int | None, Query(description="page number, from 1")] = None,
+    page_size: Annotated[int | None, Query(description="rows a page (1-100)")] = None,
+) -> OffsetPage:
+    return offset_page(limit, offset, page, page_size)
+
+
+# The four paging query parameters of every TeamUp-shaped list, validated into one window.
+PageWindow = Annotated[OffsetPage, Depends(_page_window)]
+
+
+def list_response(
+    request: Request, window: OffsetPage, count: int, results: list[dict[str, Any]]
+) -> Response:
+    """TeamUp's list envelope: `{"count", "next", "previous", "results"}`."""
+    next_url, previous_url = page_links(request, window, count)
+    return JSONResponse(
+        {"count": count, "next": next_url, "previous": previous_url, "results": results}
+    )

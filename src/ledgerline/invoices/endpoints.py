@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Request
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
@@ -26,11 +26,10 @@ from ledgerline.invoices.schemas import (
     line_item_json,
     venue_json,
 )
-from ledgerline.pagination import OffsetPage, offset_page, page_links
+from ledgerline.pagination import PageWindow, list_response
 
 router = APIRouter()
 
-PageQuery = Annotated[int | None, Query()]
 CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
 InvoiceId = Annotated[int, Path(ge=1, le=MAX_ID)]
 LineItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -73,15 +72,6 @@ LINE_ITEM_BODY_EXAMPLES: dict[str, Any] = {
 }
 
 
-def _list_json(
-    request: Request, window: OffsetPage, count: int, results: list[dict[str, Any]]
-) -> Response:
-    next_url, previous_url = page_links(request, window, count)
-    return JSONResponse(
-        {"count": count, "next": next_url, "previous": previous_url, "results": results}
-    )
-
-
 @router.post("/venues", status_code=201, tags=["customers"])
 def create_venue(body: VenueCreate, principal: PrincipalDep, session: SessionDep) -> Response:
     """Create a venue."""
@@ -107,15 +97,11 @@ def list_customers(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
-    limit: PageQuery = None,
-    offset: PageQuery = None,
-    page: PageQuery = None,
-    page_size: PageQuery = None,
+    window: PageWindow,
 ) -> Response:
     """The account's customers, oldest first, paged by limit/offset or page/page_size."""
-    window = offset_page(limit, offset, page, page_size)
     count, rows = service.list_customers(session, principal, window)
-    return _list_json(request, window, count, [customer_json(c, v) for c, v in rows])
+    return list_response(request, window, count, [customer_json(c, v) for c, v in rows])
 
 
 @router.post("/invoices", status_code=201, tags=["invoices"])
@@ -132,15 +118,11 @@ def list_invoices(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
-    limit: PageQuery = None,
-    offset: PageQuery = None,
-    page: PageQuery = None,
-    page_size: PageQuery = None,
+    window: PageWindow,
 ) -> Response:
     """The account's invoices, oldest first, with their totals."""
-    window = offset_page(limit, offset, page, page_size)
     count, rows = service.list_invoices(session, principal, window)
-    return _list_json(request, window, count, [invoice_json(i, t) for i, t in rows])
+    return list_response(request, window, count, [invoice_json(i, t) for i, t in rows])
 
 
 @router.get("/invoices/{invoice_id}", tags=["invoices"])
@@ -187,15 +169,11 @@ def list_line_items(
     invoice_id: InvoiceId,
     principal: PrincipalDep,
     session: SessionDep,
-    limit: PageQuery = None,
-    offset: PageQuery = None,
-    page: PageQuery = None,
-    page_size: PageQuery = None,
+    window: PageWindow,
 ) -> Response:
     """The invoice's line items, oldest first."""
-    window = offset_page(limit, offset, page, page_size)
     count, rows = service.list_line_items(session, principal, invoice_id, window)
-    return _list_json(request, window, count, [line_item_json(li, g) for li, g in rows])
+    return list_response(request, window, count, [line_item_json(li, g) for li, g in rows])
 
 
 @router.get("/invoices/{invoice_id}/line_items/{line_item_id}", tags=["line items"])

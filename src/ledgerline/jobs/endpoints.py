@@ -28,7 +28,7 @@ from ledgerline.http import JSONResponse
 from ledgerline.jobs import service
 from ledgerline.jobs.queue import queue_for
 from ledgerline.models import Job
-from ledgerline.pagination import offset_page, page_links
+from ledgerline.pagination import PageWindow, list_response
 from ledgerline.reports.query import parse_report_params
 
 log = logging.getLogger("ledgerline.jobs")
@@ -262,7 +262,6 @@ def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-PageQuery = Annotated[int | None, Query()]
 # Ids beyond BIGINT would be a database error, not a 404.
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -272,25 +271,13 @@ def list_jobs(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
+    window: PageWindow,
     status: Annotated[str | None, Query(description="only jobs in this status")] = None,
-    limit: PageQuery = None,
-    offset: PageQuery = None,
-    page: PageQuery = None,
-    page_size: PageQuery = None,
 ) -> Response:
     """The account's jobs, newest first."""
-    window = offset_page(limit, offset, page, page_size)
     count, jobs = service.list_jobs(session, principal, status, window)
-    next_url, previous_url = page_links(request, window, count)
     now = utcnow()
-    return JSONResponse(
-        {
-            "count": count,
-            "next": next_url,
-            "previous": previous_url,
-            "results": [job_json(request, job, now) for job in jobs],
-        }
-    )
+    return list_response(request, window, count, [job_json(request, job, now) for job in jobs])
 
 
 @router.get("/jobs/{job_id}")

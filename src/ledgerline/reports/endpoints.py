@@ -13,13 +13,12 @@ from starlette.responses import Response
 from ledgerline.auth import PrincipalDep
 from ledgerline.dependencies import SessionDep
 from ledgerline.http import JSONResponse
-from ledgerline.pagination import offset_page
+from ledgerline.pagination import OffsetPage, PageWindow
 from ledgerline.reports.columns import FLAT, GROUPED
 from ledgerline.reports.query import parse_report_params, report_page
 
 router = APIRouter(tags=["reports"])
 
-PageQuery = Annotated[int | None, Query()]
 ColumnsQuery = Annotated[
     list[str] | None,
     Query(description="Column keys (or aliases) in order; repeated or comma-separated."),
@@ -47,12 +46,8 @@ def _data(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
-    limit: int | None,
-    offset: int | None,
-    page: int | None,
-    page_size: int | None,
+    window: OffsetPage,
 ) -> Response:
-    window = offset_page(limit, offset, page, page_size)
     params = parse_report_params(
         report, query_mapping(request), timezone=principal.timezone, for_export=False
     )
@@ -71,10 +66,7 @@ def invoice_line_items_data(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
-    limit: PageQuery = None,
-    offset: PageQuery = None,
-    page: PageQuery = None,
-    page_size: PageQuery = None,
+    window: PageWindow,
     columns: ColumnsQuery = None,
     sort: SortQuery = None,
 ) -> Response:
@@ -86,7 +78,7 @@ def invoice_line_items_data(
     Every bound is inclusive. Paged by `limit` (default 50) and `offset`, or `page` and
     `page_size` (at most 100). Default sort: `id`.
     """
-    return _data(FLAT, request, principal, session, limit, offset, page, page_size)
+    return _data(FLAT, request, principal, session, window)
 
 
 @router.get("/reports/invoice_line_items.grouped/data")
@@ -94,10 +86,7 @@ def invoice_line_items_grouped_data(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
-    limit: PageQuery = None,
-    offset: PageQuery = None,
-    page: PageQuery = None,
-    page_size: PageQuery = None,
+    window: PageWindow,
     columns: ColumnsQuery = None,
     sort: SortQuery = None,
 ) -> Response:
@@ -107,4 +96,4 @@ def invoice_line_items_grouped_data(
     row per currency. Currencies are never added together. Same filters and paging as the
     flat report. Default sort: `type`, then currency.
     """
-    return _data(GROUPED, request, principal, session, limit, offset, page, page_size)
+    return _data(GROUPED, request, principal, session, window)
