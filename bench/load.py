@@ -61,10 +61,15 @@ def http_load(url: str, token: str, connections: int, seconds: int) -> LoadResul
             text=True,
         ).stdout
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-        p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-        p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+        # Anchored to the "Latency Distribution" lines: "50%" also ends the +/- Stdev column
+        # of the thread stats (e.g. "87.50%"), which an unanchored search would read.
+        p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+        p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
         total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
         non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if total == 0:
+            # wrk prints zero latencies when no request completed: not a figure.
+            p50 = p99 = float("nan")
         return LoadResult(rps, p50, p99, total, int(non2xx.group(1)) if non2xx else 0)
     return _python_load(url, token, connections, seconds)
 

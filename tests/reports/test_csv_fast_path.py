@@ -13,7 +13,8 @@ import io
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
+from sqlalchemy import text as sql_text
 
 from ledgerline.db import engine_for
 from ledgerline.exports.writers import _fast_csv_dialect, open_snapshot, write_export
@@ -266,3 +267,28 @@ def test_empty_report_is_the_header_alone(data: Data) -> None:
     assert fast == generic
     assert fast.endswith(b"Currency\r\n")
     assert fast.count(b"\r\n") == 1
+
+
+def test_postgres_session_time_zone_and_date_style_do_not_change_the_file(nasty: Data) -> None:
+    """The fast path reads date-times as the type's own text, which follows the session's
+    TimeZone; it sets UTC for its snapshot, so a server or role configured otherwise writes
+    the same bytes as the generic writer, which formats in Python. (psycopg itself reads
+    only ISO DateStyles, so that is the one style a session can have here.)"""
+    if nasty.backend.name != "postgres":
+        pytest.skip("PostgreSQL session settings")
+    url = engine_for(nasty.backend.database_url).url
+    engine = create_engine(
+        url, connect_args={"options": "-c TimeZone=Pacific/Chatham -c DateStyle=ISO,DMY"}
+    )
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sql_text("SHOW TimeZone")).scalar_one() == "Pacific/Chatham"
+        params = _params(FLAT, columns=ALL)
+        account = nasty.api.account_id
+        _, written, fast_body, _ = _export(engine, account, params, fast=True)
+        _, _, generic_body, _ = _export(engine, account, params, fast=False)
+        assert written == len(nasty.lines)
+        assert fast_body == generic_body
+        assert b"+00:00" in fast_body
+    finally:
+        engine.dispose()

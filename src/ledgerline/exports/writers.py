@@ -230,6 +230,9 @@ def _write_csv_copy(
         # The renderings make a large expression: JIT-compiling it cost 3-7 s per 1M rows
         # more than it saved (measured, docs/reports.md). Reverts when the snapshot ends.
         cursor.execute("SET LOCAL jit = off")
+        # The date-time renderings read the type's own text in UTC (`reports.columns`).
+        cursor.execute("SET LOCAL TimeZone = 'UTC'")
+        cursor.execute("SET LOCAL DateStyle = 'ISO, YMD'")
         with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
             for record in copy:
                 pending += record

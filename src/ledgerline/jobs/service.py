@@ -285,6 +285,7 @@ def finish_job(
                     lease_owner=None,
                     lease_expires_at=None,
                     rows_done=result.row_count,
+                    rows_total=result.row_count,
                     file_name=result.file_name,
                     storage_key=result.storage_key,
                     content_type=result.content_type,

@@ -648,19 +648,13 @@ def _sql_text_sqlite(value: Any, source: Any) -> ColumnElement[Any]:
     return _sql_text(case((needs_quotes, quoted), else_=guarded))
 
 
-def _sql_money_digits(amount: Any, digits: int) -> ColumnElement[Any]:
-    """PostgreSQL: minor units as `MoneyFormat.plain` writes them, for a currency of `digits`
-    digits, in integer arithmetic: 4550 -> 45.50, -5 -> -0.05, JPY -1200 -> -1200.
-    (SQLite writes money as printf pieces of its record: `_sqlite_money_piece`.)"""
-    if digits == 0:
-        return cast(amount, Text)
-    divisor = _sql_int(10**digits)
-    magnitude = func.abs(amount)
-    whole = cast(_sql_op(magnitude, "/", divisor), Text)
-    # mod(), not %: the psycopg dialect's SQL text escapes a literal % as %%.
-    fraction = func.lpad(cast(func.mod(magnitude, divisor), Text), digits, "0")
-    sign = case((amount < _sql_int(0), "-"), else_="")
-    return _sql_text(sign + whole + "." + fraction)
+def _sql_minor_unit(digits: int) -> ColumnElement[Any]:
+    """PostgreSQL: one minor unit as an exact numeric literal of `digits` decimal places
+    (0.01 for 2, 0.001 for 3, 1 for 0)."""
+    unit: ColumnElement[Any] = literal_column(
+        "1" if digits == 0 else "0." + "0" * (digits - 1) + "1"
+    )
+    return unit
 
 
 def currencies_by_digits() -> dict[int, tuple[str, ...]]:
@@ -674,14 +668,19 @@ def currencies_by_digits() -> dict[int, tuple[str, ...]]:
 
 
 def _sql_money(amount: Any) -> ColumnElement[Any]:
-    """A CASE over the currencies whose digits are not 2; most rows take the first branch."""
+    """PostgreSQL: minor units as `MoneyFormat.plain` writes them: 4550 -> 45.50,
+    -5 -> -0.05, JPY -1200 -> -1200.
+
+    The amount times its currency's minor unit (a CASE over the currencies whose digits are
+    not 2; most rows take the first branch) is an exact numeric whose scale is the unit's,
+    and numeric's text is exactly that plain decimal. One multiplication and the type's own
+    output cost less than sign, division, modulo and padding as text (docs/performance.md).
+    (SQLite writes money as printf pieces of its record: `_sqlite_money_piece`.)"""
     groups = currencies_by_digits()
     other = [code for codes in groups.values() for code in codes]
-    whens = [(CURRENCY.not_in(other), _sql_money_digits(amount, 2))]
-    whens += [
-        (CURRENCY.in_(codes), _sql_money_digits(amount, digits)) for digits, codes in groups.items()
-    ]
-    return _sql_text(case(*whens))
+    whens = [(CURRENCY.not_in(other), _sql_minor_unit(2))]
+    whens += [(CURRENCY.in_(codes), _sql_minor_unit(digits)) for digits, codes in groups.items()]
+    return _sql_text(cast(amount * case(*whens), Text))
 
 
 def _sql_datetime(moment: Any, dialect: SqlDialect) -> ColumnElement[Any]:
@@ -690,9 +689,15 @@ def _sql_datetime(moment: Any, dialect: SqlDialect) -> ColumnElement[Any]:
         # Stored as SQLAlchemy's naive UTC text, "YYYY-MM-DD HH:MM:SS.ffffff".
         iso = func.replace(func.replace(moment, " ", "T"), ".000000", "")
         return _sql_text(_sql_text(iso) + "+00:00")
+    # A whole second is the type's own ISO text: `_write_csv_copy` sets the session's TimeZone
+    # to UTC and DateStyle to ISO, so it reads "YYYY-MM-DD HH:MM:SS+00". The output trims a
+    # fraction's trailing zeros, which `utc_iso` keeps (".120000"), so a fraction takes
+    # to_char, which is slower (docs/performance.md).
+    whole_second = func.date_trunc("second", moment) == moment
+    as_text = _sql_text(func.replace(cast(moment, Text), " ", "T")) + ":00"
     utc = func.timezone("UTC", moment)
-    shown = func.replace(func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US'), ".000000", "")
-    return _sql_text(_sql_text(shown) + "+00:00")
+    fraction = _sql_text(func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US')) + "+00:00"
+    return _sql_text(case((whole_second, as_text), else_=fraction))
 
 
 def _sql_cell(column: Column, dialect: SqlDialect) -> ColumnElement[Any]:
@@ -708,7 +713,7 @@ def _sql_cell(column: Column, dialect: SqlDialect) -> ColumnElement[Any]:
     if column.kind == "date":
         if dialect == "sqlite":
             return value  # stored as ISO text already
-        return _sql_text(func.to_char(value, "YYYY-MM-DD"))
+        return _sql_text(cast(value, Text))  # DateStyle ISO (`_write_csv_copy`)
     if column.kind == "billed_item":
         kind, ident = column.exprs
         joined = case((ident.is_(None), kind), else_=_sql_text(kind) + ":" + cast(ident, Text))
