@@ -3,6 +3,10 @@
 # from .venv so that `uv sync` never uninstalls the tool that is running it).
 
 SHELL := /bin/bash
+# uv verifies TLS with its own bundled roots unless told otherwise; the platform's trust store
+# is the one pip and curl use, and it holds any CA a site's proxy adds (a fresh clone in a
+# bare environment could not download wheels without it).
+export UV_NATIVE_TLS ?= 1
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 VENV := .venv
