@@ -75,6 +75,28 @@ def http_load(url: str, token: str, connections: int, seconds: int) -> LoadResul
 
 
 def _python_load(url: str, token: str, connections: int, seconds: int) -> LoadResult:
+    # httpx.Client is thread-safe; its pool holds one connection per load thread.
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    with httpx.Client(
+        headers={"Authorization": f"Token {token}"}, timeout=30, limits=limits
+    ) as client:
+        return _closed_loop(lambda: client.get(url).status_code == 200, connections, seconds)
+
+
+def sql_load(run_once: Callable[[], None], connections: int, seconds: int) -> LoadResult:
+    """The same work as an API call (page + count), straight through the driver, in
+    `connections` threads for `seconds`."""
+
+    def call() -> bool:
+        run_once()
+        return True
+
+    return _closed_loop(call, connections, seconds)
+
+
+def _closed_loop(call: Callable[[], bool], connections: int, seconds: int) -> LoadResult:
+    """`connections` threads each calling `call` back to back for `seconds`; `call` says
+    whether the request succeeded."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -82,44 +104,13 @@ def _python_load(url: str, token: str, connections: int, seconds: int) -> LoadRe
 
     def worker() -> None:
         nonlocal errors
-        with httpx.Client(headers={"Authorization": f"Token {token}"}, timeout=30) as client:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                response = client.get(url)
-                elapsed = (time.perf_counter() - started) * 1000
-                with lock:
-                    latencies.append(elapsed)
-                    errors += response.status_code != 200
-
-    threads = [threading.Thread(target=worker) for _ in range(connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    latencies.sort()
-    return LoadResult(
-        len(latencies) / seconds,
-        statistics.median(latencies),
-        latencies[int(len(latencies) * 0.99) - 1],
-        len(latencies),
-        errors,
-    )
-
-
-def sql_load(run_once: Callable[[], None], connections: int, seconds: int) -> LoadResult:
-    """The same work as an API call (page + count), straight through the driver, in
-    `connections` threads for `seconds`."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    deadline = time.perf_counter() + seconds
-
-    def worker() -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            run_once()
+            ok = call()
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
                 latencies.append(elapsed)
+                errors += not ok
 
     threads = [threading.Thread(target=worker) for _ in range(connections)]
     for thread in threads:
@@ -132,5 +123,5 @@ def sql_load(run_once: Callable[[], None], connections: int, seconds: int) -> Lo
         statistics.median(latencies),
         latencies[max(int(len(latencies) * 0.99) - 1, 0)],
         len(latencies),
-        0,
+        errors,
     )

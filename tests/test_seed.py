@@ -18,6 +18,7 @@ from ledgerline.db import engine_for, session_scope
 from ledgerline.models import Customer, Invoice, LineItem, LineItemGroup, Venue
 from ledgerline.seed import SeedError, SeedResult, seed_account
 from tests.conftest import Api, Backend, TenantFactory
+from tests.factories import LINE_ITEM_TYPES
 
 LINES = 3_000
 UNTIL = dt.date(2026, 6, 30)
@@ -34,21 +35,7 @@ ALL_STATUSES = {
     "voided",
     "skipped",
 }
-ALL_TYPES = {
-    "pack_membership",
-    "prepaid_plan_membership",
-    "recurring_plan_membership",
-    "membership_purchase",
-    "event_registration",
-    "course",
-    "course_session",
-    "store_order",
-    "flat_fee",
-    "service_fee",
-    "membership_penalty_fee",
-    "joining_fee",
-    "gift_card",
-}
+ALL_TYPES = set(LINE_ITEM_TYPES)  # the spec's list, kept apart from the code's
 DIGITS = {"GBP": 2, "EUR": 2, "USD": 2, "JPY": 0, "KWD": 3}
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import insert
 
@@ -241,3 +243,29 @@ def start_ledgerline(env: dict[str, str], *args: str, log: Path) -> subprocess.P
         stdout=handle,
         stderr=subprocess.STDOUT,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(
+    server: subprocess.Popen[bytes], base_url: str, log: Path, *, timeout: float = 90.0
+) -> httpx.Response:
+    """Poll `serve`'s /readyz until it answers 200 and return that answer; fail with the
+    log's tail if the process exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ready = httpx.get(base_url + "/readyz")
+            if ready.status_code == 200:
+                return ready
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, log.read_text()[-3000:]
+        if time.monotonic() > deadline:
+            pytest.fail(f"serve never became ready: {log.read_text()[-3000:]}")
+        time.sleep(0.2)

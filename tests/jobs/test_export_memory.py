@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from sqlalchemy import create_engine
 from ledgerline.db import normalise_url
 from ledgerline.reports.query import parse_report_params, rows_statement
 from tests.conftest import POSTGRES_URL, _create_postgres_database
-from tests.jobs.conftest import start_ledgerline
+from tests.jobs.conftest import free_port, start_ledgerline, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +53,6 @@ class Stack:
     worker: subprocess.Popen[bytes]
     data_dir: Path
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _cli(env: dict[str, str], *args: str) -> dict[str, object]:
@@ -119,7 +111,7 @@ def stack(
         token = str(_cli(env, "tokens", "create", "--account", str(account))["token"])
         seeded = _cli(env, "seed", "--account", str(account), "--line-items", str(ROWS))
         assert seeded["line_items"] == ROWS
-        port = _free_port()
+        port = free_port()
         log = data / "processes.log"
         server = start_ledgerline(
             {**env, "LEDGERLINE_EMBEDDED_WORKERS": "0"}, "serve", "--port", str(port), log=log
@@ -128,17 +120,7 @@ def stack(
         worker = start_ledgerline(env, "worker", "--concurrency", "1", log=log)
         processes.append(worker)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(base + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text()[-3000:]
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve never became ready: {log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_ready(server, base, log)
         yield Stack(request.param, base, token, account, url, worker, data, log)
     finally:
         for process in processes:

@@ -8,28 +8,19 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
-from tests.jobs.conftest import start_ledgerline
+from tests.jobs.conftest import free_port, start_ledgerline, wait_ready
 
 pytestmark = pytest.mark.slow
 
 # serve terminates the child, waits up to CHILD_STOP_SECONDS (3 s) and then kills it; a
 # child still alive after this long was not stopped by serve.
 CHILD_GONE_WITHIN = 3.5
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -42,22 +33,12 @@ def test_serve_stops_its_child_worker_within_seconds(tmp_path: Path, signum: int
         if not key.startswith("LEDGERLINE_") or key.startswith("LEDGERLINE_TEST_")
     }
     env.update(LEDGERLINE_DATA_DIR=str(data), LEDGERLINE_LOG_LEVEL="WARNING")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     server = start_ledgerline(env, "serve", "--port", str(port), log=log)
     children: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text()[-3000:]
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve never became ready: {log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_ready(server, f"http://127.0.0.1:{port}", log)
         children = psutil.Process(server.pid).children()
         assert len(children) == 1, children
         child = children[0]

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +34,13 @@ from tests.conftest import (
     _create_postgres_database,
     require_service,
 )
-from tests.jobs.conftest import bulk_lines, ledgerline_env, start_ledgerline
+from tests.jobs.conftest import (
+    bulk_lines,
+    free_port,
+    ledgerline_env,
+    start_ledgerline,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -161,13 +166,6 @@ def test_sigkilled_worker_job_is_finished_by_another_with_every_row_once(
 # ---- scaled mode ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def cli_json(env: dict[str, str], cwd: Path, *args: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-c", "from ledgerline.cli import main; main()", *args],
@@ -228,25 +226,16 @@ def test_scaled_mode_twenty_exports_on_two_workers(scaled_database: str, tmp_pat
     headers = {"Authorization": f"Token {token}"}
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
-            deadline = time.monotonic() + 180  # generous: CI machines can be slow to start
-            while True:
-                try:
-                    ready = http.get("/readyz")
-                    if ready.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, log.read_text()[-3000:]
-                if time.monotonic() > deadline:
-                    pytest.fail(f"serve never became ready: {log.read_text()[-3000:]}")
-                time.sleep(0.2)
+            # generous: CI machines can be slow to start
+            workers_deadline = time.monotonic() + 240
+            ready = wait_ready(server, base, log, timeout=180)
             assert ready.json()["checks"]["queue"] == "ok"
             # Both workers consuming before the burst, so both get a share of it.
             for n in (1, 2):
                 worker_log = tmp_path / f"worker{n}.log"
                 while "Huey consumer started" not in worker_log.read_text():
                     assert workers[n - 1].poll() is None, worker_log.read_text()[-3000:]
-                    if time.monotonic() > deadline + 60:
+                    if time.monotonic() > workers_deadline:
                         pytest.fail(f"worker {n} never started: {worker_log.read_text()[-3000:]}")
                     time.sleep(0.2)
 
@@ -344,17 +333,7 @@ def test_embedded_serve_runs_exports_in_its_child_worker_and_stops_it(tmp_path: 
             headers={"Authorization": f"Token {token}"},
             timeout=30,
         ) as http:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if http.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, log.read_text()[-3000:]
-                if time.monotonic() > deadline:
-                    pytest.fail(f"serve never became ready: {log.read_text()[-3000:]}")
-                time.sleep(0.2)
+            wait_ready(server, f"http://127.0.0.1:{port}", log)
             children = psutil.Process(server.pid).children()
             assert len(children) == 1, children
             response = http.post(

@@ -227,12 +227,13 @@ def _write_csv_copy(
     # Each record is appended (copied) at once, so libpq's buffer is freed record by record.
     pending = bytearray()
     with driver.cursor() as cursor:
-        # The renderings make a large expression: JIT-compiling it cost 3-7 s per 1M rows
-        # more than it saved (measured, docs/reports.md). Reverts when the snapshot ends.
-        cursor.execute("SET LOCAL jit = off")
-        # The date-time renderings read the type's own text in UTC (`reports.columns`).
-        cursor.execute("SET LOCAL TimeZone = 'UTC'")
-        cursor.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+        # One round trip, reverted when the snapshot ends. The renderings make a large
+        # expression: JIT-compiling it cost 3-7 s per 1M rows more than it saved (measured,
+        # docs/reports.md). The date-time renderings read the type's own text in UTC
+        # (`reports.columns`).
+        cursor.execute(
+            "SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'"
+        )
         with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
             for record in copy:
                 pending += record
