@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ledgerline import __version__
 from ledgerline.config import Settings, get_settings
 from ledgerline.db import engine_for
+from ledgerline.dependencies import declared_parameters_only
 from ledgerline.errors import install_error_handlers, problem
 from ledgerline.groups.endpoints import router as groups_router
 from ledgerline.http import (
@@ -26,6 +28,7 @@ from ledgerline.http import (
 from ledgerline.invoices.endpoints import router as invoices_router
 from ledgerline.jobs.endpoints import router as jobs_router
 from ledgerline.jobs.queue import queue_for
+from ledgerline.openapi import install_openapi, operation_id
 from ledgerline.reports.endpoints import router as reports_router
 
 API_PREFIX = "/api/v2"
@@ -63,7 +66,8 @@ class MetricsMiddleware:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    # FastAPIOffline serves /docs and /redoc from assets installed with the package, not a CDN.
+    app = FastAPIOffline(
         title="Ledgerline",
         version=__version__,
         description=(
@@ -71,7 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "item reports and export jobs, and Sequence-compatible line-item groups."
         ),
         default_response_class=JSONResponse,
+        dependencies=[Depends(declared_parameters_only)],
+        swagger_ui_parameters={"persistAuthorization": True},
+        generate_unique_id_function=operation_id,
     )
+    install_openapi(app)
     engine = engine_for(settings.resolved_database_url)
     app.state.settings = settings
     app.state.engine = engine

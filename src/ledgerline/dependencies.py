@@ -6,13 +6,19 @@ is registered with `after_commit` and runs after the commit, never on rollback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from ledgerline.db import SQLITE_BEGIN_IMMEDIATE
+from ledgerline.errors import ValidationFailed
 
 AFTER_COMMIT = "ledgerline.after_commit"
 
@@ -42,3 +48,68 @@ def get_session(request: Request) -> Iterator[Session]:
 # scope="function": the commit (and the after-commit work) happens before the response is
 # sent, so a client never sees success for a write that then failed to commit.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+# ---- declared parameters only ----------------------------------------------------------------
+
+# An integer on the wire is ASCII digits with an optional minus: pydantic would also read
+# " 12", "+12", "12.0" and "1_000", and a client that sends those has made a mistake.
+_ASCII_INTEGER = re.compile(r"-?[0-9]+")
+
+
+@dataclass(frozen=True)
+class DeclaredParameters:
+    """The query parameters a route declares (through any of its dependencies)."""
+
+    query: frozenset[str]
+    integer_query: frozenset[str]
+    integer_path: frozenset[str]
+
+
+def _is_integer(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    return get_origin(annotation) in (Union, UnionType) and int in get_args(annotation)
+
+
+def declared_parameters(dependant: Dependant) -> DeclaredParameters:
+    query: set[str] = set()
+    integer_query: set[str] = set()
+    integer_path: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        for param in current.query_params:
+            query.add(param.alias)
+            if _is_integer(param.field_info.annotation):
+                integer_query.add(param.alias)
+        for param in current.path_params:
+            if _is_integer(param.field_info.annotation):
+                integer_path.add(param.alias)
+        pending.extend(current.dependencies)
+    return DeclaredParameters(frozenset(query), frozenset(integer_query), frozenset(integer_path))
+
+
+_DECLARED: dict[int, DeclaredParameters] = {}
+
+
+def declared_parameters_only(request: Request) -> None:
+    """Refuse, with a 422 naming it, any query parameter the route does not declare, and any
+    integer parameter not written in ASCII digits (SPEC §6: a parameter is honoured or refused,
+    never silently ignored). `name[]` counts as `name`, the form-encoding of a list."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    declared = _DECLARED.get(id(route))
+    if declared is None:
+        declared = _DECLARED[id(route)] = declared_parameters(route.dependant)
+    for key, value in request.query_params.multi_items():
+        name = key.removesuffix("[]")
+        if name not in declared.query:
+            raise ValidationFailed.field(["query", key], "is not a parameter of this endpoint")
+        if name in declared.integer_query and value and not _ASCII_INTEGER.fullmatch(value):
+            raise ValidationFailed.field(["query", key], "must be an integer in ASCII digits")
+    for name in declared.integer_path:
+        value = str(request.path_params.get(name, ""))
+        if not _ASCII_INTEGER.fullmatch(value):
+            raise ValidationFailed.field(["path", name], "must be an integer in ASCII digits")

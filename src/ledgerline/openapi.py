@@ -8,8 +8,11 @@ pieces several domains share: TeamUp's money object, its list envelope, and the 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 Item = TypeVar("Item")
@@ -52,3 +55,142 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[ProblemError] | None = None
+
+
+class ExportAccepted(BaseModel):
+    """TeamUp's answer to an export request: the job that builds the file."""
+
+    job: int = Field(ge=1, description="Follow `GET /jobs/{id}` until its status is `succeeded`.")
+
+
+# ---- the document ------------------------------------------------------------------------------
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "TokenAuth": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "`Token <key_id>.<secret>`, TeamUp's documented form. In the "
+        "Authorize dialog, type the word Token, a space, then the token.",
+    },
+    "BearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`Bearer <key_id>.<secret>`, as TeamUp's own code samples send it.",
+    },
+    "BasicAuth": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "Sequence's form: the key id as the user name, the secret as the password.",
+    },
+}
+SECURITY: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
+
+# What each error status means, for every operation that can answer it.
+ERROR_DESCRIPTIONS = {
+    400: "Malformed request: a body that is not JSON, or an invalid cursor.",
+    401: "No credentials, or credentials that are not valid.",
+    403: "The token lacks the scope this operation needs (`read` for GET, `write` otherwise).",
+    404: "No such resource in this account.",
+    405: "This method is not allowed on this path.",
+    409: "Conflict with the resource's current state.",
+    410: "Gone.",
+    413: "The request body is over 1 MiB.",
+    415: "The body's media type is not accepted here.",
+    422: "A parameter or body field is not valid; `errors` names each one.",
+    429: "Too many requests; retry after the `Retry-After` header's seconds.",
+    500: "An unexpected error; it has been logged with the request id.",
+}
+_BODY_METHODS = ("post", "put", "patch")
+_DROPPED_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _problem_schemas() -> dict[str, Any]:
+    schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+    return {"Problem": schema, **definitions}
+
+
+def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
+    """The errors any operation of this kind can answer, beside the ones it declares."""
+    statuses = {400, 405, 422, 500}
+    if path.startswith("/api/"):
+        statuses |= {401, 403, 429}
+    if "{" in path:
+        statuses.add(404)
+    if method in _BODY_METHODS:
+        statuses |= {413, 415}
+    statuses |= {int(code) for code in operation.get("responses", {}) if code.isdigit()}
+    return {status for status in statuses if status >= 400}
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional parameter is absent, never null: `anyOf: [X, null]` is just X."""
+    options = schema.get("anyOf")
+    if isinstance(options, list):
+        kept = [option for option in options if option.get("type") != "null"]
+        if len(kept) == 1:
+            rest = {key: value for key, value in schema.items() if key != "anyOf"}
+            return {**kept[0], **rest}
+    return schema
+
+
+def _description(declared: dict[str, Any], status: int) -> str:
+    text = declared.get("description")
+    # FastAPI's own text for the 422 it adds says less than ours.
+    if not text or text == "Validation Error":
+        return ERROR_DESCRIPTIONS[status]
+    return str(text)
+
+
+def operation_id(route: APIRoute) -> str:
+    """Operation ids are the endpoint functions' names (`list_invoices`), so a generated
+    client's functions read like the API, not like `list_invoices_api_v2_invoices_get`."""
+    return route.name
+
+
+def contract_document(document: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's document, made the contract: every error as problem+json, the security schemes
+    on every `/api/v2` operation, and none of FastAPI's own validation-error shapes."""
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for name in _DROPPED_SCHEMAS:
+        schemas.pop(name, None)
+    schemas.update(_problem_schemas())
+    components["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _without_null(parameter.get("schema", {}))
+            responses = operation.setdefault("responses", {})
+            for status in sorted(_error_statuses(path, method, operation)):
+                declared = responses.get(str(status), {})
+                responses[str(status)] = {
+                    "description": _description(declared, status),
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
+                    **({"headers": declared["headers"]} if "headers" in declared else {}),
+                }
+            if path.startswith("/api/") and "security" not in operation:
+                operation["security"] = SECURITY
+    return document
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve `contract_document` at `/openapi.json` (built once, on first request)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = contract_document(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

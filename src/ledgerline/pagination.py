@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
+from pydantic import WithJsonSchema
 from starlette.responses import Response
 
 from ledgerline.errors import BadRequest, ValidationFailed
@@ -125,11 +126,32 @@ def page_links(request: Request, page: OffsetPage, count: int) -> tuple[str | No
     return next_url, previous_url
 
 
+def _bounded_integer(minimum: int, maximum: int) -> WithJsonSchema:
+    """The document's schema for a paging integer; `offset_page` enforces the same bounds."""
+    return WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum})
+
+
 def _page_window(
-    limit: Annotated[int | None, Query(description="rows a page (1-100, default 50)")] = None,
-    offset: Annotated[int | None, Query(description="rows to skip")] = None,
-    page: Annotated[int | None, Query(description="page number, from 1")] = None,
-    page_size: Annotated[int | None, Query(description="rows a page (1-100)")] = None,
+    limit: Annotated[
+        int | None,
+        _bounded_integer(1, MAX_PAGE_SIZE),
+        Query(description="Rows a page (1-100, default 50); not with page/page_size."),
+    ] = None,
+    offset: Annotated[
+        int | None,
+        _bounded_integer(0, MAX_OFFSET),
+        Query(description="Rows to skip; not with page/page_size."),
+    ] = None,
+    page: Annotated[
+        int | None,
+        _bounded_integer(1, MAX_OFFSET // MAX_PAGE_SIZE),
+        Query(description="Page number, from 1; not with limit/offset."),
+    ] = None,
+    page_size: Annotated[
+        int | None,
+        _bounded_integer(1, MAX_PAGE_SIZE),
+        Query(description="Rows a page (1-100, default 50); not with limit/offset."),
+    ] = None,
 ) -> OffsetPage:
     return offset_page(limit, offset, page, page_size)
 

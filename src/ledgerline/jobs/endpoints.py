@@ -28,7 +28,10 @@ from ledgerline.http import JSONResponse
 from ledgerline.jobs import service
 from ledgerline.jobs.queue import queue_for
 from ledgerline.models import Job
+from ledgerline.openapi import SECURITY, ExportAccepted
 from ledgerline.pagination import PageWindow, list_response
+from ledgerline.reports.columns import FLAT, GROUPED
+from ledgerline.reports.endpoints import report_parameter_schemas, report_query
 from ledgerline.reports.query import parse_report_params
 
 log = logging.getLogger("ledgerline.jobs")
@@ -111,32 +114,27 @@ async def export_request_params(request: Request) -> dict[str, ParamValue]:
 ExportParamsDep = Annotated[dict[str, ParamValue], Depends(export_request_params)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
-_EXPORT_BODY_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": False,
-        "content": {
-            media: {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "id_gt": {"type": "integer"},
-                        "sort": {"type": "array", "items": {"type": "string"}},
-                        "format": {"type": "string", "enum": ["csv", "json"], "default": "csv"},
-                        "columns": {"type": "array", "items": {"type": "string"}},
-                        "invoice_status": {"type": "string"},
-                        **{
-                            f"invoice_{name}_{bound}": {
-                                "type": "string",
-                                "format": "date" if name == "due_date" else "date-time",
-                            }
-                            for name in ("due_date", "paid_at", "updated_at", "confirmed_at")
-                            for bound in ("gte", "lte")
-                        },
-                    },
-                }
-            }
-            for media in ("application/json", *FORM_TYPES)
-        },
+
+def export_body_doc(report: str) -> dict[str, Any]:
+    """The export body in the OpenAPI document: the report's own parameters (the same schemas
+    its query parameters have), as JSON, form or multipart; unknown keys are refused."""
+    properties = {
+        name: {**schema, "description": description}
+        for name, (schema, description) in report_parameter_schemas(report, for_export=True).items()
+    }
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    return {
+        "requestBody": {
+            "required": False,
+            "content": {media: {"schema": schema} for media in ("application/json", *FORM_TYPES)},
+        }
+    }
+
+
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The job that builds the file.",
+        "headers": {"Location": {"description": "The job's URL.", "schema": {"type": "string"}}},
     }
 }
 
@@ -166,14 +164,19 @@ def _export(
     return JSONResponse({"job": job.id}, headers={"Location": f"/api/v2/jobs/{job.id}"})
 
 
-@router.post("/reports/invoice_line_items/export", openapi_extra=_EXPORT_BODY_DOC)
+@router.post(
+    "/reports/invoice_line_items/export",
+    openapi_extra=export_body_doc(FLAT),
+    response_model=ExportAccepted,
+    responses=EXPORT_RESPONSES,
+    dependencies=[Depends(report_query(FLAT, for_export=True))],
+)
 def export_line_items(
     request: Request,
     raw: ExportParamsDep,
     principal: PrincipalDep,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
-    format: Annotated[str | None, Query(description="csv (default) or json")] = None,
 ) -> Response:
     """Export every matching invoice line item as a CSV or JSON file, built by a job.
 
@@ -184,14 +187,19 @@ def export_line_items(
     return _export("invoice_line_items", request, raw, idempotency_key, principal, session)
 
 
-@router.post("/reports/invoice_line_items.grouped/export", openapi_extra=_EXPORT_BODY_DOC)
+@router.post(
+    "/reports/invoice_line_items.grouped/export",
+    openapi_extra=export_body_doc(GROUPED),
+    response_model=ExportAccepted,
+    responses=EXPORT_RESPONSES,
+    dependencies=[Depends(report_query(GROUPED, for_export=True))],
+)
 def export_line_items_grouped(
     request: Request,
     raw: ExportParamsDep,
     principal: PrincipalDep,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
-    format: Annotated[str | None, Query(description="csv (default) or json")] = None,
 ) -> Response:
     """Export the grouped invoice line item report (totals by type and currency) as a file.
 
@@ -298,7 +306,31 @@ def cancel_job(
     return JSONResponse(job_json(request, job, utcnow()))
 
 
-@router.get("/jobs/{job_id}/download", name="download_job")
+# The file itself: CSV or a JSON array, by the job's format; the signed `token` of a
+# download_url stands in for the Authorization header (hence the anonymous `{}` option).
+DOWNLOAD_DOC: dict[str, Any] = {
+    "responses": {
+        "200": {
+            "description": "The export file, as an attachment.",
+            "content": {
+                "text/csv": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+    "security": [*SECURITY, {}],
+}
+
+
+@router.get(
+    "/jobs/{job_id}/download",
+    name="download_job",
+    openapi_extra=DOWNLOAD_DOC,
+    responses={
+        409: {"description": "The job has no file yet."},
+        410: {"description": "The file has expired."},
+    },
+)
 def download_job(
     job_id: JobId,
     request: Request,

@@ -5,28 +5,105 @@ The file exports of the same reports (`…/export`) are jobs, declared in `jobs/
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import Response
 
 from ledgerline.auth import PrincipalDep
 from ledgerline.dependencies import SessionDep
 from ledgerline.http import JSONResponse
 from ledgerline.pagination import OffsetPage, PageWindow
-from ledgerline.reports.columns import FLAT, GROUPED
-from ledgerline.reports.query import parse_report_params, report_page
+from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED
+from ledgerline.reports.filters import FILTER_DESCRIPTIONS, FILTER_KEYS, filter_schema
+from ledgerline.reports.query import FORMATS, parse_report_params, report_page
 
 router = APIRouter(tags=["reports"])
 
-ColumnsQuery = Annotated[
-    list[str] | None,
-    Query(description="Column keys (or aliases) in order; repeated or comma-separated."),
-]
-SortQuery = Annotated[
-    list[str] | None,
-    Query(description="Sortable column keys, earlier first; '-' prefix for descending."),
-]
+
+def _names_schema(names: list[str]) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string", "enum": names}, "uniqueItems": True}
+
+
+def report_parameter_schemas(
+    report: str, *, for_export: bool
+) -> dict[str, tuple[dict[str, Any], str]]:
+    """Every report parameter but paging: its JSON schema and description, from the catalog
+    and the filters, so the document can never list a filter the parser does not know."""
+    catalog = CATALOGS[report]
+    sortable = [name for name, column in catalog.by_name.items() if column.sortable]
+    parameters: dict[str, tuple[dict[str, Any], str]] = {
+        "columns": (
+            _names_schema(list(catalog.by_name)),
+            "Column keys (or aliases) in order; repeated or comma-separated.",
+        ),
+        "sort": (
+            _names_schema([*sortable, *(f"-{name}" for name in sortable)]),
+            "Sortable column keys, earlier first; a '-' prefix sorts descending. Money "
+            "columns compare amounts in major units.",
+        ),
+    }
+    if for_export:
+        parameters["format"] = (
+            {"type": "string", "enum": list(FORMATS), "default": "csv"},
+            "The file format.",
+        )
+    for key in FILTER_KEYS:
+        parameters[key] = (filter_schema(key), FILTER_DESCRIPTIONS[key])
+    return parameters
+
+
+def report_query(report: str, *, for_export: bool) -> Callable[..., None]:
+    """A dependency that declares the report's query parameters (documented in the OpenAPI
+    document and accepted by `declared_parameters_only`); `parse_report_params` reads and
+    validates the values, so each keeps one parser and one error message."""
+    declared = []
+    for name, (schema, description) in report_parameter_schemas(
+        report, for_export=for_export
+    ).items():
+        # A list for repeated keys; the schema, not this type, is what the document shows.
+        raw: Any = list[str] | None if schema.get("type") == "array" else str | None
+        annotation = Annotated[raw, WithJsonSchema(schema), Query(description=description)]
+        declared.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+            )
+        )
+
+    def declare(**_values: Any) -> None:
+        return None
+
+    declare.__signature__ = inspect.Signature(declared)  # type: ignore[attr-defined]
+    return declare
+
+
+class SortedAt(BaseModel):
+    order: str = Field(pattern="^(asc|desc)$")
+    priority: int = Field(ge=1)
+
+
+class ColumnHeader(BaseModel):
+    label: str
+    key: str
+    sortable: bool
+    holds_customer_id: bool
+    sorted: SortedAt | SkipJsonSchema[None] = Field(
+        default=None, description="Where this column is in the sort; absent when it is not."
+    )
+    required: bool
+
+
+class ReportData(BaseModel):
+    """One page of a report. Rows are nested objects following the dot-notation column
+    keys; money columns are TeamUp money objects."""
+
+    total: int = Field(ge=0, description="Rows matching the filters, on every page.")
+    column_headers: list[ColumnHeader]
+    rows: list[dict[str, Any]]
 
 
 def query_mapping(request: Request) -> dict[str, Any]:
@@ -61,14 +138,16 @@ def _data(
     return JSONResponse(body)
 
 
-@router.get("/reports/invoice_line_items/data")
+@router.get(
+    "/reports/invoice_line_items/data",
+    response_model=ReportData,
+    dependencies=[Depends(report_query(FLAT, for_export=False))],
+)
 def invoice_line_items_data(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
     window: PageWindow,
-    columns: ColumnsQuery = None,
-    sort: SortQuery = None,
 ) -> Response:
     """One page of invoice line items.
 
@@ -81,14 +160,16 @@ def invoice_line_items_data(
     return _data(FLAT, request, principal, session, window)
 
 
-@router.get("/reports/invoice_line_items.grouped/data")
+@router.get(
+    "/reports/invoice_line_items.grouped/data",
+    response_model=ReportData,
+    dependencies=[Depends(report_query(GROUPED, for_export=False))],
+)
 def invoice_line_items_grouped_data(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
     window: PageWindow,
-    columns: ColumnsQuery = None,
-    sort: SortQuery = None,
 ) -> Response:
     """One page of invoice line items grouped by `type` and currency, with `total_amount`.
 

@@ -24,9 +24,13 @@ from ledgerline.errors import ValidationFailed
 from ledgerline.models import INVOICE_STATUSES
 from ledgerline.reports.columns import Join, invoices, line_items
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only (`\d` would also match "１２"); RFC 3339's lower-case t and z, and
+# fractions of any length (the database keeps microseconds; see `parse_datetime_bound`).
+_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _DATETIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
+    r"^(?P<stamp>[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2})"
+    r"(:(?P<seconds>[0-9]{2})(\.(?P<fraction>[0-9]+))?)?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:?[0-9]{2})?$"
 )
 _MAX_ID = 2**63 - 1
 
@@ -130,7 +134,7 @@ def parse_id_gt(key: str, value: Any) -> int:
         raise _invalid(key, "must be an integer")
     if isinstance(value, str):
         text = value.strip()
-        if not re.fullmatch(r"[+-]?\d{1,19}", text):
+        if not re.fullmatch(r"[+-]?[0-9]{1,19}", text):
             raise _invalid(key, "must be an integer")
         value = int(text)
     if not isinstance(value, int):
@@ -183,15 +187,28 @@ def parse_datetime_bound(key: str, value: Any, zone: ZoneInfo, *, upper: bool) -
             day = dt.date.fromisoformat(text)
             clock = dt.time.max if upper else dt.time.min
             moment = dt.datetime.combine(day, clock, tzinfo=zone)
-        elif _DATETIME_RE.match(text):
-            moment = dt.datetime.fromisoformat(text)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=zone)
+        elif match := _DATETIME_RE.match(text):
+            moment = _moment(match, zone, upper=upper)
         else:
             raise ValueError(text)
         return moment.astimezone(dt.UTC)
     except (ValueError, OverflowError) as exc:
         raise _invalid(key, "must be a date-time such as 2024-07-29T15:51:28Z") from exc
+
+
+def _moment(match: re.Match[str], zone: ZoneInfo, *, upper: bool) -> dt.datetime:
+    """The instant of a matched date-time. Digits past microseconds cannot be stored, so a
+    lower bound is rounded up and an upper bound down: the bound keeps exactly the instants
+    the client asked for."""
+    fraction = match["fraction"] or ""
+    offset = (match["offset"] or "").upper()
+    seconds = match["seconds"] or "00"
+    moment = dt.datetime.fromisoformat(
+        f"{match['stamp'].upper()}:{seconds}.{fraction[:6].ljust(6, '0')}{offset}"
+    )
+    if fraction[6:].strip("0") and not upper:
+        moment += dt.timedelta(microseconds=1)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
 def parse_filters(raw: dict[str, Any], timezone: str) -> Filters:
@@ -210,3 +227,38 @@ def parse_filters(raw: dict[str, Any], timezone: str) -> Filters:
         else:
             values[key] = parse_datetime_bound(key, value, zone, upper=key.endswith("_lte"))
     return Filters(**values)
+
+
+# The filters as query parameters in the OpenAPI document: one JSON schema per filter key.
+_DATE = {"type": "string", "format": "date"}
+_DATETIME_BOUND = {"anyOf": [_DATE, {"type": "string", "format": "date-time"}]}
+
+
+def filter_schema(key: str) -> dict[str, Any]:
+    """What `parse_filters` accepts for `key`, as a JSON schema."""
+    if key == "id_gt":
+        return {"type": "integer", "minimum": -_MAX_ID, "maximum": _MAX_ID}
+    if key == "invoice_status":
+        return {"type": "array", "items": {"type": "string", "enum": list(INVOICE_STATUSES)}}
+    if key.startswith("invoice_due_date_"):
+        return _DATE
+    return _DATETIME_BOUND
+
+
+FILTER_DESCRIPTIONS: dict[str, str] = {
+    "id_gt": "Only line items whose id is greater than this.",
+    "invoice_status": "Invoice statuses: repeated, or comma-separated in one value.",
+    **{
+        f"invoice_due_date_{bound}": f"Invoice due date {word} this date (inclusive)."
+        for bound, word in (("gte", "on or after"), ("lte", "on or before"))
+    },
+    **{
+        f"{prefix}_{bound}": (
+            f"Invoice {column.replace('_', ' ')} {word} this instant (inclusive): a date-time "
+            "with an offset, one without (read in the account's time zone), or a date (the "
+            f"{'start' if bound == 'gte' else 'end'} of that day there)."
+        )
+        for prefix, column in DATETIME_FILTERS.items()
+        for bound, word in (("gte", "at or after"), ("lte", "at or before"))
+    },
+}
