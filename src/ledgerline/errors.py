@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from ledgerline.http import JSONResponse
 
@@ -95,6 +96,20 @@ class ValidationFailed(AppError):
         return cls(f"{dotted}: {msg}", errors=[{"loc": list(loc), "msg": msg}])
 
 
+class ConflictingParameters(ValidationFailed):
+    """Each value is valid alone, but not together (`limit` with `page`, a column listed under
+    two of its names): a rule OpenAPI cannot state, so it has a problem type of its own."""
+
+    code = "conflicting-parameters"
+
+
+class UnknownReference(ValidationFailed):
+    """A well-formed id that names nothing in this account (a `customer` that is not one of
+    its customers): the schema can say what an id looks like, not which ids exist."""
+
+    code = "unknown-reference"
+
+
 def problem(
     status: int,
     detail: str,
@@ -133,6 +148,18 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict
     return 422, summary or "The request is not valid.", errors
 
 
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's own 405 names only the first
+    route that matched the path, one per method here."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _child = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> Response:
@@ -146,13 +173,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(status, detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource."
         if exc.status_code == 405:
             detail = "This method is not allowed on this resource."
-        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request))}
+        return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

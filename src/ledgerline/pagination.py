@@ -19,7 +19,7 @@ from fastapi import Depends, Query, Request
 from pydantic import WithJsonSchema
 from starlette.responses import Response
 
-from ledgerline.errors import BadRequest, ValidationFailed
+from ledgerline.errors import BadRequest, ConflictingParameters, ValidationFailed
 from ledgerline.http import JSONResponse
 
 MAX_PAGE_SIZE = 100
@@ -83,7 +83,9 @@ def offset_page(
 ) -> OffsetPage:
     """`limit`/`offset` or `page` (from 1)/`page_size`; both bounded to 1..100 rows."""
     if (page is not None or page_size is not None) and (limit is not None or offset is not None):
-        raise ValidationFailed.field(["query", "page"], "use either limit/offset or page/page_size")
+        raise ConflictingParameters.field(
+            ["query", "page"], "use either limit/offset or page/page_size"
+        )
     if page is not None or page_size is not None:
         size = default_limit if page_size is None else page_size
         number = 1 if page is None else page

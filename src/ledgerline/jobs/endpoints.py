@@ -18,6 +18,7 @@ from ledgerline.dependencies import SessionDep, after_commit
 from ledgerline.errors import (
     BadRequest,
     Conflict,
+    ConflictingParameters,
     Forbidden,
     Gone,
     NotFound,
@@ -55,7 +56,7 @@ class JobExpired(Gone):
 
 def _merge(target: dict[str, ParamValue], key: str, value: ParamValue, where: str) -> None:
     if key in target and target[key] != value:
-        raise ValidationFailed.field(
+        raise ConflictingParameters.field(
             [where, key], "given both in the query string and the body with different values"
         )
     target[key] = value

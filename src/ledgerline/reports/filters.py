@@ -230,19 +230,20 @@ def parse_filters(raw: dict[str, Any], timezone: str) -> Filters:
 
 
 # The filters as query parameters in the OpenAPI document: one JSON schema per filter key.
+# An empty value means "not given" (URL templates send `?invoice_paid_at_gte=&…`).
+_EMPTY = {"type": "string", "maxLength": 0}
 _DATE = {"type": "string", "format": "date"}
-_DATETIME_BOUND = {"anyOf": [_DATE, {"type": "string", "format": "date-time"}]}
 
 
 def filter_schema(key: str) -> dict[str, Any]:
     """What `parse_filters` accepts for `key`, as a JSON schema."""
     if key == "id_gt":
-        return {"type": "integer", "minimum": -_MAX_ID, "maximum": _MAX_ID}
+        return {"anyOf": [{"type": "integer", "minimum": -_MAX_ID, "maximum": _MAX_ID}, _EMPTY]}
     if key == "invoice_status":
         return {"type": "array", "items": {"type": "string", "enum": list(INVOICE_STATUSES)}}
     if key.startswith("invoice_due_date_"):
-        return _DATE
-    return _DATETIME_BOUND
+        return {"anyOf": [_DATE, _EMPTY]}
+    return {"anyOf": [_DATE, {"type": "string", "format": "date-time"}, _EMPTY]}
 
 
 FILTER_DESCRIPTIONS: dict[str, str] = {

@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
 )
 
-from ledgerline.errors import ValidationFailed
+from ledgerline.errors import ConflictingParameters, ValidationFailed
 from ledgerline.reports.columns import (
     CATALOGS,
     CURRENCY,
@@ -105,7 +105,7 @@ def _parse_columns(catalog: Catalog, value: Any) -> tuple[str, ...]:
         if column is None:
             raise ValidationFailed.field(["columns"], f"'{name}' is not a column of this report")
         if column.key in keys:
-            raise ValidationFailed.field(["columns"], f"'{name}' is listed twice")
+            raise ConflictingParameters.field(["columns"], f"'{name}' is listed twice")
         keys.append(column.key)
     if not keys:
         return catalog.default_columns
@@ -129,11 +129,11 @@ def _parse_sort(
         if not column.sortable:
             raise ValidationFailed.field(["sort"], f"'{bare}' is not sortable")
         if catalog.report == GROUPED and column.key not in columns:
-            raise ValidationFailed.field(
+            raise ConflictingParameters.field(
                 ["sort"], f"'{bare}' is not one of the requested columns of this grouped report"
             )
         if any(key == column.key for key, _ in sort):
-            raise ValidationFailed.field(["sort"], f"'{bare}' is listed twice")
+            raise ConflictingParameters.field(["sort"], f"'{bare}' is listed twice")
         sort.append((column.key, descending))
     return tuple(sort)
 
