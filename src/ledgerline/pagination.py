@@ -25,6 +25,8 @@ from ledgerline.http import JSONResponse
 MAX_PAGE_SIZE = 100
 # Larger offsets are refused here rather than handed to the database (a BIGINT overflow there).
 MAX_OFFSET = 2**53
+# The highest page number, whatever its size: the document states one bound for `page`.
+MAX_PAGE = MAX_OFFSET // MAX_PAGE_SIZE + 1
 
 
 class CursorInvalid(BadRequest):
@@ -93,8 +95,8 @@ def offset_page(
             raise ValidationFailed.field(
                 ["query", "page_size"], f"must be between 1 and {MAX_PAGE_SIZE}"
             )
-        if number < 1:
-            raise ValidationFailed.field(["query", "page"], "must be 1 or more")
+        if not 1 <= number <= MAX_PAGE:
+            raise ValidationFailed.field(["query", "page"], f"must be between 1 and {MAX_PAGE}")
         return _bounded(OffsetPage(limit=size, offset=(number - 1) * size), "page")
     size = default_limit if limit is None else limit
     start = 0 if offset is None else offset
@@ -146,7 +148,7 @@ def _page_window(
     ] = None,
     page: Annotated[
         int | None,
-        _bounded_integer(1, MAX_OFFSET // MAX_PAGE_SIZE),
+        _bounded_integer(1, MAX_PAGE),
         Query(description="Page number, from 1; not with limit/offset."),
     ] = None,
     page_size: Annotated[

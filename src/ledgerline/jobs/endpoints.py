@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from pydantic import WithJsonSchema
 from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
@@ -113,7 +114,14 @@ async def export_request_params(request: Request) -> dict[str, ParamValue]:
 
 
 ExportParamsDep = Annotated[dict[str, ParamValue], Depends(export_request_params)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdempotencyKey = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": service.IDEMPOTENCY_KEY_MAX}),
+    Header(
+        alias="Idempotency-Key",
+        description="A retry with the same key and parameters returns the same job.",
+    ),
+]
 
 
 def export_body_doc(report: str) -> dict[str, Any]:

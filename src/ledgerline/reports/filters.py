@@ -134,7 +134,7 @@ def parse_id_gt(key: str, value: Any) -> int:
         raise _invalid(key, "must be an integer")
     if isinstance(value, str):
         text = value.strip()
-        if not re.fullmatch(r"[+-]?[0-9]{1,19}", text):
+        if not re.fullmatch(r"-?[0-9]{1,19}", text):
             raise _invalid(key, "must be an integer")
         value = int(text)
     if not isinstance(value, int):
