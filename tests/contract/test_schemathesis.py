@@ -89,7 +89,8 @@ def test_schemathesis_finds_no_failure(
                 "--request-timeout",
                 "30",
             ],
-            cwd=ROOT,
+            # Its crash cache goes to the test's own folder, never into the checkout.
+            cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             capture_output=True,
             text=True,
