@@ -25,9 +25,12 @@ class JSONResponse(StarletteJSONResponse):
     """
 
     def render(self, content: Any) -> bytes:
-        return simplejson.dumps(
+        text = simplejson.dumps(
             content, use_decimal=True, ensure_ascii=False, separators=(",", ":"), default=str
-        ).encode("utf-8")
+        )
+        # A lone surrogate (echoed from a client's "\ud800") has no UTF-8 form; written as
+        # its JSON escape it stays valid JSON instead of failing the whole response.
+        return text.encode("utf-8", "backslashreplace")
 
 
 _SLASHES = re.compile(r"/{2,}")

@@ -82,7 +82,7 @@ async def export_request_params(request: Request) -> dict[str, ParamValue]:
             return merged
         try:
             parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
             raise BadRequest(
                 "The request body is not valid JSON.",
                 errors=[{"loc": ["body"], "msg": "invalid JSON"}],

@@ -26,7 +26,15 @@ router = APIRouter(tags=["reports"])
 
 
 def _names_schema(names: list[str]) -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "string", "enum": names}, "uniqueItems": True}
+    """A list of column names. `x-enum-varnames` gives each a distinct identifier for
+    generated clients: "invoice.id" is INVOICE_DOT_ID, so it cannot clash with its alias
+    "invoice_id" (both would otherwise become INVOICE_ID)."""
+    varnames = [
+        ("DESC_" if name.startswith("-") else "") + name.lstrip("-").replace(".", "_DOT_").upper()
+        for name in names
+    ]
+    items = {"type": "string", "enum": names, "x-enum-varnames": varnames}
+    return {"type": "array", "items": items, "uniqueItems": True}
 
 
 def report_parameter_schemas(
