@@ -36,8 +36,8 @@ def _sequence_version(
         Header(
             alias="sequence-version",
             description="The Sequence API version the client expects; only 2024-07-30 exists.",
-            json_schema_extra={"enum": list(SEQUENCE_VERSIONS)},
         ),
+        WithJsonSchema({"type": "string", "enum": list(SEQUENCE_VERSIONS)}),
     ] = None,
 ) -> None:
     """Accept Sequence's `sequence-version` header; refuse a version we do not speak."""
@@ -75,14 +75,22 @@ CURSOR_TEXT = (
 )
 
 
+Before = Annotated[
+    str | None, Query(description=CURSOR_TEXT.format("before")), WithJsonSchema({"type": "string"})
+]
+After = Annotated[
+    str | None, Query(description=CURSOR_TEXT.format("after")), WithJsonSchema({"type": "string"})
+]
+
+
 @router.get(GROUPS, response_model=LineItemGroupPage)
 def list_groups(
     request: Request,
     invoice: str,
     principal: PrincipalDep,
     session: SessionDep,
-    before: Annotated[str | None, Query(description=CURSOR_TEXT.format("before"))] = None,
-    after: Annotated[str | None, Query(description=CURSOR_TEXT.format("after"))] = None,
+    before: Before = None,
+    after: After = None,
     limit: Limit = None,
     sort_order: SortOrder = None,
 ) -> Response:
