@@ -237,6 +237,7 @@ def test_non_json_bodies_are_refused(api: Api, new_invoice: InvoiceFactory) -> N
         ({"limit": -5}, "limit", 400),
         ({"limit": "ten"}, "limit", 400),
         ({"limit": 10**30}, "limit", 400),
+        ({"limit": "1" * 5000}, "limit", 400),
         ({"limit": "１２"}, "limit", 400),  # full-width digits
         ({"limit": "١٢"}, "limit", 400),  # Arabic-Indic digits
         ({"limit": " 12"}, "limit", 400),
@@ -255,6 +256,15 @@ def test_bad_list_parameters_name_the_parameter(
 ) -> None:
     invoice_id = new_invoice(api)
     assert_problem(api.get(groups_url(invoice_id), params=params), status, name)
+
+
+@pytest.mark.parametrize("limit", ["1", "7", "100", "0007", "0000000100"])
+def test_limit_takes_ascii_digits(api: Api, new_invoice: InvoiceFactory, limit: str) -> None:
+    invoice_id = new_invoice(api)
+    for number in range(7):
+        create_group(api, invoice_id, title=str(number))
+    body = api.get(groups_url(invoice_id), params={"limit": limit}).json()
+    assert len(body["items"]) == min(int(limit), 7)
 
 
 @pytest.mark.parametrize("order", ["asc", "Asc", "ASC", "desc", "DESC"])

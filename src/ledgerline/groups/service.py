@@ -84,10 +84,14 @@ class GroupView:
 
 
 def _page_size(limit: str | None) -> int:
-    """`limit` as ASCII digits only: `int()` would also take "１２" or " 12" or "1_2"."""
+    """`limit` as ASCII digits only: `int()` would also take "１２" or " 12" or "1_2".
+
+    Long digit strings are refused before `int()`, which raises on over 4,300 digits.
+    """
     if limit is None:
         return DEFAULT_PAGE_SIZE
-    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_PAGE_SIZE:
+    digits = limit.isascii() and limit.isdigit() and len(limit) <= 10
+    if not digits or not 1 <= int(limit) <= MAX_PAGE_SIZE:
         raise ListParameterInvalid.named(
             "limit", f"must be a whole number between 1 and {MAX_PAGE_SIZE}"
         )
