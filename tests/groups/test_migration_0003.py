@@ -22,7 +22,7 @@ ROWS = [
     "INSERT INTO invoices (id, account_id, number, status, currency, is_credit_note, "
     "created_at, updated_at) VALUES (1, 1, 'N1', 'draft', 'GBP', false, "
     "'2024-01-01 00:00:00', '2024-01-01 00:00:00')",
-    "INSERT INTO line_item_groups (id, public_id, account_id, invoice_id, \"index\", title, "
+    'INSERT INTO line_item_groups (id, public_id, account_id, invoice_id, "index", title, '
     "description, created_at) VALUES (7, '0123456789abcdef0123456789abcdef', 1, 1, 3, 'Users', "
     "'kept', '2024-01-01 00:00:00')",
     "INSERT INTO line_items (id, account_id, invoice_id, group_id, type, description, currency, "
