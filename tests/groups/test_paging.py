@@ -8,7 +8,10 @@ import hmac
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ledgerline.pagination import CursorInvalid, decode_cursor, encode_cursor
 from tests.conftest import Api, Backend, assert_problem
 from tests.groups.conftest import InvoiceFactory
 from tests.groups.sequence_contract import PAGE, validate
@@ -306,3 +309,33 @@ def test_a_cursor_used_with_another_sort_order_is_400(
     assert again["items"]
     lower = {"sortOrder": made_with.lower()} if made_with else {}
     assert get_page(api, invoice_id, limit=2, **{param: cursor}, **lower) == again
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    position=st.integers(min_value=0, max_value=2**63 - 1),
+    account=st.integers(min_value=1, max_value=2**63 - 1),
+    invoice=st.integers(min_value=1, max_value=2**63 - 1),
+    order=st.sampled_from(["ASC", "DESC"]),
+    flip=st.integers(min_value=0, max_value=10_000),
+)
+def test_any_cursor_round_trips_and_any_changed_bit_is_refused(
+    position: int, account: int, invoice: int, order: str, flip: int
+) -> None:
+    secret = "a-test-secret"
+    scope = f"line-item-groups:{account}:{invoice}"
+    cursor = encode_cursor(secret, scope, position, order)
+    assert len(cursor) < 200
+    assert decode_cursor(secret, scope, cursor, param="after", sort_order=order) == position
+    raw = bytearray(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    raw[flip % len(raw)] ^= 1 << (flip % 8)
+    with pytest.raises(CursorInvalid):
+        decode_cursor(secret, scope, unpadded(bytes(raw)), param="after", sort_order=order)
+    other_order = "DESC" if order == "ASC" else "ASC"
+    for wrong in (
+        lambda: decode_cursor("another-secret", scope, cursor, param="after", sort_order=order),
+        lambda: decode_cursor(secret, scope + "0", cursor, param="after", sort_order=order),
+        lambda: decode_cursor(secret, scope, cursor, param="after", sort_order=other_order),
+    ):
+        with pytest.raises(CursorInvalid):
+            wrong()
