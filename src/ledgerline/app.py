@@ -30,6 +30,7 @@ from ledgerline.jobs.endpoints import router as jobs_router
 from ledgerline.jobs.queue import queue_for
 from ledgerline.openapi import install_openapi, operation_id
 from ledgerline.reports.endpoints import router as reports_router
+from ledgerline.tax_categories.endpoints import router as tax_categories_router
 
 API_PREFIX = "/api/v2"
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(invoices_router)
     api.include_router(groups_router)
+    api.include_router(tax_categories_router)
     api.include_router(reports_router)
     api.include_router(jobs_router)
     app.include_router(api)

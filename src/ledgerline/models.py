@@ -133,6 +133,25 @@ class Invoice(Base):
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
+RevenueRecognitionMethod = Literal["STRAIGHT_LINE", "USAGE", "MILESTONE", "POINT_IN_TIME"]
+REVENUE_RECOGNITION_METHODS: tuple[str, ...] = get_args(RevenueRecognitionMethod)
+RevenueClassification = Literal["PREPAYMENT", "EARNED", "BURNDOWN"]
+REVENUE_CLASSIFICATIONS: tuple[str, ...] = get_args(RevenueClassification)
+
+
+class TaxCategory(Base):
+    """A named tax category of one account (Sequence's `{id, name}`); `public_id` is shown."""
+
+    __tablename__ = "tax_categories"
+    __table_args__ = (Index(None, "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class LineItemGroup(Base):
     """A Sequence line-item group. `id` orders by creation (the keyset); `public_id` is shown."""
 
@@ -147,6 +166,12 @@ class LineItemGroup(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Sequence's optional group attributes (migration 0003); NULL when not given.
+    tax_category_id: Mapped[int | None] = mapped_column(ForeignKey("tax_categories.id"))
+    revenue_recognition_method: Mapped[str | None] = mapped_column(String(20))
+    revenue_classification: Mapped[str | None] = mapped_column(String(20))
+    service_period_start: Mapped[dt.date | None] = mapped_column(Date)
+    service_period_end: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class LineItem(Base):

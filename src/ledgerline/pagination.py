@@ -1,8 +1,10 @@
 """TeamUp offset pages and Sequence's opaque keyset cursors.
 
-A cursor names a position (the group's creation sequence) inside one scope (one invoice of
-one account) and is signed with the server key, so a cursor edited by hand, or taken from
-another invoice or account, is refused with 400 instead of revealing or skipping rows.
+A cursor names a position (a row's creation sequence) inside one scope (e.g. one invoice of
+one account) under one sort order. It is encrypted and authenticated with AES-GCM under a key
+derived from the server secret, so nothing inside it is readable, and a cursor edited by hand,
+taken from another list, or used with another sort order is refused with 400 instead of
+revealing, repeating or skipping rows.
 """
 
 from __future__ import annotations
@@ -12,9 +14,14 @@ import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, Query, Request
 from pydantic import WithJsonSchema
 from starlette.responses import Response
@@ -28,43 +35,78 @@ MAX_OFFSET = 2**53
 # The highest page number, whatever its size: the document states one bound for `page`.
 MAX_PAGE = MAX_OFFSET // MAX_PAGE_SIZE + 1
 
+# Bumped whenever the plaintext layout changes, so an old cursor fails to decrypt, never misreads.
+_CURSOR_VERSION = b"ledgerline-cursor-v2"
+_NONCE_BYTES = 12
+# Our cursors are under 200 characters; anything far longer is refused before decoding.
+_MAX_CURSOR_CHARS = 512
+
 
 class CursorInvalid(BadRequest):
     code = "cursor-invalid"
 
 
-def _tag(key: str, payload: str) -> str:
-    digest = hmac.new(key.encode(), payload.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:12]).decode().rstrip("=")
+@dataclass(frozen=True)
+class _CursorKeys:
+    cipher: AESGCM
+    nonce_key: bytes
 
 
-def encode_cursor(key: str, scope: str, position: int) -> str:
-    payload = f"{scope}:{position}"
-    raw = f"{payload}.{_tag(key, payload)}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+@lru_cache(maxsize=8)
+def _keys(secret: str) -> _CursorKeys:
+    """Two independent keys from the server secret: one encrypts, one derives the nonce."""
+    material = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=_CURSOR_VERSION).derive(
+        secret.encode("utf-8")
+    )
+    return _CursorKeys(cipher=AESGCM(material[:32]), nonce_key=material[32:])
 
 
-def decode_cursor(key: str, scope: str, cursor: str, *, param: str) -> int:
-    """The position in `cursor`, or 400 naming `param` if it is not one of ours for `scope`."""
+def encode_cursor(key: str, scope: str, position: int, sort_order: str) -> str:
+    """An opaque cursor for `position` in `scope` read under `sort_order`.
+
+    The nonce is derived from the plaintext (a synthetic IV), so the same position always
+    gives the same cursor: paging forward then back returns identical pages, cursors included.
+    A nonce repeats only with its own plaintext, which reveals nothing but that equality.
+    """
+    keys = _keys(key)
+    plaintext = f"{scope}|{sort_order}|{position}".encode()
+    nonce = hmac.new(keys.nonce_key, plaintext, hashlib.sha256).digest()[:_NONCE_BYTES]
+    sealed = nonce + keys.cipher.encrypt(nonce, plaintext, _CURSOR_VERSION)
+    return base64.urlsafe_b64encode(sealed).decode("ascii").rstrip("=")
+
+
+def _invalid(param: str, detail: str) -> CursorInvalid:
+    return CursorInvalid(detail, errors=[{"loc": ["query", param], "msg": "invalid cursor"}])
+
+
+def _open(key: str, cursor: str, param: str) -> tuple[str, str, str]:
+    """The cursor's (scope, sort order, position text), or 400 if it is not one of ours."""
+    if len(cursor) > _MAX_CURSOR_CHARS or not cursor.isascii():
+        raise _invalid(param, f"{param} is not a valid cursor.")
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
-        payload, _, tag = raw.rpartition(".")
-        cursor_scope, _, position = payload.rpartition(":")
-    except (binascii.Error, UnicodeError, ValueError) as exc:
+        sealed = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
+        nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+        plaintext = _keys(key).cipher.decrypt(nonce, ciphertext, _CURSOR_VERSION)
+        scope, order, position = plaintext.decode("utf-8").rsplit("|", 2)
+    except (binascii.Error, InvalidTag, UnicodeError, ValueError) as exc:
+        raise _invalid(param, f"{param} is not a valid cursor.") from exc
+    return scope, order, position
+
+
+def decode_cursor(key: str, scope: str, cursor: str, *, param: str, sort_order: str) -> int:
+    """The position in `cursor`, or 400 naming `param` if it is not one of ours for `scope`
+    read under `sort_order` (a cursor keeps the order it was made in)."""
+    cursor_scope, cursor_order, position = _open(key, cursor, param)
+    if cursor_scope != scope or not (position.isascii() and position.isdigit()):
+        raise _invalid(param, f"{param} is not a valid cursor for this list.")
+    if cursor_order != sort_order:
         raise CursorInvalid(
-            f"{param} is not a valid cursor.",
-            errors=[{"loc": ["query", param], "msg": "invalid cursor"}],
-        ) from exc
-    if (
-        not payload
-        or not hmac.compare_digest(tag, _tag(key, payload))
-        or cursor_scope != scope
-        or not position.isdigit()
-    ):
-        raise CursorInvalid(
-            f"{param} is not a valid cursor for this list.",
-            errors=[{"loc": ["query", param], "msg": "invalid cursor"}],
+            f"{param} was made for sortOrder={cursor_order}, but this request asks for "
+            f"sortOrder={sort_order}; repeat the sortOrder of the page the cursor came from.",
+            errors=[
+                {"loc": ["query", param], "msg": f"cursor made for sortOrder={cursor_order}"},
+                {"loc": ["query", "sortOrder"], "msg": f"must be {cursor_order} with this cursor"},
+            ],
         )
     return int(position)
 

@@ -12,6 +12,7 @@ from ledgerline.auth import issue_token
 from ledgerline.db import session_scope
 from tests.conftest import Api, Backend, assert_problem
 from tests.groups.conftest import InvoiceFactory
+from tests.groups.sequence_contract import GROUP, PAGE, validate
 
 # The example answer of Sequence's published page (seeds/004), the shape we are compatible with.
 SEED_ANSWER = json.loads(
@@ -47,6 +48,7 @@ def create_group(api: Api, invoice_id: int, **body: Any) -> dict[str, Any]:
     response = api.post(groups_url(invoice_id), json={"title": "Group", **body})
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
+    validate(GROUP, created)
     return created
 
 
@@ -67,7 +69,8 @@ def test_list_answers_the_seed_shape(api: Api, new_invoice: InvoiceFactory) -> N
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert body.keys() == SEED_ANSWER.keys()
-    assert body["pagination"].keys() == SEED_ANSWER["pagination"].keys()
+    # The first page has nothing before it, so its `before` key is absent (not null).
+    assert body["pagination"].keys() == {"after", "totalResultSize"}
     assert len(body["items"]) == 1
     # Same keys, same JSON types (the middle page has both cursors, so both are strings).
     middle = api.get(
@@ -90,7 +93,7 @@ def test_create_get_put_delete(api: Api, new_invoice: InvoiceFactory) -> None:
     assert first["invoiceId"] == str(invoice_id)
     second = create_group(api, invoice_id, title="Seats")
     assert second["index"] == 1
-    assert second["description"] is None
+    assert "description" not in second
     placed = create_group(api, invoice_id, title="Placed", index=7)
     assert placed["index"] == 7
     after = create_group(api, invoice_id, title="After")
@@ -102,15 +105,17 @@ def test_create_get_put_delete(api: Api, new_invoice: InvoiceFactory) -> None:
     replaced = api.put(url, json={"title": "People", "index": 3})
     assert replaced.status_code == 200, replaced.text
     # PUT replaces: the description that was not sent is gone; the id and totals stay.
-    assert replaced.json() == {**first, "title": "People", "index": 3, "description": None}
+    without_description = {key: value for key, value in first.items() if key != "description"}
+    assert replaced.json() == {**without_description, "title": "People", "index": 3}
     assert api.get(url).json() == replaced.json()
     kept_index = api.put(url, json={"title": "People", "description": "Again"})
     assert kept_index.json()["index"] == 3
     assert kept_index.json()["description"] == "Again"
 
     deleted = api.delete(url)
-    assert deleted.status_code == 204
-    assert deleted.content == b""
+    assert deleted.status_code == 200
+    assert deleted.json() == kept_index.json()  # the group as it was
+    validate(GROUP, deleted.json())
     assert_problem(api.get(url), 404)
     assert_problem(api.delete(url), 404)
     assert_problem(api.put(url, json={"title": "x"}), 404)
@@ -227,14 +232,23 @@ def test_non_json_bodies_are_refused(api: Api, new_invoice: InvoiceFactory) -> N
 @pytest.mark.parametrize(
     ("params", "name", "status"),
     [
-        ({"limit": 0}, "limit", 422),
-        ({"limit": 101}, "limit", 422),
-        ({"limit": -5}, "limit", 422),
-        ({"limit": "ten"}, "limit", 422),
-        ({"limit": 10**30}, "limit", 422),
-        ({"sortOrder": "UP"}, "sortOrder", 422),
-        ({"sortOrder": ""}, "sortOrder", 422),
-        ({"before": "x", "after": "y"}, "before", 422),
+        ({"limit": 0}, "limit", 400),
+        ({"limit": 101}, "limit", 400),
+        ({"limit": -5}, "limit", 400),
+        ({"limit": "ten"}, "limit", 400),
+        ({"limit": 10**30}, "limit", 400),
+        ({"limit": "1" * 5000}, "limit", 400),
+        ({"limit": "１２"}, "limit", 400),  # full-width digits
+        ({"limit": "١٢"}, "limit", 400),  # Arabic-Indic digits
+        ({"limit": " 12"}, "limit", 400),
+        ({"limit": "1_2"}, "limit", 400),
+        ({"limit": "12.0"}, "limit", 400),
+        ({"limit": "+12"}, "limit", 400),
+        ({"limit": ""}, "limit", 400),
+        ({"sortOrder": "UP"}, "sortOrder", 400),
+        ({"sortOrder": ""}, "sortOrder", 400),
+        ({"sortOrder": "ASC "}, "sortOrder", 400),
+        ({"before": "x", "after": "y"}, "before", 400),
     ],
 )
 def test_bad_list_parameters_name_the_parameter(
@@ -242,6 +256,15 @@ def test_bad_list_parameters_name_the_parameter(
 ) -> None:
     invoice_id = new_invoice(api)
     assert_problem(api.get(groups_url(invoice_id), params=params), status, name)
+
+
+@pytest.mark.parametrize("limit", ["1", "7", "100", "0007", "0000000100"])
+def test_limit_takes_ascii_digits(api: Api, new_invoice: InvoiceFactory, limit: str) -> None:
+    invoice_id = new_invoice(api)
+    for number in range(7):
+        create_group(api, invoice_id, title=str(number))
+    body = api.get(groups_url(invoice_id), params={"limit": limit}).json()
+    assert len(body["items"]) == min(int(limit), 7)
 
 
 @pytest.mark.parametrize("order", ["asc", "Asc", "ASC", "desc", "DESC"])
@@ -260,8 +283,9 @@ def test_default_page_is_twenty_newest_first(api: Api, new_invoice: InvoiceFacto
     created = [create_group(api, invoice_id, title=str(n))["id"] for n in range(23)]
     body = api.get(groups_url(invoice_id)).json()
     assert [g["id"] for g in body["items"]] == created[::-1][:20]
-    assert body["pagination"]["before"] is None
+    assert "before" not in body["pagination"]
     assert isinstance(body["pagination"]["after"], str)
+    validate(PAGE, body)
     assert body["pagination"]["totalResultSize"] == 23
 
 

@@ -1,22 +1,29 @@
-"""Sequence-shaped line-item group bodies (strict, camelCase on the wire) and the group renderer.
+"""Sequence-shaped line-item group bodies (strict, camelCase on the wire), the response models
+that document them, and the group renderer.
 
 Money is rendered as decimal strings with the invoice currency's digits ("51.20"), never as
-numbers, following Sequence's published list page.
+numbers, following Sequence's published list page. An optional key with no value is left out
+of the answer, never sent as null: Sequence's schema types `description`, `taxCategory` and
+the page cursors as plain (non-nullable) strings and objects.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from ledgerline.invoices.schemas import StrictBody
+from ledgerline.invoices.schemas import IsoDate, StrictBody
 from ledgerline.invoices.service import Totals
-from ledgerline.models import LineItemGroup
+from ledgerline.models import LineItemGroup, RevenueClassification, RevenueRecognitionMethod
 from ledgerline.money import plain_decimal
+from ledgerline.tax_categories.schemas import TaxCategoryResponse, tax_category_json
 
 if TYPE_CHECKING:
     from ledgerline.groups.service import GroupPage
+    from ledgerline.models import TaxCategory
 
 # `index` is an INTEGER column on every database.
 MAX_INDEX = 2**31 - 1
@@ -24,12 +31,38 @@ MAX_TITLE = 200
 MAX_DESCRIPTION = 10_000
 
 
+class ServicePeriod(StrictBody):
+    """Sequence's `InclusiveDateRange`: both ends are ISO dates and both are included."""
+
+    start: IsoDate
+    end_inclusive: IsoDate = Field(alias="endInclusive")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ServicePeriod:
+        if self.start > self.end_inclusive:
+            raise ValueError("servicePeriod.start must be on or before servicePeriod.endInclusive")
+        return self
+
+
 class GroupBody(StrictBody):
-    """`POST` and `PUT` bodies: a title, an optional description and an optional index."""
+    """`POST` and `PUT` bodies: Sequence's documented fields, plus `index` on POST too."""
 
     title: StrictStr = Field(min_length=1, max_length=MAX_TITLE)
     description: StrictStr | None = Field(default=None, max_length=MAX_DESCRIPTION)
     index: StrictInt | None = Field(default=None, ge=0, le=MAX_INDEX)
+    tax_category_id: StrictStr | None = Field(
+        default=None,
+        alias="taxCategoryId",
+        max_length=100,
+        description="The id of one of the account's tax categories (`POST /tax-categories`).",
+    )
+    revenue_recognition_method: RevenueRecognitionMethod | None = Field(
+        default=None, alias="revenueRecognitionMethod"
+    )
+    revenue_classification: RevenueClassification | None = Field(
+        default=None, alias="revenueClassification"
+    )
+    service_period: ServicePeriod | None = Field(default=None, alias="servicePeriod")
 
     @field_validator("title")
     @classmethod
@@ -38,7 +71,7 @@ class GroupBody(StrictBody):
             raise ValueError("title must not be blank")
         return value
 
-    @field_validator("title", "description")
+    @field_validator("title", "description", "tax_category_id")
     @classmethod
     def _no_nul(cls, value: str | None) -> str | None:
         # PostgreSQL text cannot hold NUL; refuse it on every database alike.
@@ -47,26 +80,88 @@ class GroupBody(StrictBody):
         return value
 
 
-def group_json(group: LineItemGroup, currency: str, totals: Totals) -> dict[str, Any]:
-    """One group as Sequence shows it; `invoiceId` is a string, as in the seed."""
-    return {
+class LineItemGroupResponse(BaseModel):
+    """One line-item group, as Sequence's `LineItemGroupResponseModel` publishes it."""
+
+    id: str = Field(description="The group's id (a UUID).")
+    invoice_id: str = Field(alias="invoiceId", description="The invoice's id, as a string.")
+    title: str
+    description: str | SkipJsonSchema[None] = Field(
+        default=None, description="Absent when the group has none."
+    )
+    index: int = Field(description="The client's display position; not the list order.")
+    net_total: str = Field(alias="netTotal", description="Decimal, in the invoice's currency.")
+    total_tax: str = Field(alias="totalTax", description="Decimal, in the invoice's currency.")
+    gross_total: str = Field(alias="grossTotal", description="Decimal, in the invoice's currency.")
+    tax_category: TaxCategoryResponse | SkipJsonSchema[None] = Field(
+        default=None, alias="taxCategory", description="Absent when the group has none."
+    )
+
+
+class PaginationMeta(BaseModel):
+    """Cursors to the neighbouring pages, each absent when there is no page on that side."""
+
+    after: str | SkipJsonSchema[None] = None
+    before: str | SkipJsonSchema[None] = None
+    total_result_size: int = Field(alias="totalResultSize", ge=0)
+
+
+class LineItemGroupPage(BaseModel):
+    items: list[LineItemGroupResponse]
+    pagination: PaginationMeta
+
+
+def group_json(
+    group: LineItemGroup, currency: str, totals: Totals, tax_category: TaxCategory | None
+) -> dict[str, Any]:
+    """One group as Sequence shows it; `invoiceId` is a string, as in the seed.
+
+    The revenue fields and the service period are kept but not shown: Sequence's published
+    response model does not carry them (docs/groups.md).
+    """
+    body: dict[str, Any] = {
         "id": str(group.public_id),
         "invoiceId": str(group.invoice_id),
         "index": group.index,
         "title": group.title,
-        "description": group.description,
-        "netTotal": plain_decimal(totals.net, currency),
-        "totalTax": plain_decimal(totals.tax, currency),
-        "grossTotal": plain_decimal(totals.gross, currency),
     }
+    if group.description is not None:
+        body["description"] = group.description
+    body["netTotal"] = plain_decimal(totals.net, currency)
+    body["totalTax"] = plain_decimal(totals.tax, currency)
+    body["grossTotal"] = plain_decimal(totals.gross, currency)
+    if tax_category is not None:
+        body["taxCategory"] = tax_category_json(tax_category)
+    return body
+
+
+def pagination_json(after: str | None, before: str | None, total: int) -> dict[str, Any]:
+    """Sequence's `pagination` object: a cursor key only when there is a page on its side."""
+    body: dict[str, Any] = {}
+    if after is not None:
+        body["after"] = after
+    if before is not None:
+        body["before"] = before
+    body["totalResultSize"] = total
+    return body
 
 
 def page_json(page: GroupPage) -> dict[str, Any]:
-    """The list answer: `{"items": [...], "pagination": {"after", "before", "totalResultSize"}}`."""
+    """The list answer: `{"items", "pagination": {"after"?, "before"?, "totalResultSize"}}`."""
     return {
         "items": [
-            group_json(group, page.currency, page.totals.get(group.id, Totals()))
+            group_json(
+                group,
+                page.currency,
+                page.totals.get(group.id, Totals()),
+                page.tax_categories.get(group.tax_category_id or 0),
+            )
             for group in page.groups
         ],
-        "pagination": {"after": page.after, "before": page.before, "totalResultSize": page.total},
+        "pagination": pagination_json(page.after, page.before, page.total),
     }
+
+
+def service_period_dates(body: GroupBody) -> tuple[dt.date | None, dt.date | None]:
+    period = body.service_period
+    return (None, None) if period is None else (period.start, period.end_inclusive)

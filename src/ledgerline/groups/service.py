@@ -1,9 +1,10 @@
 """Use cases for line-item groups: create, read, replace, delete, and the keyset-paged list.
 
 Groups are ordered by creation, i.e. by their internal sequence `LineItemGroup.id`, which is
-also the keyset: a cursor carries the `id` of a page's first or last row, signed and bound to
-one invoice of one account (see `ledgerline.pagination`). Paging by position rather than by
-offset is what keeps a walk stable while groups are inserted or deleted between requests.
+also the keyset: a cursor carries the `id` of a page's first or last row and the sort order,
+encrypted and bound to one invoice of one account (see `ledgerline.pagination`). Paging by
+position rather than by offset is what keeps a walk stable while groups are inserted or
+deleted between requests.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, get_owned, scoped
 from ledgerline.db import utcnow
-from ledgerline.errors import NotFound, ValidationFailed
-from ledgerline.groups.schemas import GroupBody
+from ledgerline.errors import BadRequest, NotFound, ValidationFailed
+from ledgerline.groups.schemas import GroupBody, service_period_dates
 from ledgerline.invoices.service import Totals, line_totals, touch_invoice
-from ledgerline.models import Invoice, LineItem, LineItemGroup
+from ledgerline.models import Invoice, LineItem, LineItemGroup, TaxCategory
 from ledgerline.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from ledgerline.tax_categories.service import find_tax_category, tax_categories_by_id
 
 DEFAULT_PAGE_SIZE = 20
 SORT_ORDERS = ("DESC", "ASC")
@@ -36,43 +38,81 @@ class GroupNotFound(NotFound):
     code = "line-item-group-not-found"
 
 
+class ListParameterInvalid(BadRequest):
+    """A bad list query parameter: Sequence documents 400 for these, not 422."""
+
+    code = "invalid-parameter"
+
+    @classmethod
+    def named(cls, name: str, msg: str) -> ListParameterInvalid:
+        return cls(f"{name}: {msg}", errors=[{"loc": ["query", name], "msg": msg}])
+
+
 @dataclass(frozen=True)
 class PageRequest:
     """A validated list request: at most one of `before`/`after`, `limit` 1..100."""
 
     limit: int
-    descending: bool
+    sort_order: str
     before: str | None
     after: str | None
+
+    @property
+    def descending(self) -> bool:
+        return self.sort_order == "DESC"
 
 
 @dataclass(frozen=True)
 class GroupPage:
     groups: list[LineItemGroup]
     totals: dict[int, Totals]
+    tax_categories: dict[int, TaxCategory]
     currency: str
     after: str | None
     before: str | None
     total: int
 
 
+@dataclass(frozen=True)
+class GroupView:
+    """A group with what its answer shows besides its own columns."""
+
+    group: LineItemGroup
+    invoice: Invoice
+    totals: Totals
+    tax_category: TaxCategory | None
+
+
+def _page_size(limit: str | None) -> int:
+    """`limit` as ASCII digits only: `int()` would also take "１２" or " 12" or "1_2".
+
+    Long digit strings are refused before `int()`, which raises on over 4,300 digits.
+    """
+    if limit is None:
+        return DEFAULT_PAGE_SIZE
+    digits = limit.isascii() and limit.isdigit() and len(limit) <= 10
+    if not digits or not 1 <= int(limit) <= MAX_PAGE_SIZE:
+        raise ListParameterInvalid.named(
+            "limit", f"must be a whole number between 1 and {MAX_PAGE_SIZE}"
+        )
+    return int(limit)
+
+
 def page_request(
-    limit: int | None, sort_order: str | None, before: str | None, after: str | None
+    limit: str | None, sort_order: str | None, before: str | None, after: str | None
 ) -> PageRequest:
-    """Validate the list's query parameters; each mistake is a 422 naming the parameter.
+    """Validate the list's query parameters; each mistake is a 400 naming the parameter.
 
     An empty cursor (`?before=&after=`, the URL template's own form) means no cursor.
     """
     before, after = before or None, after or None
-    size = DEFAULT_PAGE_SIZE if limit is None else limit
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise ValidationFailed.field(["query", "limit"], f"must be between 1 and {MAX_PAGE_SIZE}")
+    size = _page_size(limit)
     order = "DESC" if sort_order is None else sort_order.upper()
     if order not in SORT_ORDERS:
-        raise ValidationFailed.field(["query", "sortOrder"], "must be DESC or ASC")
+        raise ListParameterInvalid.named("sortOrder", "must be DESC or ASC")
     if before is not None and after is not None:
-        raise ValidationFailed.field(["query", "before"], "give either before or after, not both")
-    return PageRequest(limit=size, descending=order == "DESC", before=before, after=after)
+        raise ListParameterInvalid.named("before", "give either before or after, not both")
+    return PageRequest(limit=size, sort_order=order, before=before, after=after)
 
 
 def get_invoice(session: Session, principal: Principal, invoice_ref: str) -> Invoice:
@@ -136,58 +176,94 @@ def _next_index(session: Session, invoice: Invoice) -> int:
     return 0 if highest is None else int(highest) + 1
 
 
+def _tax_category(
+    session: Session, principal: Principal, public_id: str | None
+) -> TaxCategory | None:
+    """The account's tax category named by a body, or 422: another account's is unknown too."""
+    if public_id is None:
+        return None
+    category = find_tax_category(session, principal, public_id)
+    if category is None:
+        raise ValidationFailed.field(
+            ["body", "taxCategoryId"], f"no tax category with id {public_id[:40]!r}"
+        )
+    return category
+
+
+def _apply_body(group: LineItemGroup, body: GroupBody, category: TaxCategory | None) -> None:
+    """Every field of the body onto the group; an omitted optional field becomes NULL."""
+    group.title = body.title
+    group.description = body.description
+    group.tax_category_id = None if category is None else category.id
+    group.revenue_recognition_method = body.revenue_recognition_method
+    group.revenue_classification = body.revenue_classification
+    group.service_period_start, group.service_period_end = service_period_dates(body)
+
+
+def _view(
+    session: Session, principal: Principal, group: LineItemGroup, invoice: Invoice
+) -> GroupView:
+    totals = group_totals(session, principal, [group.id]).get(group.id, Totals())
+    category = tax_categories_by_id(session, principal, [group.tax_category_id]).get(
+        group.tax_category_id or 0
+    )
+    return GroupView(group, invoice, totals, category)
+
+
 def create_group(
     session: Session, principal: Principal, invoice_ref: str, body: GroupBody
-) -> tuple[LineItemGroup, Invoice]:
+) -> GroupView:
     """A new group on the invoice; `index` defaults to one past the invoice's highest."""
     invoice = get_invoice(session, principal, invoice_ref)
+    category = _tax_category(session, principal, body.tax_category_id)
     group = LineItemGroup(
         account_id=principal.account_id,
         invoice_id=invoice.id,
         public_id=uuid.uuid4(),
         index=_next_index(session, invoice) if body.index is None else body.index,
-        title=body.title,
-        description=body.description,
         created_at=utcnow(),
     )
+    _apply_body(group, body, category)
     session.add(group)
     touch_invoice(invoice)
     session.flush()
-    return group, invoice
+    return GroupView(group, invoice, Totals(), category)
 
 
 def get_group(
     session: Session, principal: Principal, invoice_ref: str, public_id: str
-) -> tuple[LineItemGroup, Invoice, Totals]:
+) -> GroupView:
     invoice = get_invoice(session, principal, invoice_ref)
-    group = _get_group(session, principal, invoice, public_id)
-    return group, invoice, group_totals(session, principal, [group.id]).get(group.id, Totals())
+    return _view(session, principal, _get_group(session, principal, invoice, public_id), invoice)
 
 
 def replace_group(
     session: Session, principal: Principal, invoice_ref: str, public_id: str, body: GroupBody
-) -> tuple[LineItemGroup, Invoice, Totals]:
-    """PUT: title and description are replaced (an omitted description becomes null); an
-    omitted index keeps the group's place."""
+) -> GroupView:
+    """PUT: every field is replaced (an omitted optional field becomes absent); an omitted
+    index keeps the group's place, since a group always has one."""
     invoice = get_invoice(session, principal, invoice_ref)
     group = _get_group(session, principal, invoice, public_id)
-    group.title = body.title
-    group.description = body.description
+    _apply_body(group, body, _tax_category(session, principal, body.tax_category_id))
     if body.index is not None:
         group.index = body.index
     touch_invoice(invoice)
     session.flush()
-    return group, invoice, group_totals(session, principal, [group.id]).get(group.id, Totals())
+    return _view(session, principal, group, invoice)
 
 
-def delete_group(session: Session, principal: Principal, invoice_ref: str, public_id: str) -> None:
-    """Delete the group; its line items stay on the invoice, ungrouped.
+def delete_group(
+    session: Session, principal: Principal, invoice_ref: str, public_id: str
+) -> GroupView:
+    """Delete the group and answer it as it was, totals included; its line items stay on the
+    invoice, ungrouped.
 
     The foreign key says ON DELETE SET NULL too, but the lines are ungrouped explicitly so the
     rule does not depend on a database's foreign-key enforcement being switched on.
     """
     invoice = get_invoice(session, principal, invoice_ref)
     group = _get_group(session, principal, invoice, public_id)
+    view = _view(session, principal, group, invoice)
     session.execute(
         update(LineItem)
         .where(LineItem.account_id == principal.account_id, LineItem.group_id == group.id)
@@ -197,6 +273,7 @@ def delete_group(session: Session, principal: Principal, invoice_ref: str, publi
     session.delete(group)
     touch_invoice(invoice)
     session.flush()
+    return view
 
 
 def _cursor_scope(invoice: Invoice) -> str:
@@ -209,16 +286,17 @@ def list_groups(
     """One page of the invoice's groups in creation order (`DESC` newest first).
 
     `after` holds the position of the page's last row and `before` of its first; each is
-    null when no row lies beyond it. A `before` page is read in reverse order and flipped,
-    so paging forward then back yields the same pages.
+    None (absent on the wire) when no row lies beyond it. A `before` page is read in reverse
+    order and flipped, so paging forward then back yields the same pages.
     """
     invoice = get_invoice(session, principal, invoice_ref)
     scope = _cursor_scope(invoice)
     position: int | None = None
+    order = page.sort_order
     if page.after is not None:
-        position = decode_cursor(secret_key, scope, page.after, param="after")
+        position = decode_cursor(secret_key, scope, page.after, param="after", sort_order=order)
     elif page.before is not None:
-        position = decode_cursor(secret_key, scope, page.before, param="before")
+        position = decode_cursor(secret_key, scope, page.before, param="before", sort_order=order)
     backwards = page.before is not None
 
     key = LineItemGroup.id
@@ -273,10 +351,17 @@ def list_groups(
     return GroupPage(
         groups=rows,
         totals=group_totals(session, principal, [row.id for row in rows]),
+        tax_categories=tax_categories_by_id(session, principal, [r.tax_category_id for r in rows]),
         currency=invoice.currency,
-        after=encode_cursor(secret_key, scope, last) if has_after and last is not None else None,
+        after=(
+            encode_cursor(secret_key, scope, last, order)
+            if has_after and last is not None
+            else None
+        ),
         before=(
-            encode_cursor(secret_key, scope, first) if has_before and first is not None else None
+            encode_cursor(secret_key, scope, first, order)
+            if has_before and first is not None
+            else None
         ),
         total=int(total),
     )
