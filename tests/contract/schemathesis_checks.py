@@ -14,7 +14,9 @@ from typing import Any
 
 import schemathesis
 
-RULE_PROBLEM_TYPES = ("conflicting-parameters", "unknown-reference")
+# The idempotency key names an earlier request with other parameters (422, as the IETF
+# Idempotency-Key draft has it): a rule between this request and that one.
+RULE_PROBLEM_TYPES = ("conflicting-parameters", "unknown-reference", "idempotency-key-reused")
 
 
 @schemathesis.check

@@ -80,7 +80,9 @@ def test_integer_parameters_take_ascii_digits_only(api: Api, written: str) -> No
             if parameter["in"] != "query" or schema.get("type") != "integer":
                 continue
             response = api.request(method, _path(path), params={parameter["name"]: written})
-            assert_problem(response, 422, parameter["name"])
+            # Sequence documents 400 for its list's bad parameters; TeamUp-shaped ones are 422s.
+            expected = 400 if "line-item-groups" in path else 422
+            assert_problem(response, expected, parameter["name"])
             checked += 1
     assert checked >= 10  # limit/offset/page/page_size of every TeamUp list, at least
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from ledgerline.errors import ConflictingParameters
 from ledgerline.invoices.schemas import IsoDate, StrictBody
 from ledgerline.invoices.service import Totals
 from ledgerline.models import LineItemGroup, RevenueClassification, RevenueRecognitionMethod
@@ -36,12 +37,6 @@ class ServicePeriod(StrictBody):
 
     start: IsoDate
     end_inclusive: IsoDate = Field(alias="endInclusive")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ServicePeriod:
-        if self.start > self.end_inclusive:
-            raise ValueError("servicePeriod.start must be on or before servicePeriod.endInclusive")
-        return self
 
 
 class GroupBody(StrictBody):
@@ -163,5 +158,13 @@ def page_json(page: GroupPage) -> dict[str, Any]:
 
 
 def service_period_dates(body: GroupBody) -> tuple[dt.date | None, dt.date | None]:
+    """The period's two ends; a start after the end is a 422 (a rule between two values,
+    which the schema cannot state, so it carries the conflicting-parameters type)."""
     period = body.service_period
-    return (None, None) if period is None else (period.start, period.end_inclusive)
+    if period is None:
+        return None, None
+    if period.start > period.end_inclusive:
+        raise ConflictingParameters.field(
+            ["body", "servicePeriod"], "start must be on or before endInclusive"
+        )
+    return period.start, period.end_inclusive

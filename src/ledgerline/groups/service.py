@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, get_owned, scoped
 from ledgerline.db import utcnow
-from ledgerline.errors import BadRequest, NotFound, ValidationFailed
+from ledgerline.errors import BadRequest, NotFound, UnknownReference
 from ledgerline.groups.schemas import GroupBody, service_period_dates
 from ledgerline.invoices.service import Totals, line_totals, touch_invoice
 from ledgerline.models import Invoice, LineItem, LineItemGroup, TaxCategory
@@ -46,6 +46,12 @@ class ListParameterInvalid(BadRequest):
     @classmethod
     def named(cls, name: str, msg: str) -> ListParameterInvalid:
         return cls(f"{name}: {msg}", errors=[{"loc": ["query", name], "msg": msg}])
+
+
+class CursorsConflict(ListParameterInvalid):
+    """Both cursors at once: each may be valid, together they name no page."""
+
+    code = "conflicting-parameters"
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ def page_request(
     if order not in SORT_ORDERS:
         raise ListParameterInvalid.named("sortOrder", "must be DESC or ASC")
     if before is not None and after is not None:
-        raise ListParameterInvalid.named("before", "give either before or after, not both")
+        raise CursorsConflict.named("before", "give either before or after, not both")
     return PageRequest(limit=size, sort_order=order, before=before, after=after)
 
 
@@ -184,7 +190,7 @@ def _tax_category(
         return None
     category = find_tax_category(session, principal, public_id)
     if category is None:
-        raise ValidationFailed.field(
+        raise UnknownReference.field(
             ["body", "taxCategoryId"], f"no tax category with id {public_id[:40]!r}"
         )
     return category

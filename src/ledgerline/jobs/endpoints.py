@@ -323,7 +323,8 @@ DOWNLOAD_DOC: dict[str, Any] = {
             "description": "The export file, as an attachment.",
             "content": {
                 "text/csv": {"schema": {"type": "string", "format": "binary"}},
-                "application/json": {"schema": {"type": "string", "format": "binary"}},
+                # A JSON export is one array of rows shaped as /data rows.
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
             },
         }
     },
