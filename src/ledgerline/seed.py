@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from ledgerline.invoices.schemas import BILLED_ITEM_OBJECTS
 from ledgerline.models import INVOICE_STATUSES, LINE_ITEM_TYPES, Account
 from ledgerline.money import (
     MICROS,
@@ -193,6 +194,7 @@ TYPE_SPECS: dict[str, TypeSpec] = {
     "gift_card": TypeSpec(6, "store_order_item", ("Gift card",), 1000, 10000, amount_only=True),
 }
 assert tuple(TYPE_SPECS) == LINE_ITEM_TYPES
+assert {spec.billed_object for spec in TYPE_SPECS.values()} - {None} <= set(BILLED_ITEM_OBJECTS)
 
 # Rough minor units per thousand pence, so prices look right in each currency (¥190 or
 # 0.380 KWD a pound). Integers: no float ever touches an amount.
