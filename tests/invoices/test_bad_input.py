@@ -191,6 +191,7 @@ def test_customer_and_venue_bad_input(api: Api) -> None:
         ({"name": "x", "email": "not-an-email"}, "email"),
         ({"name": "x", "venue": "1"}, "venue"),
         ({"name": "x", "venue": 987654321}, "venue"),
+        ({"name": "x", "venue": 2**64}, "venue"),
         ({"name": "x", "colour": "red"}, "colour"),
     ):
         assert_problem(api.post("/customers", json=body), 422, field)

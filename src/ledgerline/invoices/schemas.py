@@ -111,7 +111,7 @@ class VenueCreate(StrictBody):
 class CustomerCreate(StrictBody):
     name: Text = Field(min_length=1, max_length=200)
     email: Text | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    venue: StrictInt | None = Field(default=None, ge=1)
+    venue: StrictInt | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class DiscountCode(StrictBody):
