@@ -273,7 +273,10 @@ def sort_keys(column: Column) -> tuple[ColumnElement[Any], ...]:
     per_major = _minor_per_major()
     finest = 10 ** max(currencies_by_digits())
     whole = _sql_op(amount, "/", per_major)
-    fraction = _sql_op(amount, "%", per_major) * _sql_op(_sql_int(finest), "/", per_major)
+    # amount − whole × per_major is the remainder, with the amount's sign, on both databases;
+    # not `%`, which the psycopg rendering of an inlined export statement would double.
+    remainder = amount - whole * per_major
+    fraction = remainder * _sql_op(_sql_int(finest), "/", per_major)
     return (whole, fraction)
 
 
