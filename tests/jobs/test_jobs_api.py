@@ -7,6 +7,7 @@ import hashlib
 import time
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import insert, update
 
 from ledgerline.db import engine_for
@@ -15,6 +16,7 @@ from ledgerline.jobs.queue import JobQueue
 from ledgerline.models import Job
 from tests.conftest import Api, Backend, TenantFactory, assert_problem
 from tests.jobs.conftest import bulk_lines, create_lines, download, wait_for_job
+from tests.openapi_check import assert_matches_openapi
 
 GROUPED = "/reports/invoice_line_items.grouped/export"
 FLAT = "/reports/invoice_line_items/export"
@@ -101,7 +103,7 @@ def test_job_shape_and_download_with_header_or_signed_url(
 
 
 def test_teamup_job_fields_on_every_job_object(
-    api: Api, consumer: JobQueue, backend: Backend
+    app: FastAPI, api: Api, consumer: JobQueue, backend: Backend
 ) -> None:
     """TeamUp's job object: `result_url` (the signed link once succeeded, null before),
     `total_items` and `complete_items`, on GET /jobs/{id}, GET /jobs and the cancel answer."""
@@ -120,7 +122,10 @@ def test_teamup_job_fields_on_every_job_object(
     assert by_result_url.status_code == 200
     assert by_result_url.content == download(api, job)
     assert hashlib.sha256(by_result_url.content).hexdigest() == job["result"]["sha256"]
-    listed = {j["id"]: j for j in api.get("/jobs").json()["results"]}
+    assert_matches_openapi(app, "GET", "/api/v2/jobs/{job_id}", 200, job)
+    listing = api.get("/jobs").json()
+    assert_matches_openapi(app, "GET", "/api/v2/jobs", 200, listing)
+    listed = {j["id"]: j for j in listing["results"]}
     assert set(listed[job_id]) == JOB_KEYS
     assert listed[job_id]["total_items"] == lines
     assert api.client.get(listed[job_id]["result_url"]).content == by_result_url.content
@@ -130,7 +135,9 @@ def test_teamup_job_fields_on_every_job_object(
     queued = api.get(f"/jobs/{pending}").json()
     assert set(queued) == JOB_KEYS
     assert (queued["result_url"], queued["total_items"], queued["complete_items"]) == (None, 0, 0)
+    assert_matches_openapi(app, "GET", "/api/v2/jobs/{job_id}", 200, queued)
     canceled = api.post(f"/jobs/{pending}/cancel").json()
+    assert_matches_openapi(app, "POST", "/api/v2/jobs/{job_id}/cancel", 200, canceled)
     assert set(canceled) == JOB_KEYS
     assert canceled["status"] == "canceled"
     assert (canceled["result_url"], canceled["total_items"]) == (None, 0)
