@@ -37,6 +37,19 @@ ALL_STATUSES = {
 }
 ALL_TYPES = set(LINE_ITEM_TYPES)  # the spec's list, kept apart from the code's
 DIGITS = {"GBP": 2, "EUR": 2, "USD": 2, "JPY": 0, "KWD": 3}
+# TeamUp's documented `billed_item.object` values (its report pages), kept apart from the code.
+TEAMUP_BILLED_OBJECTS = {
+    "event",
+    "event_registration",
+    "appointment_slot",
+    "room_rental_slot",
+    "course",
+    "course_session",
+    "customer_membership",
+    "customer_membership_setup",
+    "purchase_fee",
+    "store_order_item",
+}
 
 
 def seed(backend: Backend, api: Api, lines: int = LINES, **kwargs: Any) -> SeedResult:
@@ -99,6 +112,19 @@ def test_every_type_and_status_and_several_currencies(
     assert currencies.most_common(1)[0][0] == "GBP"  # the account's own currency leads
     assert any(invoice.is_credit_note for invoice in rows["invoices"])
     assert any(invoice.discount_code_code for invoice in rows["invoices"])
+
+
+def test_billed_items_are_only_teamups_documented_objects(
+    seeded: tuple[SeedResult, dict[str, list[Any]]],
+) -> None:
+    _, rows = seeded
+    billed = Counter(line.billed_item_object for line in rows["lines"])
+    assert set(billed) - {None} <= TEAMUP_BILLED_OBJECTS, billed
+    assert len(set(billed) - {None}) >= 5  # a realistic mix, not one value
+    assert None in billed  # lines that bill no record (flat fees) stay null
+    assert all(
+        (line.billed_item_id is None) == (line.billed_item_object is None) for line in rows["lines"]
+    )
 
 
 def test_amounts_and_taxes_follow_the_rounding_rule(

@@ -6,18 +6,28 @@ TeamUp money object or a Sequence decimal string. Everything in between is `int`
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from babel.numbers import get_currency_precision, get_currency_symbol, list_currencies
+from babel.core import get_global
+from babel.numbers import (
+    get_currency_precision,
+    get_currency_symbol,
+    get_territory_currencies,
+    list_currencies,
+)
 
 # Quantities, unit prices and tax rates are kept exactly, to six decimal places.
 MICROS = 1_000_000
 SCALE_DIGITS = 6
 
-_DECIMAL_RE = re.compile(r"^[+-]?(\d{1,15})(?:\.(\d+))?$")
+# ASCII digits only: `\d` would also match "４５" or "٤٥", which Decimal() reads as 45.
+_DECIMAL_RE = re.compile(r"^[+-]?([0-9]{1,15})(?:\.([0-9]+))?$", re.ASCII)
+
+_CODE_RE = re.compile(r"^[A-Za-z]{3}$", re.ASCII)
 
 
 class MoneyError(ValueError):
@@ -26,14 +36,40 @@ class MoneyError(ValueError):
 
 @cache
 def known_currencies() -> frozenset[str]:
+    """Every ISO 4217 code babel knows, withdrawn ones included (to render stored data)."""
     return frozenset(code.upper() for code in list_currencies())
 
 
+@cache
+def legal_tender_currencies() -> frozenset[str]:
+    """The codes that are legal tender somewhere today (CLDR's territory data, tender only).
+
+    That leaves out the X-codes that are not money (`XXX` no currency, `XTS` testing, `XAU`
+    `XAG` `XPT` `XPD` metals, `XDR` `XSU` `XUA` `XBA`–`XBD` units of account), the fund codes
+    (`BOV`, `CLF`, `USN`, …) and withdrawn currencies (`DEM`, `HRK`, …), while keeping the
+    X-codes that are currencies (`XAF`, `XOF`, `XPF`, `XCD`, `XCG`).
+    """
+    today = dt.datetime.now(dt.UTC).date()
+    codes: set[str] = set()
+    for territory in get_global("territory_currencies"):
+        codes.update(get_territory_currencies(territory, today, tender=True))
+    return frozenset(code.upper() for code in codes)
+
+
 def normalise_currency(code: str) -> str:
+    """An input currency code, upper-cased; 422-worthy unless it is legal tender today."""
+    if not _CODE_RE.match(code.strip()):
+        # ASCII letters only: "uſd".upper() would otherwise be "USD".
+        raise MoneyError(f"'{code}' is not an ISO 4217 currency code (three letters A-Z)")
     upper = code.strip().upper()
-    if upper not in known_currencies():
-        raise MoneyError(f"'{code}' is not an ISO 4217 currency code")
-    return upper
+    if upper in legal_tender_currencies():
+        return upper
+    if upper in known_currencies():
+        raise MoneyError(
+            f"'{code}' is not a currency of legal tender (ISO 4217 lists it, but it is "
+            "a fund, metal, testing or accounting code, or it was withdrawn)"
+        )
+    raise MoneyError(f"'{code}' is not an ISO 4217 currency code")
 
 
 @cache

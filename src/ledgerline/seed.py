@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from ledgerline.invoices.schemas import BILLED_ITEM_OBJECTS
 from ledgerline.models import INVOICE_STATUSES, LINE_ITEM_TYPES, Account
 from ledgerline.money import (
     MICROS,
@@ -138,7 +139,11 @@ LAST_NAMES = (
 
 @dataclass(frozen=True)
 class TypeSpec:
-    """How lines of one purchase type look: what they bill, and their price range (in GBP)."""
+    """How lines of one purchase type look: what they bill, and their price range (in GBP).
+
+    `billed_object` is one of TeamUp's documented `billed_item.object` values
+    (`invoices.schemas.BILLED_ITEM_OBJECTS`), or None for a line that bills no record.
+    """
 
     weight: int
     billed_object: str | None
@@ -151,16 +156,20 @@ class TypeSpec:
 
 
 TYPE_SPECS: dict[str, TypeSpec] = {
-    "pack_membership": TypeSpec(10, "pack", ("10-class pack", "5-class pack"), 4500, 18000),
+    "pack_membership": TypeSpec(
+        10, "customer_membership", ("10-class pack", "5-class pack"), 4500, 18000
+    ),
     "prepaid_plan_membership": TypeSpec(
-        6, "prepaid_plan", ("3-month prepaid plan", "Annual prepaid plan"), 9000, 90000
+        6, "customer_membership", ("3-month prepaid plan", "Annual prepaid plan"), 9000, 90000
     ),
     "recurring_plan_membership": TypeSpec(
-        18, "membership", ("Monthly unlimited", "Monthly off-peak"), 2900, 12000
+        18, "customer_membership", ("Monthly unlimited", "Monthly off-peak"), 2900, 12000
     ),
-    "membership_purchase": TypeSpec(5, "membership", ("Membership purchase",), 2000, 20000),
+    "membership_purchase": TypeSpec(
+        5, "customer_membership_setup", ("Membership purchase",), 2000, 20000
+    ),
     "event_registration": TypeSpec(
-        8, "event", ("Workshop registration", "Open day"), 1000, 6000, max_quantity=4
+        8, "event_registration", ("Workshop registration", "Open day"), 1000, 6000, max_quantity=4
     ),
     "course": TypeSpec(5, "course", ("8-week beginners course", "Teacher training"), 8000, 60000),
     "course_session": TypeSpec(
@@ -168,7 +177,7 @@ TYPE_SPECS: dict[str, TypeSpec] = {
     ),
     "store_order": TypeSpec(
         12,
-        "store_order",
+        "store_order_item",
         ("Water bottle", "Yoga mat", "Grip socks", "Protein bar", "Towel hire"),
         199,
         6000,
@@ -176,15 +185,16 @@ TYPE_SPECS: dict[str, TypeSpec] = {
     ),
     "flat_fee": TypeSpec(6, None, ("Room hire", "Admin fee"), 500, 25000, amount_only=True),
     "service_fee": TypeSpec(
-        8, None, ("Card processing fee", "Booking fee", "API usage"), 1, 99, usage=True
+        8, "purchase_fee", ("Card processing fee", "Booking fee", "API usage"), 1, 99, usage=True
     ),
     "membership_penalty_fee": TypeSpec(
-        4, "membership", ("Late cancellation fee", "No-show fee"), 500, 2000
+        4, "customer_membership", ("Late cancellation fee", "No-show fee"), 500, 2000
     ),
-    "joining_fee": TypeSpec(4, "membership", ("Joining fee",), 1000, 5000),
-    "gift_card": TypeSpec(6, "gift_card", ("Gift card",), 1000, 10000, amount_only=True),
+    "joining_fee": TypeSpec(4, "customer_membership_setup", ("Joining fee",), 1000, 5000),
+    "gift_card": TypeSpec(6, "store_order_item", ("Gift card",), 1000, 10000, amount_only=True),
 }
 assert tuple(TYPE_SPECS) == LINE_ITEM_TYPES
+assert {spec.billed_object for spec in TYPE_SPECS.values()} - {None} <= set(BILLED_ITEM_OBJECTS)
 
 # Rough minor units per thousand pence, so prices look right in each currency (¥190 or
 # 0.380 KWD a pound). Integers: no float ever touches an amount.

@@ -111,8 +111,8 @@ LINE_OK: dict[str, Any] = {"type": "flat_fee", "quantity": "2", "unit_price": "1
         ({"tax_rate": "11"}, "tax_rate"),
         ({"tax_rate": "0.1234567"}, "tax_rate"),
         ({"description": 5}, "description"),
-        ({"billed_item": {"object": "x"}}, "id"),
-        ({"billed_item": {"object": "x", "id": "7"}}, "id"),
+        ({"billed_item": {"object": "course"}}, "id"),
+        ({"billed_item": {"object": "course", "id": "7"}}, "id"),
         ({"billed_item": 7}, "billed_item"),
         ({"group_id": 12}, "group_id"),
         ({"group_id": "8c1b6f1e-0000-4000-8000-000000000000"}, "group_id"),
@@ -191,6 +191,7 @@ def test_customer_and_venue_bad_input(api: Api) -> None:
         ({"name": "x", "email": "not-an-email"}, "email"),
         ({"name": "x", "venue": "1"}, "venue"),
         ({"name": "x", "venue": 987654321}, "venue"),
+        ({"name": "x", "venue": 2**64}, "venue"),
         ({"name": "x", "colour": "red"}, "colour"),
     ):
         assert_problem(api.post("/customers", json=body), 422, field)

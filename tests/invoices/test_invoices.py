@@ -28,6 +28,7 @@ INVOICE_KEYS = {
     "net_total",
     "total_tax",
     "gross_total",
+    "total_amount_due",
 }
 MONEY_KEYS = {
     "decimal",
@@ -61,7 +62,7 @@ def test_create_invoice_defaults_and_shape(api: Api) -> None:
     created = parse_time(invoice["created_at"])
     assert before - dt.timedelta(seconds=1) <= created <= dt.datetime.now(dt.UTC)
     assert invoice["updated_at"] == invoice["created_at"]
-    for key in ("net_total", "total_tax", "gross_total"):
+    for key in ("net_total", "total_tax", "gross_total", "total_amount_due"):
         assert set(invoice[key]) == MONEY_KEYS
         assert invoice[key]["decimal"] == 0
         assert invoice[key]["string"] == "£0.00"

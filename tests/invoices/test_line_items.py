@@ -29,6 +29,8 @@ LINE_KEYS = {
     "discount_amount",
     "credit_amount",
     "refund_amount",
+    "price",
+    "total_amount_due",
 }
 
 
@@ -39,7 +41,7 @@ def test_priced_line_item_every_field(api: Api) -> None:
         json={
             "type": "service_fee",
             "description": "API calls, July",
-            "billed_item": {"object": "membership", "id": 981},
+            "billed_item": {"object": "customer_membership", "id": 981},
             "quantity": "12345",
             "unit_price": "0.0035",
             "discount_amount": "1.20",
@@ -55,7 +57,7 @@ def test_priced_line_item_every_field(api: Api) -> None:
     assert line["invoice"] == invoice["id"]
     assert line["group_id"] is None
     assert line["type"] == "service_fee"
-    assert line["billed_item"] == {"object": "membership", "id": 981}
+    assert line["billed_item"] == {"object": "customer_membership", "id": 981}
     assert line["description"] == "API calls, July"
     assert line["quantity"] == "12345"
     # unit price kept to its six places, exactly
@@ -241,10 +243,15 @@ def test_patch_line_item_recomputes(api: Api) -> None:
     assert_problem(api.patch(url, json={"type": "pizza"}), 422, "type")
     assert_problem(api.patch(url, json={"invoice": 3}), 422, "invoice")
     changed = api.patch(
-        url, json={"type": "gift_card", "description": "d", "billed_item": {"object": "o", "id": 1}}
+        url,
+        json={
+            "type": "gift_card",
+            "description": "d",
+            "billed_item": {"object": "course", "id": 1},
+        },
     ).json()
     assert changed["type"] == "gift_card"
-    assert changed["billed_item"] == {"object": "o", "id": 1}
+    assert changed["billed_item"] == {"object": "course", "id": 1}
     assert api.patch(url, json={"billed_item": None}).json()["billed_item"] is None
     # the invoice totals follow
     final = exact_json(api.get(url))

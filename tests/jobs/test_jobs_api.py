@@ -7,6 +7,7 @@ import hashlib
 import time
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import insert, update
 
 from ledgerline.db import engine_for
@@ -15,12 +16,16 @@ from ledgerline.jobs.queue import JobQueue
 from ledgerline.models import Job
 from tests.conftest import Api, Backend, TenantFactory, assert_problem
 from tests.jobs.conftest import bulk_lines, create_lines, download, wait_for_job
+from tests.openapi_check import assert_matches_openapi
 
 GROUPED = "/reports/invoice_line_items.grouped/export"
 FLAT = "/reports/invoice_line_items/export"
 JOB_KEYS = {
     "id",
     "object",
+    "result_url",
+    "total_items",
+    "complete_items",
     "type",
     "report",
     "format",
@@ -95,6 +100,55 @@ def test_job_shape_and_download_with_header_or_signed_url(
     again = api.get(f"/jobs/{job_id}").json()
     assert again["result"]["download_url"] != result["download_url"]
     assert api.client.get(again["result"]["download_url"]).content == by_link
+
+
+def test_teamup_job_fields_on_every_job_object(
+    app: FastAPI, api: Api, consumer: JobQueue, backend: Backend
+) -> None:
+    """TeamUp's job object: `result_url` (the signed link once succeeded, null before),
+    `total_items` and `complete_items`, on GET /jobs/{id}, GET /jobs and the cancel answer."""
+    created = create_lines(api, ("GBP", "EUR"))
+    job_id = export(api, FLAT, columns=["id", "amount"], format="csv")
+    job = wait_for_job(api, job_id)
+    assert job["status"] == "succeeded"
+    assert job["object"] == "job"
+    lines = len(created.lines)
+    assert job["result"]["row_count"] == lines
+    assert job["total_items"] == job["complete_items"] == lines
+    assert job["result_url"] is not None
+    assert f"/api/v2/jobs/{job_id}/download?token=" in job["result_url"]
+    # The TeamUp link and ours fetch the same bytes, with no credentials.
+    by_result_url = api.client.get(job["result_url"])
+    assert by_result_url.status_code == 200
+    assert by_result_url.content == download(api, job)
+    assert hashlib.sha256(by_result_url.content).hexdigest() == job["result"]["sha256"]
+    assert_matches_openapi(app, "GET", "/api/v2/jobs/{job_id}", 200, job)
+    listing = api.get("/jobs").json()
+    assert_matches_openapi(app, "GET", "/api/v2/jobs", 200, listing)
+    listed = {j["id"]: j for j in listing["results"]}
+    assert set(listed[job_id]) == JOB_KEYS
+    assert listed[job_id]["total_items"] == lines
+    assert api.client.get(listed[job_id]["result_url"]).content == by_result_url.content
+
+    # Before success: no link, nothing counted yet (TeamUp's integers are never null).
+    pending = insert_queued_job(backend, api, job)
+    queued = api.get(f"/jobs/{pending}").json()
+    assert set(queued) == JOB_KEYS
+    assert (queued["result_url"], queued["total_items"], queued["complete_items"]) == (None, 0, 0)
+    assert_matches_openapi(app, "GET", "/api/v2/jobs/{job_id}", 200, queued)
+    canceled = api.post(f"/jobs/{pending}/cancel").json()
+    assert_matches_openapi(app, "POST", "/api/v2/jobs/{job_id}/cancel", 200, canceled)
+    assert set(canceled) == JOB_KEYS
+    assert canceled["status"] == "canceled"
+    assert (canceled["result_url"], canceled["total_items"]) == (None, 0)
+    # Counted but not finished: total_items is the count, complete_items the rows written.
+    set_job(backend, pending, rows_total=7, rows_done=3)
+    assert {
+        k: api.get(f"/jobs/{pending}").json()[k] for k in ("total_items", "complete_items")
+    } == {
+        "total_items": 7,
+        "complete_items": 3,
+    }
 
 
 def test_list_jobs_newest_first_with_status_filter_and_paging(

@@ -139,11 +139,16 @@ def test_status_as_repeated_query_keys(sample: Data) -> None:
     )
 
 
+MONEY_KEYS = ("amount", "tax_amount", "discount_amount", "credit_amount", "refund_amount")
+
+
 def _sort_key(key: str, descending: bool) -> Callable[[Line], Any]:
     """NULLs sort last ascending and first descending, on every database."""
 
     def value(line: Line) -> Any:
         raw = field(line, key)
+        if key in MONEY_KEYS:
+            raw = major(raw, line.currency)  # compared as a person reads them (SPEC §4)
         if isinstance(raw, bool):
             raw = int(raw)
         missing = raw is None
@@ -172,6 +177,61 @@ SORT_CASES = [
     [("customer.venue.name", True), ("invoice.number", False)],
     [("invoice.is_credit_note", True), ("refund_amount", True), ("credit_amount", False)],
 ]
+
+
+@pytest.fixture
+def three_currencies(data: Data) -> Data:
+    """Amounts whose raw minor units order differently from their major units: GBP (2
+    digits), JPY (0) and KWD (3) in one account, with ties in major units across currencies
+    and negative amounts with remainders."""
+    data.invoice(
+        [{"amount": a, "tax_amount": a // 10} for a in (150, 99, -250, 1200, 500)],
+        currency="GBP",
+    )
+    data.invoice(
+        [{"amount": a, "tax_amount": a // 10} for a in (2, 12, -3, 5, 1)],
+        currency="JPY",
+    )
+    data.invoice(
+        [{"amount": a, "tax_amount": a // 10} for a in (1500, 999, -2501, 4000, 12000)],
+        currency="KWD",
+    )
+    return data
+
+
+@pytest.mark.parametrize("key", ["amount", "tax_amount", "-amount", "-tax_amount"])
+def test_money_sort_compares_major_units_across_currencies(
+    three_currencies: Data, key: str
+) -> None:
+    descending = key.startswith("-")
+    name = key.lstrip("-")
+    body = fetch(three_currencies.api, sort=key)
+    lines = sorted(three_currencies.lines, key=lambda line: line.id)
+    expected = sorted(
+        lines, key=lambda line: major(getattr(line, name), line.currency), reverse=descending
+    )
+    # Ties in major units (5 JPY, 5.00 GBP) keep id order, ascending or descending.
+    expected = sorted(expected, key=lambda line: line.id)
+    expected.sort(key=lambda line: major(getattr(line, name), line.currency), reverse=descending)
+    assert ids(body) == [line.id for line in expected]
+    values = [row[name]["decimal"] for row in body["rows"]]
+    assert values == sorted(values, reverse=descending)
+    # The raw minor units would have ordered them otherwise: the test can tell.
+    raw = sorted(lines, key=lambda line: getattr(line, name), reverse=descending)
+    assert [line.id for line in raw] != ids(body)
+
+
+def test_grouped_money_sort_compares_major_units(three_currencies: Data) -> None:
+    body = fetch(
+        three_currencies.api, "/reports/invoice_line_items.grouped/data", sort="-total_amount"
+    )
+    totals: dict[str, int] = {}
+    for line in three_currencies.lines:
+        totals[line.currency] = totals.get(line.currency, 0) + line.amount
+    expected = sorted(totals, key=lambda cur: major(totals[cur], cur), reverse=True)
+    assert [row["total_amount"]["iso_currency_code"].upper() for row in body["rows"]] == expected
+    # 17 JPY, 16.99 GBP, 15.998 KWD; the raw sums (15998, 1699, 17) would order them reversed.
+    assert expected == ["JPY", "GBP", "KWD"]
 
 
 @pytest.mark.parametrize("sort", SORT_CASES)

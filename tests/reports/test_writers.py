@@ -109,10 +109,12 @@ def test_json_holds_the_same_rows_as_csv(sample: Data) -> None:
     table = list(csv.reader(io.StringIO(csv_body.decode("utf-8"), newline="")))[1:]
     assert [row["id"] for row in rows] == [int(row[0]) for row in table]
     by_id = {line.id: line for line in sample.lines}
-    # sorted by amount descending, ties by id (the amounts here are distinct per currency
-    # unit, so compare the minor units the test created)
+    # sorted by amount descending in major units (SPEC §4: ¥1200 above £45.50), ties by id
     expected_order = [
-        line.id for line in sorted(sample.lines, key=lambda line: (-line.amount, line.id))
+        line.id
+        for line in sorted(
+            sample.lines, key=lambda line: (-major(line.amount, line.currency), line.id)
+        )
     ]
     assert [row["id"] for row in rows] == expected_order
     for row, cells in zip(rows, table, strict=True):

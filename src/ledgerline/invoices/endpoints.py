@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
@@ -15,17 +15,28 @@ from ledgerline.invoices import service
 from ledgerline.invoices.schemas import (
     MAX_ID,
     CustomerCreate,
+    CustomerOut,
     InvoiceCreate,
+    InvoiceOut,
     InvoiceUpdate,
     LineItemBatch,
+    LineItemBatchOut,
     LineItemCreate,
+    LineItemOut,
     LineItemUpdate,
+    Selection,
     VenueCreate,
+    VenueOut,
     customer_json,
     invoice_json,
     line_item_json,
+    parse_fields,
+    select_fields,
+    sparse_model,
     venue_json,
 )
+from ledgerline.invoices.service import CustomerFilter, InvoiceListQuery, InvoiceView
+from ledgerline.openapi import TeamUpList
 from ledgerline.pagination import PageWindow, list_response
 
 router = APIRouter()
@@ -72,39 +83,83 @@ LINE_ITEM_BODY_EXAMPLES: dict[str, Any] = {
 }
 
 
-@router.post("/venues", status_code=201, tags=["customers"])
+# `fields` and `expand`, as TeamUp documents them on the invoice list and retrieve.
+FieldsParam = Annotated[
+    list[str] | None,
+    Query(
+        description="Only these fields, comma-separated or repeated; dot-notation for nested "
+        "ones (`id,status,gross_total.decimal,line_items.amount`). Naming `line_items` (or one "
+        "of its fields) embeds the line items as `expand=line_items` does."
+    ),
+]
+ExpandParam = Annotated[
+    list[str] | None,
+    Query(description="`line_items`: embed each invoice's line items, in id order"),
+]
+SparseInvoice: Any = sparse_model(InvoiceOut)
+
+
+def _render_invoice(view: InvoiceView, selection: Selection | None) -> dict[str, Any]:
+    rendered = invoice_json(view.invoice, view.totals, view.line_items)
+    return rendered if selection is None else dict(select_fields(rendered, selection))
+
+
+def _wants_line_items(query: InvoiceListQuery, selection: Selection | None) -> bool:
+    return "line_items" in query.expand or (selection is not None and "line_items" in selection)
+
+
+@router.post("/venues", status_code=201, tags=["customers"], response_model=VenueOut)
 def create_venue(body: VenueCreate, principal: PrincipalDep, session: SessionDep) -> Response:
     """Create a venue."""
     return JSONResponse(venue_json(service.create_venue(session, principal, body)), status_code=201)
 
 
-@router.post("/customers", status_code=201, tags=["customers"])
+@router.post("/customers", status_code=201, tags=["customers"], response_model=CustomerOut)
 def create_customer(body: CustomerCreate, principal: PrincipalDep, session: SessionDep) -> Response:
     """Create a customer, optionally at one of the account's venues."""
     customer, venue = service.create_customer(session, principal, body)
     return JSONResponse(customer_json(customer, venue), status_code=201)
 
 
-@router.get("/customers/{customer_id}", tags=["customers"])
+@router.get("/customers/{customer_id}", tags=["customers"], response_model=CustomerOut)
 def get_customer(customer_id: CustomerId, principal: PrincipalDep, session: SessionDep) -> Response:
     """One customer."""
     customer, venue = service.get_customer(session, principal, customer_id)
     return JSONResponse(customer_json(customer, venue))
 
 
-@router.get("/customers", tags=["customers"])
+@router.get("/customers", tags=["customers"], response_model=TeamUpList[CustomerOut])
 def list_customers(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
     window: PageWindow,
+    ids: Annotated[
+        list[str] | None,
+        Query(description="Only these customers: ids, comma-separated or repeated"),
+    ] = None,
+    query: Annotated[
+        str | None,
+        Query(description="Free text found anywhere in the name or email (any case)"),
+    ] = None,
+    autocomplete: Annotated[
+        str | None,
+        Query(
+            description="Free text the name, a word of the name, or the email starts with "
+            "(any case)"
+        ),
+    ] = None,
 ) -> Response:
-    """The account's customers, oldest first, paged by limit/offset or page/page_size."""
-    count, rows = service.list_customers(session, principal, window)
+    """The account's customers, oldest first, paged by limit/offset or page/page_size.
+
+    `ids`, `query` and `autocomplete` narrow the list (given together, all must match);
+    `count` is the number of customers matching. Case is ignored for the letters A-Z."""
+    where = CustomerFilter.parse(ids, query, autocomplete)
+    count, rows = service.list_customers(session, principal, window, where)
     return list_response(request, window, count, [customer_json(c, v) for c, v in rows])
 
 
-@router.post("/invoices", status_code=201, tags=["invoices"])
+@router.post("/invoices", status_code=201, tags=["invoices"], response_model=InvoiceOut)
 def create_invoice(body: InvoiceCreate, principal: PrincipalDep, session: SessionDep) -> Response:
     """Create an invoice. `number` defaults to the account's next `INV-000001`-style number,
     `currency` to the account's, `status` to `draft`. Leaving draft sets `confirmed_at` and
@@ -113,26 +168,65 @@ def create_invoice(body: InvoiceCreate, principal: PrincipalDep, session: Sessio
     return JSONResponse(invoice_json(invoice, totals), status_code=201)
 
 
-@router.get("/invoices", tags=["invoices"])
+@router.get("/invoices", tags=["invoices"], response_model=TeamUpList[SparseInvoice])
 def list_invoices(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
     window: PageWindow,
+    sort: Annotated[
+        list[str] | None,
+        Query(
+            description="Order by `due_date`, `id`, `created_at` or `updated_at`; `-` before "
+            "a key for descending; several keys comma-separated or repeated, earlier first. "
+            "Equal keys keep id order; no due date sorts last (first descending). Default: id."
+        ),
+    ] = None,
+    status: Annotated[
+        list[str] | None,
+        Query(description="Only invoices in these statuses, comma-separated or repeated"),
+    ] = None,
+    fields: FieldsParam = None,
+    expand: ExpandParam = None,
 ) -> Response:
-    """The account's invoices, oldest first, with their totals."""
-    count, rows = service.list_invoices(session, principal, window)
-    return list_response(request, window, count, [invoice_json(i, t) for i, t in rows])
+    """The account's invoices with their totals, paged; `count` is the number matching.
+
+    Every property is present unless `fields` leaves it out (hence none is required in this
+    schema); `line_items` only with `expand=line_items` or when `fields` names it."""
+    query = InvoiceListQuery.parse(sort=sort, status=status, expand=expand)
+    selection = parse_fields(fields, InvoiceOut)
+    count, views = service.list_invoices(
+        session, principal, window, query, line_items=_wants_line_items(query, selection)
+    )
+    return list_response(
+        request, window, count, [_render_invoice(view, selection) for view in views]
+    )
 
 
-@router.get("/invoices/{invoice_id}", tags=["invoices"])
-def get_invoice(invoice_id: InvoiceId, principal: PrincipalDep, session: SessionDep) -> Response:
-    """One invoice with its totals (exact sums of its rounded lines)."""
-    invoice, totals = service.get_invoice(session, principal, invoice_id)
-    return JSONResponse(invoice_json(invoice, totals))
+@router.get("/invoices/{invoice_id}", tags=["invoices"], response_model=SparseInvoice)
+def get_invoice(
+    invoice_id: InvoiceId,
+    principal: PrincipalDep,
+    session: SessionDep,
+    fields: FieldsParam = None,
+    expand: ExpandParam = None,
+) -> Response:
+    """One invoice with its totals (exact sums of its rounded lines); `fields` and `expand`
+    as on the list."""
+    query = InvoiceListQuery.parse(expand=expand)
+    selection = parse_fields(fields, InvoiceOut)
+    view = service.get_invoice_view(
+        session, principal, invoice_id, line_items=_wants_line_items(query, selection)
+    )
+    return JSONResponse(_render_invoice(view, selection))
 
 
-@router.patch("/invoices/{invoice_id}", tags=["invoices"])
+@router.patch(
+    "/invoices/{invoice_id}",
+    tags=["invoices"],
+    response_model=InvoiceOut,
+    responses={409: {"description": "The number is taken, or the currency is locked"}},
+)
 def update_invoice(
     invoice_id: InvoiceId, body: InvoiceUpdate, principal: PrincipalDep, session: SessionDep
 ) -> Response:
@@ -146,6 +240,7 @@ def update_invoice(
     "/invoices/{invoice_id}/line_items",
     status_code=201,
     tags=["line items"],
+    response_model=LineItemOut | LineItemBatchOut,
     openapi_extra={
         "requestBody": {"content": {"application/json": {"schema": LINE_ITEM_BODY_SCHEMA}}}
     },
@@ -163,7 +258,11 @@ def create_line_items(
     return JSONResponse({"items": rendered} if batch else rendered[0], status_code=201)
 
 
-@router.get("/invoices/{invoice_id}/line_items", tags=["line items"])
+@router.get(
+    "/invoices/{invoice_id}/line_items",
+    tags=["line items"],
+    response_model=TeamUpList[LineItemOut],
+)
 def list_line_items(
     request: Request,
     invoice_id: InvoiceId,
@@ -176,7 +275,11 @@ def list_line_items(
     return list_response(request, window, count, [line_item_json(li, g) for li, g in rows])
 
 
-@router.get("/invoices/{invoice_id}/line_items/{line_item_id}", tags=["line items"])
+@router.get(
+    "/invoices/{invoice_id}/line_items/{line_item_id}",
+    tags=["line items"],
+    response_model=LineItemOut,
+)
 def get_line_item(
     invoice_id: InvoiceId, line_item_id: LineItemId, principal: PrincipalDep, session: SessionDep
 ) -> Response:
@@ -185,7 +288,11 @@ def get_line_item(
     return JSONResponse(line_item_json(line, group))
 
 
-@router.patch("/invoices/{invoice_id}/line_items/{line_item_id}", tags=["line items"])
+@router.patch(
+    "/invoices/{invoice_id}/line_items/{line_item_id}",
+    tags=["line items"],
+    response_model=LineItemOut,
+)
 def update_line_item(
     invoice_id: InvoiceId,
     line_item_id: LineItemId,

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from functools import cache
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -20,8 +23,11 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    create_model,
 )
+from pydantic.json_schema import SkipJsonSchema
 
+from ledgerline.errors import ValidationFailed
 from ledgerline.models import (
     Customer,
     Invoice,
@@ -38,6 +44,7 @@ from ledgerline.money import (
     micros_string,
     money_object,
 )
+from ledgerline.openapi import MoneyObject
 
 if TYPE_CHECKING:
     from ledgerline.invoices.service import Totals
@@ -104,7 +111,7 @@ class VenueCreate(StrictBody):
 class CustomerCreate(StrictBody):
     name: Text = Field(min_length=1, max_length=200)
     email: Text | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    venue: StrictInt | None = Field(default=None, ge=1)
+    venue: StrictInt | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class DiscountCode(StrictBody):
@@ -134,8 +141,24 @@ class InvoiceUpdate(InvoiceFields):
     pass
 
 
+# TeamUp's documented `billed_item.object` values (its report rows, docs/invoices.md).
+BilledItemObject = Literal[
+    "event",
+    "event_registration",
+    "appointment_slot",
+    "room_rental_slot",
+    "course",
+    "course_session",
+    "customer_membership",
+    "customer_membership_setup",
+    "purchase_fee",
+    "store_order_item",
+]
+BILLED_ITEM_OBJECTS: tuple[str, ...] = get_args(BilledItemObject)
+
+
 class BilledItem(StrictBody):
-    object: Text = Field(min_length=1, max_length=60)
+    object: BilledItemObject
     id: StrictInt = Field(ge=0, le=MAX_ID)
 
 
@@ -203,14 +226,19 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def invoice_json(invoice: Invoice, totals: Totals) -> dict[str, Any]:
+def invoice_json(
+    invoice: Invoice,
+    totals: Totals,
+    line_items: list[tuple[LineItem, str | None]] | None = None,
+) -> dict[str, Any]:
+    """An invoice; with `line_items` (expanded) they are embedded, rendered as on their own."""
     currency = invoice.currency
     discount = (
         {"name": invoice.discount_code_name, "code": invoice.discount_code_code}
         if invoice.discount_code_code is not None
         else None
     )
-    return {
+    rendered: dict[str, Any] = {
         "id": invoice.id,
         "object": "invoice",
         "number": invoice.number,
@@ -227,7 +255,11 @@ def invoice_json(invoice: Invoice, totals: Totals) -> dict[str, Any]:
         "net_total": money_object(totals.net, currency),
         "total_tax": money_object(totals.tax, currency),
         "gross_total": money_object(totals.gross, currency),
+        "total_amount_due": money_object(totals.amount_due, currency),
     }
+    if line_items is not None:
+        rendered["line_items"] = [line_item_json(line, group) for line, group in line_items]
+    return rendered
 
 
 def unit_price_object(micros: int, currency: str) -> dict[str, Any]:
@@ -276,8 +308,230 @@ def line_item_json(line: LineItem, group_public_id: str | None) -> dict[str, Any
         "discount_amount": money_object(line.discount_amount, currency),
         "credit_amount": money_object(line.credit_amount, currency),
         "refund_amount": money_object(line.refund_amount, currency),
+        # TeamUp's two money fields of a line (docs/invoices.md "TeamUp's money fields").
+        "price": money_object(line_price(line), currency),
+        "total_amount_due": money_object(line_amount_due(line), currency),
     }
+
+
+def line_price(line: LineItem) -> int:
+    """TeamUp's `price`: the line before its discount and tax (`amount` is after discount)."""
+    return line.amount + line.discount_amount
+
+
+def line_amount_due(line: LineItem) -> int:
+    """TeamUp's `total_amount_due`: gross (amount + tax) less the credit and refund applied."""
+    return line.amount + line.tax_amount - line.credit_amount - line.refund_amount
 
 
 def group_public(group: LineItemGroup | None) -> str | None:
     return str(group.public_id) if group is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Response models: documentation of exactly what the renderers above answer (`response_model=`
+# on the routes; the endpoints still return `JSONResponse` themselves).
+
+
+class VenueOut(BaseModel):
+    model_config = ConfigDict(title="Venue")
+
+    id: int
+    object: Literal["venue"]
+    name: str
+    created_at: dt.datetime
+
+
+class CustomerVenue(BaseModel):
+    id: int
+    name: str
+
+
+class CustomerOut(BaseModel):
+    model_config = ConfigDict(title="Customer")
+
+    id: int
+    object: Literal["customer"]
+    name: str
+    email: str | None
+    venue: CustomerVenue | None
+    created_at: dt.datetime
+
+
+class DiscountCodeOut(BaseModel):
+    name: str | None
+    code: str
+
+
+class BilledItemOut(BaseModel):
+    object: str = Field(description="One of TeamUp's documented billed item objects")
+    id: int
+
+
+class LineItemOut(BaseModel):
+    """A line item. Money as TeamUp money objects in the invoice's currency; `quantity` and
+    `tax_rate` as decimal strings; `unit_price` kept to six places."""
+
+    model_config = ConfigDict(title="LineItem")
+
+    id: int
+    object: Literal["invoice_line_item"]
+    invoice: int
+    group_id: str | None = Field(description="The line-item group's UUID, or null")
+    type: LineItemType
+    billed_item: BilledItemOut | None
+    description: str
+    quantity: str | None
+    unit_price: MoneyObject | None
+    amount: MoneyObject = Field(description="round(quantity × unit_price) − discount, or as given")
+    tax_rate: str
+    tax_amount: MoneyObject
+    discount_amount: MoneyObject
+    credit_amount: MoneyObject
+    refund_amount: MoneyObject
+    price: MoneyObject = Field(description="TeamUp's price: amount + discount_amount (before tax)")
+    total_amount_due: MoneyObject = Field(
+        description="TeamUp's amount due: amount + tax_amount − credit_amount − refund_amount"
+    )
+
+
+class LineItemBatchOut(BaseModel):
+    items: list[LineItemOut]
+
+
+class InvoiceOut(BaseModel):
+    """An invoice with its totals, exact sums of its rounded lines. `line_items` is present
+    only when asked for (`expand=line_items`, or named in `fields`)."""
+
+    model_config = ConfigDict(title="Invoice")
+
+    id: int
+    object: Literal["invoice"]
+    number: str
+    status: InvoiceStatus
+    currency: str
+    customer: int | None
+    due_date: dt.date | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    confirmed_at: dt.datetime | None
+    paid_at: dt.datetime | None
+    is_credit_note: bool
+    discount_code: DiscountCodeOut | None
+    net_total: MoneyObject
+    total_tax: MoneyObject
+    gross_total: MoneyObject
+    total_amount_due: MoneyObject = Field(
+        description="gross_total less the credits and refunds applied to its lines"
+    )
+    line_items: list[LineItemOut] | SkipJsonSchema[None] = Field(
+        default=None, description="Only with expand=line_items (or when named in fields)"
+    )
+
+
+def _unwrap(annotation: Any) -> list[type[BaseModel]]:
+    """The models inside an annotation: `X`, `X | None`, `list[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _unwrap(arg)]
+
+
+FieldTree = dict[str, "FieldTree | None"]
+
+
+@cache
+def field_tree(model: type[BaseModel]) -> FieldTree:
+    """Every field of a response model, nested ones under their parent (None: a leaf):
+    what `fields=` may name in dot-notation."""
+    tree: FieldTree = {}
+    for name, info in model.model_fields.items():
+        nested = _unwrap(info.annotation)
+        tree[name] = field_tree(nested[0]) if nested else None
+    return tree
+
+
+def _sparse_annotation(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return sparse_model(annotation)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is list:
+        return list[_sparse_annotation(args[0])]  # type: ignore[misc]
+    if origin in (Union, UnionType):
+        return Union[tuple(_sparse_annotation(arg) for arg in args)]  # noqa: UP007
+    return annotation
+
+
+def _allows_none(annotation: Any) -> bool:
+    return annotation is None or type(None) in get_args(annotation)
+
+
+@cache
+def sparse_model(model: type[BaseModel]) -> type[BaseModel]:
+    """`model` with every property optional, nested models too: the shape of an answer to a
+    request with `fields=` (a sparse fieldset keeps only the keys named). Types stay exact:
+    a key that is present is what the full model says."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = _sparse_annotation(info.annotation)
+        if not _allows_none(info.annotation):
+            annotation = annotation | SkipJsonSchema[None]  # type: ignore[misc]
+        if info.metadata:
+            annotation = Annotated[(annotation, *info.metadata)]
+        fields[name] = (annotation, Field(default=None, description=info.description))
+    title = f"Sparse{model.model_config.get('title') or model.__name__}"
+    sparse: type[BaseModel] = create_model(
+        title,
+        __doc__=f"{model.__doc__ or title}\n\nWith `fields=`, only the keys it names are present.",
+        __config__=ConfigDict(title=title),
+        **fields,
+    )
+    return sparse
+
+
+def query_values(values: Sequence[str] | None) -> list[str]:
+    """A list query parameter, repeated (`?x=a&x=b`) or comma-separated (`?x=a,b`), or both;
+    blanks dropped."""
+    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
+
+
+Selection = dict[str, "Selection | None"]
+
+
+def parse_fields(values: Sequence[str] | None, model: type[BaseModel]) -> Selection | None:
+    """TeamUp's sparse fieldset: `fields=id,status,net_total.decimal,line_items.amount` keeps
+    only the keys named (a nested key in dot-notation keeps its parents' path). None when not
+    given; a name that is not a field of the answer is a 422 naming it."""
+    paths = query_values(values)
+    if not paths:
+        return None
+    tree = field_tree(model)
+    selection: Selection = {}
+    for path in paths:
+        node: FieldTree | None = tree
+        chosen: Selection = selection
+        parts = path.split(".")
+        for depth, part in enumerate(parts):
+            if node is None or part not in node:
+                raise ValidationFailed.field(["query", "fields"], f"'{path}' is not a field")
+            if depth == len(parts) - 1:
+                chosen[part] = None  # the whole value
+                break
+            below = chosen.setdefault(part, {})
+            if below is None:  # its parent is already selected whole
+                break
+            chosen, node = below, node[part]
+    return selection
+
+
+def select_fields(value: Any, selection: Selection) -> Any:
+    """`value` (a rendered object, a list of them, or null) cut down to `selection`."""
+    if isinstance(value, list):
+        return [select_fields(item, selection) for item in value]
+    if not isinstance(value, dict):
+        return value
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        if key in selection:
+            below = selection[key]
+            kept[key] = item if below is None else select_fields(item, below)
+    return kept

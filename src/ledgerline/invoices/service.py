@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import re
+import string
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, String, func, nulls_first, nulls_last, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from ledgerline.auth import Principal, get_owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import Conflict, NotFound, ValidationFailed
 from ledgerline.invoices.schemas import (
+    MAX_ID,
     CustomerCreate,
     InvoiceCreate,
     InvoiceUpdate,
@@ -24,8 +28,17 @@ from ledgerline.invoices.schemas import (
     LineItemCreate,
     LineItemUpdate,
     VenueCreate,
+    query_values,
 )
-from ledgerline.models import Account, Customer, Invoice, LineItem, LineItemGroup, Venue
+from ledgerline.models import (
+    INVOICE_STATUSES,
+    Account,
+    Customer,
+    Invoice,
+    LineItem,
+    LineItemGroup,
+    Venue,
+)
 from ledgerline.money import (
     MICROS,
     MoneyError,
@@ -84,10 +97,109 @@ def get_customer(
     return customer, venue
 
 
+MAX_IDS = 1000
+_ID_TEXT = re.compile(r"^[0-9]{1,19}$", re.ASCII)
+
+
+def parse_ids(values: Sequence[str] | None, *, param: str) -> tuple[int, ...] | None:
+    """`ids=3,5,8`: positive integers in ASCII digits; None when not given."""
+    texts = query_values(values)
+    if not texts:
+        return None
+    if len(texts) > MAX_IDS:
+        raise ValidationFailed.field(["query", param], f"at most {MAX_IDS} ids")
+    ids: list[int] = []
+    for text in texts:
+        if not _ID_TEXT.match(text) or not 1 <= int(text) <= MAX_ID:
+            raise ValidationFailed.field(
+                ["query", param], f"'{text}' is not an id (a positive integer)"
+            )
+        ids.append(int(text))
+    return tuple(dict.fromkeys(ids))
+
+
+MAX_SEARCH_LENGTH = 200
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+class AsciiLower(FunctionElement[str]):
+    """lower() of ASCII letters only, alike on both databases: SQLite's own lower() folds only
+    ASCII, and PostgreSQL's follows the database's locale, so there it is a translate()."""
+
+    type = String()
+    inherit_cache = True
+    name = "ascii_lower"
+
+
+@compiles(AsciiLower)
+def _ascii_lower_sqlite(element: AsciiLower, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(AsciiLower, "postgresql")
+def _ascii_lower_postgresql(element: AsciiLower, compiler: Any, **kw: Any) -> str:
+    argument = compiler.process(element.clauses, **kw)
+    return f"translate({argument}, '{string.ascii_uppercase}', '{string.ascii_lowercase}')"
+
+
+def _search_text(value: str | None, *, param: str) -> str | None:
+    """A free-text filter, folded like `ascii_lower` and with LIKE's wildcards escaped."""
+    if value is None or not value.strip():
+        return None
+    if "\x00" in value:
+        raise ValidationFailed.field(["query", param], "must not contain NUL characters")
+    if len(value) > MAX_SEARCH_LENGTH:
+        raise ValidationFailed.field(["query", param], f"at most {MAX_SEARCH_LENGTH} characters")
+    folded = value.strip().translate(_ASCII_LOWER)
+    return folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like(column: Any, pattern: str) -> ColumnElement[bool]:
+    matched: ColumnElement[bool] = AsciiLower(column).like(pattern, escape="\\")
+    return matched
+
+
+@dataclass(frozen=True)
+class CustomerFilter:
+    """TeamUp's customer list filters; each one given narrows the list (they combine)."""
+
+    ids: tuple[int, ...] | None = None
+    query: str | None = None  # escaped, folded: a substring of name or email
+    autocomplete: str | None = None  # escaped, folded: the start of name, a name word, email
+
+    @classmethod
+    def parse(
+        cls, ids: Sequence[str] | None, query: str | None, autocomplete: str | None
+    ) -> CustomerFilter:
+        return cls(
+            ids=parse_ids(ids, param="ids"),
+            query=_search_text(query, param="query"),
+            autocomplete=_search_text(autocomplete, param="autocomplete"),
+        )
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        if self.ids is not None:
+            clauses.append(Customer.id.in_(self.ids))
+        if self.query is not None:
+            pattern = f"%{self.query}%"
+            clauses.append(or_(_like(Customer.name, pattern), _like(Customer.email, pattern)))
+        if self.autocomplete is not None:
+            start = f"{self.autocomplete}%"
+            clauses.append(
+                or_(
+                    _like(Customer.name, start),
+                    _like(Customer.name, f"% {start}"),
+                    _like(Customer.email, start),
+                )
+            )
+        return clauses
+
+
 def list_customers(
-    session: Session, principal: Principal, page: OffsetPage
+    session: Session, principal: Principal, page: OffsetPage, where: CustomerFilter
 ) -> tuple[int, list[tuple[Customer, Venue | None]]]:
-    base = scoped(Customer, principal)
+    base = scoped(Customer, principal).where(*where.clauses())
     count = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
     rows = session.execute(
         base.add_columns(Venue)
@@ -105,10 +217,18 @@ class Totals:
 
     net: int = 0
     tax: int = 0
+    credit: int = 0
+    refund: int = 0
 
     @property
     def gross(self) -> int:
         return self.net + self.tax
+
+    @property
+    def amount_due(self) -> int:
+        """TeamUp's `total_amount_due`: gross less the credits and refunds applied (the sum
+        of the lines' own `total_amount_due`)."""
+        return self.gross - self.credit - self.refund
 
 
 def line_totals(
@@ -121,11 +241,25 @@ def line_totals(
     Callers pass an account-scoped condition (an invoice or group they already own).
     """
     rows = session.execute(
-        select(key, func.sum(LineItem.amount), func.sum(LineItem.tax_amount))
+        select(
+            key,
+            func.sum(LineItem.amount),
+            func.sum(LineItem.tax_amount),
+            func.sum(LineItem.credit_amount),
+            func.sum(LineItem.refund_amount),
+        )
         .where(*conditions)
         .group_by(key)
     ).all()
-    return {row[0]: Totals(net=int(row[1] or 0), tax=int(row[2] or 0)) for row in rows}
+    return {
+        row[0]: Totals(
+            net=int(row[1] or 0),
+            tax=int(row[2] or 0),
+            credit=int(row[3] or 0),
+            refund=int(row[4] or 0),
+        )
+        for row in rows
+    }
 
 
 def touch_invoice(invoice: Invoice) -> None:
@@ -297,21 +431,155 @@ def create_invoice(
     return invoice, Totals()
 
 
-def get_invoice(session: Session, principal: Principal, invoice_id: int) -> tuple[Invoice, Totals]:
-    invoice = get_owned(session, Invoice, invoice_id, principal)
-    return invoice, invoice_totals(session, principal, [invoice.id]).get(invoice.id, Totals())
+# Sort keys of the invoice list: TeamUp documents due_date; the others are what a finance
+# user pages by. NULL due dates sort last ascending and first descending, as in reports.
+INVOICE_SORT_KEYS: dict[str, QueryableAttribute[Any]] = {
+    "id": Invoice.id,
+    "due_date": Invoice.due_date,
+    "created_at": Invoice.created_at,
+    "updated_at": Invoice.updated_at,
+}
+_NULLABLE_SORT_KEYS = frozenset({"due_date"})
+INVOICE_EXPANDABLE = ("line_items",)
+
+
+@dataclass(frozen=True)
+class InvoiceListQuery:
+    """`sort`, `status` and `expand` of the invoice list, validated."""
+
+    sort: tuple[tuple[str, bool], ...] = ()
+    statuses: tuple[str, ...] = ()
+    expand: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(
+        cls,
+        sort: Sequence[str] | None = None,
+        status: Sequence[str] | None = None,
+        expand: Sequence[str] | None = None,
+    ) -> InvoiceListQuery:
+        return cls(
+            sort=_parse_sort(sort), statuses=_parse_statuses(status), expand=parse_expand(expand)
+        )
+
+    def order_by(self) -> list[Any]:
+        """The requested keys, then the id (ascending) so that equal keys keep one order."""
+        terms: list[Any] = []
+        for key, descending in self.sort:
+            column = INVOICE_SORT_KEYS[key]
+            term = column.desc() if descending else column.asc()
+            if key in _NULLABLE_SORT_KEYS:
+                term = nulls_first(term) if descending else nulls_last(term)
+            terms.append(term)
+        if not any(key == "id" for key, _ in self.sort):
+            terms.append(Invoice.id.asc())
+        return terms
+
+
+def _parse_sort(values: Sequence[str] | None) -> tuple[tuple[str, bool], ...]:
+    sort: list[tuple[str, bool]] = []
+    for name in query_values(values):
+        descending = name.startswith("-")
+        key = name[1:] if descending else name.removeprefix("+")
+        if key not in INVOICE_SORT_KEYS:
+            raise ValidationFailed.field(
+                ["query", "sort"],
+                f"'{key}' is not a sort key of invoices; use {', '.join(INVOICE_SORT_KEYS)}"
+                " (a '-' before a key sorts descending)",
+            )
+        if any(known == key for known, _ in sort):
+            raise ValidationFailed.field(["query", "sort"], f"'{key}' is listed twice")
+        sort.append((key, descending))
+    return tuple(sort)
+
+
+def _parse_statuses(values: Sequence[str] | None) -> tuple[str, ...]:
+    statuses = query_values(values)
+    for status in statuses:
+        if status not in INVOICE_STATUSES:
+            raise ValidationFailed.field(
+                ["query", "status"],
+                f"'{status}' is not an invoice status; use {', '.join(INVOICE_STATUSES)}",
+            )
+    return tuple(dict.fromkeys(statuses))
+
+
+def parse_expand(values: Sequence[str] | None) -> tuple[str, ...]:
+    names = query_values(values)
+    for name in names:
+        if name not in INVOICE_EXPANDABLE:
+            raise ValidationFailed.field(
+                ["query", "expand"],
+                f"'{name}' cannot be expanded; expandable: {', '.join(INVOICE_EXPANDABLE)}",
+            )
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """An invoice as listed: its totals and, when expanded, its line items in id order."""
+
+    invoice: Invoice
+    totals: Totals
+    line_items: list[tuple[LineItem, str | None]] | None = None
+
+
+def _invoice_lines(
+    session: Session, principal: Principal, invoice_ids: Sequence[int]
+) -> dict[int, list[tuple[LineItem, str | None]]]:
+    """The line items of several invoices, in two queries however many invoices there are."""
+    by_invoice: dict[int, list[tuple[LineItem, str | None]]] = {i: [] for i in invoice_ids}
+    if not invoice_ids:
+        return by_invoice
+    lines = session.execute(
+        scoped(LineItem, principal)
+        .where(LineItem.invoice_id.in_(list(invoice_ids)))
+        .order_by(LineItem.invoice_id, LineItem.id)
+    ).scalars()
+    for line, group in with_group_ids(session, list(lines)):
+        by_invoice[line.invoice_id].append((line, group))
+    return by_invoice
+
+
+def invoice_views(
+    session: Session, principal: Principal, invoices: Sequence[Invoice], line_items: bool
+) -> list[InvoiceView]:
+    ids = [invoice.id for invoice in invoices]
+    totals = invoice_totals(session, principal, ids)
+    lines = _invoice_lines(session, principal, ids) if line_items else {}
+    return [
+        InvoiceView(i, totals.get(i.id, Totals()), lines.get(i.id) if line_items else None)
+        for i in invoices
+    ]
 
 
 def list_invoices(
-    session: Session, principal: Principal, page: OffsetPage
-) -> tuple[int, list[tuple[Invoice, Totals]]]:
+    session: Session,
+    principal: Principal,
+    page: OffsetPage,
+    query: InvoiceListQuery,
+    *,
+    line_items: bool = False,
+) -> tuple[int, list[InvoiceView]]:
+    """One page of the account's invoices, filtered and sorted as asked; a constant number
+    of queries (count, page, totals, and line items with their groups when asked for)."""
     base = scoped(Invoice, principal)
+    if query.statuses:
+        base = base.where(Invoice.status.in_(query.statuses))
     count = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
     invoices = list(
-        session.execute(base.order_by(Invoice.id).limit(page.limit).offset(page.offset)).scalars()
+        session.execute(
+            base.order_by(*query.order_by()).limit(page.limit).offset(page.offset)
+        ).scalars()
     )
-    totals = invoice_totals(session, principal, [invoice.id for invoice in invoices])
-    return count, [(invoice, totals.get(invoice.id, Totals())) for invoice in invoices]
+    return count, invoice_views(session, principal, invoices, line_items)
+
+
+def get_invoice_view(
+    session: Session, principal: Principal, invoice_id: int, *, line_items: bool
+) -> InvoiceView:
+    invoice = get_owned(session, Invoice, invoice_id, principal)
+    return invoice_views(session, principal, [invoice], line_items)[0]
 
 
 _NOT_NULL_ON_PATCH = ("number", "status", "currency", "is_credit_note")
@@ -328,7 +596,9 @@ def update_invoice(
             raise ValidationFailed.field(["body", name], "may not be null")
     before = _invoice_state(invoice)
     if "currency" in sent and body.currency is not None:
-        currency = _currency(body.currency)
+        # Resending the invoice's own code is no change, even if it has since been withdrawn.
+        unchanged = body.currency.isascii() and body.currency.strip().upper() == invoice.currency
+        currency = invoice.currency if unchanged else _currency(body.currency)
         if currency != invoice.currency and _has_line_items(session, invoice):
             raise InvoiceCurrencyLocked(
                 "The currency of an invoice with line items cannot change.",

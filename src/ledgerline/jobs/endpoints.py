@@ -29,8 +29,9 @@ from ledgerline.errors import (
 from ledgerline.http import JSONResponse
 from ledgerline.jobs import service
 from ledgerline.jobs.queue import queue_for
+from ledgerline.jobs.schemas import Job as JobModel
 from ledgerline.models import Job
-from ledgerline.openapi import SECURITY, ExportAccepted
+from ledgerline.openapi import SECURITY, ExportAccepted, TeamUpList
 from ledgerline.pagination import PageWindow, list_response
 from ledgerline.reports.columns import FLAT, GROUPED
 from ledgerline.reports.endpoints import report_parameter_schemas, report_query
@@ -232,8 +233,17 @@ def _percent(job: Job) -> int:
     return min(100, (job.rows_done * 100) // job.rows_total)
 
 
+def _total_items(job: Job) -> int:
+    """TeamUp types `total_items` as a non-nullable integer: 0 until the rows are counted."""
+    if job.rows_total is not None:
+        return job.rows_total
+    if job.status == "succeeded" and job.row_count is not None:
+        return job.row_count
+    return 0
+
+
 def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
-    result = None
+    result: dict[str, Any] | None = None
     if job.status == "succeeded":
         from ledgerline.exports.links import link_expiry, sign_download
 
@@ -259,6 +269,10 @@ def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
     return {
         "id": job.id,
         "object": "job",
+        # TeamUp's job fields (docs/jobs.md "TeamUp's job fields"): its clients poll these.
+        "result_url": result["download_url"] if result is not None else None,
+        "total_items": _total_items(job),
+        "complete_items": job.rows_done,
         "type": job.type,
         "report": job.report,
         "format": job.format,
@@ -283,7 +297,7 @@ def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=TeamUpList[JobModel])
 def list_jobs(
     request: Request,
     principal: PrincipalDep,
@@ -297,7 +311,7 @@ def list_jobs(
     return list_response(request, window, count, [job_json(request, job, now) for job in jobs])
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=JobModel)
 def get_job(
     job_id: JobId, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
@@ -306,7 +320,11 @@ def get_job(
     return JSONResponse(job_json(request, job, utcnow()))
 
 
-@router.post("/jobs/{job_id}/cancel")
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobModel,
+    responses={409: {"description": "The job has already finished"}},
+)
 def cancel_job(
     job_id: JobId, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:

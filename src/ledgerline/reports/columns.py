@@ -251,6 +251,35 @@ LINE_ITEM_ID: ColumnElement[Any] = _c(line_items, "id")
 CURRENCY_LABEL = "Currency"
 
 
+def _minor_per_major() -> ColumnElement[Any]:
+    """10^digits of the row's currency: a CASE over the currencies whose digits are not 2."""
+    groups = currencies_by_digits()
+    other = [code for codes in groups.values() for code in codes]
+    whens = [(CURRENCY.not_in(other), _sql_int(100))]
+    whens += [(CURRENCY.in_(codes), _sql_int(10**digits)) for digits, codes in groups.items()]
+    return case(*whens)
+
+
+def sort_keys(column: Column) -> tuple[ColumnElement[Any], ...]:
+    """What ORDER BY compares for a column. Money compares in major units (SPEC §4), exactly:
+    the whole major units (integer division, which truncates toward zero on both databases),
+    then the remainder scaled to the finest currency's minor unit. Two integer keys instead
+    of one product (amount × 10^(max − digits)), because a grouped sum times 10^4 could
+    leave BIGINT where the sum itself does not; the pair orders exactly as the value does,
+    since the remainder keeps the amount's sign. Equal major values (1 GBP, 1 JPY) tie."""
+    if column.kind != "money":
+        return (column.exprs[0],)
+    amount = column.exprs[0]
+    per_major = _minor_per_major()
+    finest = 10 ** max(currencies_by_digits())
+    whole = _sql_op(amount, "/", per_major)
+    # amount − whole × per_major is the remainder, with the amount's sign, on both databases;
+    # not `%`, which the psycopg rendering of an inlined export statement would double.
+    remainder = amount - whole * per_major
+    fraction = remainder * _sql_op(_sql_int(finest), "/", per_major)
+    return (whole, fraction)
+
+
 @dataclass(frozen=True)
 class Catalog:
     report: str

@@ -38,6 +38,7 @@ from ledgerline.reports.columns import (
     invoices,
     json_row_maker,
     line_items,
+    sort_keys,
     venues,
 )
 from ledgerline.reports.filters import FILTER_KEYS, Filters, parse_filters
@@ -210,13 +211,15 @@ def _needs(columns: tuple[Column, ...]) -> frozenset[Join]:
     return frozenset(needs)
 
 
-def _order(column: Column, descending: bool) -> UnaryExpression[Any]:
-    expr = column.exprs[0]
-    ordered: UnaryExpression[Any] = expr.desc() if descending else expr.asc()
-    if column.nullable:
-        placed: UnaryExpression[Any] = nulls_first(ordered) if descending else nulls_last(ordered)
-        return placed
-    return ordered
+def _order(column: Column, descending: bool) -> list[UnaryExpression[Any]]:
+    """ORDER BY terms of one sort key (money: two, see `columns.sort_keys`)."""
+    terms: list[UnaryExpression[Any]] = []
+    for expr in sort_keys(column):
+        ordered: UnaryExpression[Any] = expr.desc() if descending else expr.asc()
+        if column.nullable:
+            ordered = nulls_first(ordered) if descending else nulls_last(ordered)
+        terms.append(ordered)
+    return terms
 
 
 def _base(
@@ -249,7 +252,7 @@ def rows_statement(account_id: int, params: ReportParams) -> Select[Any]:
     """
     columns = params.selected
     by_name = params.catalog.by_name
-    order = [_order(by_name[key], descending) for key, descending in params.sort]
+    order = [term for key, desc in params.sort for term in _order(by_name[key], desc)]
     if params.report == GROUPED:
         group_keys = [c.exprs[0] for c in columns if not c.aggregate]
         sorted_keys = {key for key, _ in params.sort}
@@ -285,7 +288,7 @@ def page_statement(
         return statement.limit(limit).offset(offset)
     by_name = params.catalog.by_name
     sort_columns = tuple(by_name[key] for key, _ in params.sort)
-    order = [_order(by_name[key], descending) for key, descending in params.sort]
+    order = [term for key, desc in params.sort for term in _order(by_name[key], desc)]
     if not any(key == "id" for key, _ in params.sort):
         order.append(LINE_ITEM_ID.asc())
     ids = (
