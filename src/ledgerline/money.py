@@ -34,6 +34,10 @@ class MoneyError(ValueError):
     """A decimal string that is not acceptable; the message says why, for the client."""
 
 
+class TooManyPlaces(MoneyError):
+    """More decimal places than allowed: for an amount, a rule of the invoice's currency."""
+
+
 @cache
 def known_currencies() -> frozenset[str]:
     """Every ISO 4217 code babel knows, withdrawn ones included (to render stored data)."""
@@ -100,13 +104,13 @@ def parse_decimal(text: str, *, max_places: int, field: str) -> Decimal:
     """
     if not isinstance(text, str):
         raise MoneyError(f'{field} must be a decimal string such as "45.00", not a number')
-    match = _DECIMAL_RE.match(text.strip())
+    match = _DECIMAL_RE.match(text)
     if match is None:
         raise MoneyError(f'{field} must be a decimal string such as "45.00"')
     fraction = (match.group(2) or "").rstrip("0")
     if len(fraction) > max_places:
-        raise MoneyError(f"{field} has more than {max_places} decimal places")
-    return Decimal(text.strip())
+        raise TooManyPlaces(f"{field} has more than {max_places} decimal places")
+    return Decimal(text)
 
 
 def decimal_to_scaled(value: Decimal, digits: int) -> int:

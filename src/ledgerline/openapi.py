@@ -13,9 +13,45 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, WithJsonSchema
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 Item = TypeVar("Item")
+
+
+class SchemaExtra:
+    """An annotation that adds keywords (a `pattern`, an `enum`) to a type's JSON schema
+    without changing how pydantic validates it: our own code checks the value and words the
+    error, and the document states the same rule so a client can check it first."""
+
+    def __init__(self, **keywords: Any) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
+
+
+# Text without NUL (PostgreSQL text cannot hold it), and text with something besides spaces.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+def name_list_schema(names: list[str]) -> dict[str, Any]:
+    """A list of names from a fixed set. `x-enum-varnames` gives each a distinct identifier in
+    generated clients: "invoice.id" is INVOICE_DOT_ID and "-amount" DESC_AMOUNT, so neither
+    clashes with an alias ("invoice_id" would otherwise also become INVOICE_ID)."""
+    varnames = [
+        ("DESC_" if name.startswith("-") else "") + name.lstrip("-").replace(".", "_DOT_").upper()
+        for name in names
+    ]
+    items = {"type": "string", "enum": names, "x-enum-varnames": varnames}
+    return {"type": "array", "items": items, "uniqueItems": True}
+
 
 # A JSON number in the document (pydantic would otherwise describe a Decimal as a string).
 ExactNumber = Annotated[Decimal, WithJsonSchema({"type": "number"})]

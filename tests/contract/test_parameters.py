@@ -103,3 +103,27 @@ def test_report_id_gt_takes_ascii_digits_only(api: Api) -> None:
         export = api.post("/reports/invoice_line_items/export", json={"id_gt": written})
         assert_problem(export, 422, "id_gt")
     assert api.get("/jobs").json()["count"] == 0
+
+
+def test_an_integral_json_number_is_an_integer(api: Api) -> None:
+    """JSON Schema's `integer` is any number with no fraction: `2.0` is the integer 2."""
+    venue = api.post("/venues", json={"name": "Hall"}).json()
+    customer = api.post("/customers", json={"name": "Ada", "venue": float(venue["id"])})
+    assert customer.status_code == 201, customer.text
+    assert customer.json()["venue"] == {"id": venue["id"], "name": "Hall"}
+    invoice = api.post("/invoices", json={"customer": float(customer.json()["id"])})
+    assert invoice.status_code == 201, invoice.text
+    assert invoice.json()["customer"] == customer.json()["id"]
+    group = api.post(
+        f"/invoices/{invoice.json()['id']}/line-item-groups", json={"title": "A", "index": 4.0}
+    )
+    assert group.status_code == 201, group.text
+    assert group.json()["index"] == 4
+    for fractional in (4.5, 1e-9 + 4):
+        refused = api.post(
+            f"/invoices/{invoice.json()['id']}/line-item-groups",
+            json={"title": "B", "index": fractional},
+        )
+        assert_problem(refused, 422, "index")
+    listed = api.get(f"/invoices/{invoice.json()['id']}/line-item-groups").json()
+    assert listed["pagination"]["totalResultSize"] == 1

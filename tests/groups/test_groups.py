@@ -200,7 +200,7 @@ def test_unknown_or_malformed_group_ids_are_404(
         ({"title": "ok", "description": "nul \x00"}, "description"),
         ({"title": "ok", "description": "x" * 10_001}, "description"),
         ({"title": "ok", "index": "1"}, "index"),
-        ({"title": "ok", "index": 1.0}, "index"),
+        ({"title": "ok", "index": 1.5}, "index"),
         ({"title": "ok", "index": -1}, "index"),
         ({"title": "ok", "index": 2**31}, "index"),
         ({"title": "ok", "index": True}, "index"),

@@ -10,16 +10,17 @@ the page cursors as plain (non-nullable) strings and objects.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, Field, StrictStr, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ledgerline.errors import ConflictingParameters
-from ledgerline.invoices.schemas import IsoDate, StrictBody
+from ledgerline.invoices.schemas import IsoDate, StrictBody, WholeNumber
 from ledgerline.invoices.service import Totals
 from ledgerline.models import LineItemGroup, RevenueClassification, RevenueRecognitionMethod
 from ledgerline.money import plain_decimal
+from ledgerline.openapi import NO_NUL_PATTERN, NOT_BLANK_PATTERN, SchemaExtra
 from ledgerline.tax_categories.schemas import TaxCategoryResponse, tax_category_json
 
 if TYPE_CHECKING:
@@ -42,10 +43,14 @@ class ServicePeriod(StrictBody):
 class GroupBody(StrictBody):
     """`POST` and `PUT` bodies: Sequence's documented fields, plus `index` on POST too."""
 
-    title: StrictStr = Field(min_length=1, max_length=MAX_TITLE)
-    description: StrictStr | None = Field(default=None, max_length=MAX_DESCRIPTION)
-    index: StrictInt | None = Field(default=None, ge=0, le=MAX_INDEX)
-    tax_category_id: StrictStr | None = Field(
+    title: Annotated[StrictStr, SchemaExtra(pattern=NOT_BLANK_PATTERN)] = Field(
+        min_length=1, max_length=MAX_TITLE
+    )
+    description: Annotated[StrictStr, SchemaExtra(pattern=NO_NUL_PATTERN)] | None = Field(
+        default=None, max_length=MAX_DESCRIPTION
+    )
+    index: WholeNumber | None = Field(default=None, ge=0, le=MAX_INDEX)
+    tax_category_id: Annotated[StrictStr, SchemaExtra(pattern=NO_NUL_PATTERN)] | None = Field(
         default=None,
         alias="taxCategoryId",
         max_length=100,

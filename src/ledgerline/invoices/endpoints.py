@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, WithJsonSchema
 from starlette.responses import Response
 
 from ledgerline.auth import PrincipalDep
@@ -28,6 +28,7 @@ from ledgerline.invoices.schemas import (
     VenueCreate,
     VenueOut,
     customer_json,
+    field_paths,
     invoice_json,
     line_item_json,
     parse_fields,
@@ -35,8 +36,17 @@ from ledgerline.invoices.schemas import (
     sparse_model,
     venue_json,
 )
-from ledgerline.invoices.service import CustomerFilter, InvoiceListQuery, InvoiceView
-from ledgerline.openapi import TeamUpList
+from ledgerline.invoices.service import (
+    INVOICE_EXPANDABLE,
+    INVOICE_SORT_KEYS,
+    MAX_IDS,
+    MAX_SEARCH_LENGTH,
+    CustomerFilter,
+    InvoiceListQuery,
+    InvoiceView,
+)
+from ledgerline.models import INVOICE_STATUSES
+from ledgerline.openapi import NO_NUL_PATTERN, TeamUpList, name_list_schema
 from ledgerline.pagination import PageWindow, list_response
 
 router = APIRouter()
@@ -83,9 +93,13 @@ LINE_ITEM_BODY_EXAMPLES: dict[str, Any] = {
 }
 
 
+# Free text for the customer filters: no NUL (PostgreSQL text cannot hold it), bounded.
+SEARCH_TEXT_SCHEMA = {"type": "string", "pattern": NO_NUL_PATTERN, "maxLength": MAX_SEARCH_LENGTH}
+
 # `fields` and `expand`, as TeamUp documents them on the invoice list and retrieve.
 FieldsParam = Annotated[
     list[str] | None,
+    WithJsonSchema(name_list_schema(field_paths(InvoiceOut))),
     Query(
         description="Only these fields, comma-separated or repeated; dot-notation for nested "
         "ones (`id,status,gross_total.decimal,line_items.amount`). Naming `line_items` (or one "
@@ -94,6 +108,7 @@ FieldsParam = Annotated[
 ]
 ExpandParam = Annotated[
     list[str] | None,
+    WithJsonSchema(name_list_schema(list(INVOICE_EXPANDABLE))),
     Query(description="`line_items`: embed each invoice's line items, in id order"),
 ]
 SparseInvoice: Any = sparse_model(InvoiceOut)
@@ -136,14 +151,23 @@ def list_customers(
     window: PageWindow,
     ids: Annotated[
         list[str] | None,
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
+                "maxItems": MAX_IDS,
+            }
+        ),
         Query(description="Only these customers: ids, comma-separated or repeated"),
     ] = None,
     query: Annotated[
         str | None,
+        WithJsonSchema(SEARCH_TEXT_SCHEMA),
         Query(description="Free text found anywhere in the name or email (any case)"),
     ] = None,
     autocomplete: Annotated[
         str | None,
+        WithJsonSchema(SEARCH_TEXT_SCHEMA),
         Query(
             description="Free text the name, a word of the name, or the email starts with "
             "(any case)"
@@ -176,6 +200,9 @@ def list_invoices(
     window: PageWindow,
     sort: Annotated[
         list[str] | None,
+        WithJsonSchema(
+            name_list_schema([*INVOICE_SORT_KEYS, *(f"-{key}" for key in INVOICE_SORT_KEYS)])
+        ),
         Query(
             description="Order by `due_date`, `id`, `created_at` or `updated_at`; `-` before "
             "a key for descending; several keys comma-separated or repeated, earlier first. "
@@ -184,6 +211,7 @@ def list_invoices(
     ] = None,
     status: Annotated[
         list[str] | None,
+        WithJsonSchema(name_list_schema(list(INVOICE_STATUSES))),
         Query(description="Only invoices in these statuses, comma-separated or repeated"),
     ] = None,
     fields: FieldsParam = None,

@@ -41,10 +41,11 @@ from ledgerline.money import (
     SCALE_DIGITS,
     currency_digits,
     currency_symbol,
+    legal_tender_currencies,
     micros_string,
     money_object,
 )
-from ledgerline.openapi import MoneyObject
+from ledgerline.openapi import NO_NUL_PATTERN, MoneyObject, SchemaExtra
 
 if TYPE_CHECKING:
     from ledgerline.invoices.service import Totals
@@ -95,13 +96,40 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Text = Annotated[StrictStr, AfterValidator(_no_nul)]
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's integer includes `5.0`; it is the number 5, so it is read as 5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# The request types the bodies share. Decimal strings are checked by `money` (whose errors
+# name the rule); the patterns state the same rules in the document.
+MONEY_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]+)?$"  # |amount| < 10^10; places per currency
+SCALED_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]{1,6}0*)?$"  # quantities, unit prices
+RATE_PATTERN = r"^\+?(10(\.0+)?|[0-9](\.[0-9]{1,6}0*)?)$"  # a fraction from 0 to 10
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+Text = Annotated[StrictStr, AfterValidator(_no_nul), SchemaExtra(pattern=NO_NUL_PATTERN)]
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_number)]
+MoneyText = Annotated[StrictStr, SchemaExtra(pattern=MONEY_PATTERN, examples=["45.00"])]
+ScaledText = Annotated[StrictStr, SchemaExtra(pattern=SCALED_PATTERN, examples=["0.0035"])]
+RateText = Annotated[StrictStr, SchemaExtra(pattern=RATE_PATTERN, examples=["0.20"])]
+CurrencyCode = Annotated[
+    StrictStr,
+    SchemaExtra(
+        enum=sorted(
+            {*legal_tender_currencies(), *(code.lower() for code in legal_tender_currencies())}
+        )
+    ),
+]
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 AwareDateTime = Annotated[dt.datetime, BeforeValidator(_aware_datetime)]
 
 
 class StrictBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Python's `re` for patterns, as the JSON Schema validators clients use read them.
+    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
 
 
 class VenueCreate(StrictBody):
@@ -110,8 +138,8 @@ class VenueCreate(StrictBody):
 
 class CustomerCreate(StrictBody):
     name: Text = Field(min_length=1, max_length=200)
-    email: Text | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    venue: StrictInt | None = Field(default=None, ge=1, le=MAX_ID)
+    email: Text | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
+    venue: WholeNumber | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class DiscountCode(StrictBody):
@@ -124,8 +152,8 @@ class InvoiceFields(StrictBody):
 
     number: Text | None = Field(default=None, min_length=1, max_length=64)
     status: InvoiceStatus = "draft"
-    currency: Text | None = Field(default=None, min_length=3, max_length=3)
-    customer: StrictInt | None = Field(default=None, ge=1, le=MAX_ID)
+    currency: CurrencyCode | None = None
+    customer: WholeNumber | None = Field(default=None, ge=1, le=MAX_ID)
     due_date: IsoDate | None = None
     is_credit_note: StrictBool = False
     discount_code: DiscountCode | None = None
@@ -138,7 +166,10 @@ class InvoiceCreate(InvoiceFields):
 
 
 class InvoiceUpdate(InvoiceFields):
-    pass
+    """PATCH: a null `number` or `currency` is refused (they always have a value)."""
+
+    number: Annotated[Text, Field(min_length=1, max_length=64)] | SkipJsonSchema[None] = None
+    currency: CurrencyCode | SkipJsonSchema[None] = None
 
 
 # TeamUp's documented `billed_item.object` values (its report rows, docs/invoices.md).
@@ -159,7 +190,7 @@ BILLED_ITEM_OBJECTS: tuple[str, ...] = get_args(BilledItemObject)
 
 class BilledItem(StrictBody):
     object: BilledItemObject
-    id: StrictInt = Field(ge=0, le=MAX_ID)
+    id: WholeNumber = Field(ge=0, le=MAX_ID)
 
 
 class LineItemFields(StrictBody):
@@ -169,13 +200,13 @@ class LineItemFields(StrictBody):
     group_id: Text | None = None
     billed_item: BilledItem | None = None
     description: Text = Field(default="", max_length=10_000)
-    quantity: Text | None = None
-    unit_price: Text | None = None
-    amount: Text | None = None
-    tax_rate: Text = "0"
-    discount_amount: Text = "0"
-    credit_amount: Text = "0"
-    refund_amount: Text = "0"
+    quantity: ScaledText | None = None
+    unit_price: ScaledText | None = None
+    amount: MoneyText | None = None
+    tax_rate: RateText = "0"
+    discount_amount: MoneyText = "0"
+    credit_amount: MoneyText = "0"
+    refund_amount: MoneyText = "0"
 
 
 class LineItemCreate(LineItemFields):
@@ -189,17 +220,17 @@ class LineItemBatch(StrictBody):
 class LineItemUpdate(StrictBody):
     """PATCH: every key optional; `null` is refused where a line needs a value."""
 
-    type: LineItemType | None = None
+    type: LineItemType | SkipJsonSchema[None] = None
     group_id: Text | None = None
     billed_item: BilledItem | None = None
-    description: Text | None = Field(default=None, max_length=10_000)
-    quantity: Text | None = None
-    unit_price: Text | None = None
-    amount: Text | None = None
-    tax_rate: Text | None = None
-    discount_amount: Text | None = None
-    credit_amount: Text | None = None
-    refund_amount: Text | None = None
+    description: Annotated[Text, Field(max_length=10_000)] | SkipJsonSchema[None] = None
+    quantity: ScaledText | SkipJsonSchema[None] = None
+    unit_price: ScaledText | SkipJsonSchema[None] = None
+    amount: MoneyText | SkipJsonSchema[None] = None
+    tax_rate: RateText | SkipJsonSchema[None] = None
+    discount_amount: MoneyText | SkipJsonSchema[None] = None
+    credit_amount: MoneyText | SkipJsonSchema[None] = None
+    refund_amount: MoneyText | SkipJsonSchema[None] = None
 
 
 def venue_json(venue: Venue) -> dict[str, Any]:
@@ -437,6 +468,20 @@ def _unwrap(annotation: Any) -> list[type[BaseModel]]:
 
 
 FieldTree = dict[str, "FieldTree | None"]
+
+
+def field_paths(model: type[BaseModel]) -> list[str]:
+    """Every name `fields=` accepts for `model`'s answers, nested ones in dot-notation."""
+
+    def walk(tree: FieldTree, prefix: str) -> list[str]:
+        paths: list[str] = []
+        for name, below in tree.items():
+            paths.append(prefix + name)
+            if below is not None:
+                paths.extend(walk(below, f"{prefix}{name}."))
+        return paths
+
+    return walk(field_tree(model), "")
 
 
 @cache

@@ -7,7 +7,7 @@ import string
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, String, func, nulls_first, nulls_last, or_, select
@@ -18,7 +18,13 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ledgerline.auth import Principal, get_owned, scoped
 from ledgerline.db import utcnow
-from ledgerline.errors import Conflict, NotFound, ValidationFailed
+from ledgerline.errors import (
+    Conflict,
+    ConflictingParameters,
+    NotFound,
+    UnknownReference,
+    ValidationFailed,
+)
 from ledgerline.invoices.schemas import (
     MAX_ID,
     CustomerCreate,
@@ -42,6 +48,7 @@ from ledgerline.models import (
 from ledgerline.money import (
     MICROS,
     MoneyError,
+    TooManyPlaces,
     currency_digits,
     line_amount,
     line_tax,
@@ -69,7 +76,7 @@ def owned_venue_for_field(
         scoped(Venue, principal).where(Venue.id == venue_id)
     ).scalar_one_or_none()
     if venue is None:
-        raise ValidationFailed.field(["body", field], f"no venue with id {venue_id}")
+        raise UnknownReference.field(["body", field], f"no venue with id {venue_id}")
     return venue
 
 
@@ -301,7 +308,7 @@ def _owned_customer(session: Session, principal: Principal, customer_id: int) ->
         scoped(Customer, principal).where(Customer.id == customer_id)
     ).scalar_one_or_none()
     if customer is None:
-        raise ValidationFailed.field(["body", "customer"], f"no customer with id {customer_id}")
+        raise UnknownReference.field(["body", "customer"], f"no customer with id {customer_id}")
     return customer
 
 
@@ -391,13 +398,15 @@ def _check_status_timestamps(invoice: Invoice, explicit: set[str]) -> None:
     now = utcnow()
     if invoice.status != "draft" and invoice.confirmed_at is None:
         if "confirmed_at" in explicit:
-            raise ValidationFailed.field(
+            raise ConflictingParameters.field(
                 ["body", "confirmed_at"], f"may not be null on a {invoice.status} invoice"
             )
         invoice.confirmed_at = now
     if invoice.status == "paid" and invoice.paid_at is None:
         if "paid_at" in explicit:
-            raise ValidationFailed.field(["body", "paid_at"], "may not be null on a paid invoice")
+            raise ConflictingParameters.field(
+                ["body", "paid_at"], "may not be null on a paid invoice"
+            )
         invoice.paid_at = now
 
 
@@ -488,7 +497,7 @@ def _parse_sort(values: Sequence[str] | None) -> tuple[tuple[str, bool], ...]:
                 " (a '-' before a key sorts descending)",
             )
         if any(known == key for known, _ in sort):
-            raise ValidationFailed.field(["query", "sort"], f"'{key}' is listed twice")
+            raise ConflictingParameters.field(["query", "sort"], f"'{key}' is listed twice")
         sort.append((key, descending))
     return tuple(sort)
 
@@ -671,14 +680,26 @@ MAX_TAX_RATE_MICROS = 10 * MICROS
 MONEY_FIELDS = ("discount_amount", "credit_amount", "refund_amount")
 
 
+# What a line item error is about: a value alone (the schema rules it out), two values that
+# cannot go together, or an id that names nothing in the account (docs/decisions.md).
+ProblemKind = Literal["value", "conflict", "reference"]
+_PROBLEM_TYPES: dict[ProblemKind, type[ValidationFailed]] = {
+    "value": ValidationFailed,
+    "conflict": ConflictingParameters,
+    "reference": UnknownReference,
+}
+
+
 class LineItemProblems:
     """Collects every field error of a request, so a batch reports all of them at once."""
 
     def __init__(self) -> None:
         self.errors: list[dict[str, Any]] = []
+        self.kinds: set[ProblemKind] = set()
 
-    def add(self, loc: list[str | int], msg: str) -> None:
+    def add(self, loc: list[str | int], msg: str, kind: ProblemKind = "value") -> None:
         self.errors.append({"loc": loc, "msg": msg})
+        self.kinds.add(kind)
 
     def raise_if_any(self) -> None:
         if self.errors:
@@ -686,7 +707,9 @@ class LineItemProblems:
             summary = "; ".join(
                 ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in shown[:5]
             )
-            raise ValidationFailed(summary, errors=shown)
+            # A value error among them is the one to fix first; then a conflict.
+            kind = next(k for k in ("value", "conflict", "reference") if k in self.kinds)
+            raise _PROBLEM_TYPES[kind](summary, errors=shown)
 
 
 def _pydantic_problems(exc: ValidationError, prefix: list[str | int]) -> list[dict[str, Any]]:
@@ -701,6 +724,9 @@ def _money(
 ) -> int | None:
     try:
         value = parse_amount(text, currency, field=str(loc[-1]))
+    except TooManyPlaces as exc:  # the invoice's currency allows fewer
+        problems.add(loc, str(exc), "conflict")
+        return None
     except MoneyError as exc:
         problems.add(loc, str(exc))
         return None
@@ -753,15 +779,17 @@ def compute_line(
     tax = round(amount × tax_rate); rounding half away from zero, once each."""
     priced = quantity is not None or unit_price is not None
     if priced and amount is not None:
-        problems.add([*loc, "amount"], "give either quantity and unit_price, or amount, not both")
+        problems.add(
+            [*loc, "amount"], "give either quantity and unit_price, or amount, not both", "conflict"
+        )
         return None
     if not priced and amount is None:
-        problems.add([*loc, "amount"], "give either quantity and unit_price, or amount")
+        problems.add([*loc, "amount"], "give either quantity and unit_price, or amount", "conflict")
         return None
     if priced and quantity is None:
-        problems.add([*loc, "quantity"], "is required with unit_price")
+        problems.add([*loc, "quantity"], "is required with unit_price", "conflict")
     if priced and unit_price is None:
-        problems.add([*loc, "unit_price"], "is required with quantity")
+        problems.add([*loc, "unit_price"], "is required with quantity", "conflict")
     before = len(problems.errors)
     rate = _micros(tax_rate, [*loc, "tax_rate"], problems)
     if rate is not None and not 0 <= rate <= MAX_TAX_RATE_MICROS:
@@ -795,6 +823,7 @@ def compute_line(
             problems.add(
                 [*loc, "amount"],
                 f"quantity × unit_price must be less than 10^{MAX_MAJOR_DIGITS} in absolute value",
+                "conflict",
             )
             return None
     return LineValues(
@@ -846,7 +875,7 @@ class GroupResolver:
                 ).scalar_one_or_none()
         group = self.found[text]
         if group is None:
-            problems.add(loc, f"no line-item group {text!r} on this invoice")
+            problems.add(loc, f"no line-item group {text!r} on this invoice", "reference")
         return group
 
 

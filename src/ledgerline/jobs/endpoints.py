@@ -30,7 +30,7 @@ from ledgerline.http import JSONResponse
 from ledgerline.jobs import service
 from ledgerline.jobs.queue import queue_for
 from ledgerline.jobs.schemas import Job as JobModel
-from ledgerline.models import Job
+from ledgerline.models import JOB_STATUSES, Job
 from ledgerline.openapi import SECURITY, ExportAccepted, TeamUpList
 from ledgerline.pagination import PageWindow, list_response
 from ledgerline.reports.columns import FLAT, GROUPED
@@ -303,7 +303,11 @@ def list_jobs(
     principal: PrincipalDep,
     session: SessionDep,
     window: PageWindow,
-    status: Annotated[str | None, Query(description="only jobs in this status")] = None,
+    status: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "enum": list(JOB_STATUSES)}),
+        Query(description="Only jobs in this status."),
+    ] = None,
 ) -> Response:
     """The account's jobs, newest first."""
     count, jobs = service.list_jobs(session, principal, status, window)

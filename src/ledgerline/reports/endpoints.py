@@ -17,24 +17,13 @@ from starlette.responses import Response
 from ledgerline.auth import PrincipalDep
 from ledgerline.dependencies import SessionDep
 from ledgerline.http import JSONResponse
+from ledgerline.openapi import name_list_schema
 from ledgerline.pagination import OffsetPage, PageWindow
 from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED
 from ledgerline.reports.filters import FILTER_DESCRIPTIONS, FILTER_KEYS, filter_schema
 from ledgerline.reports.query import FORMATS, parse_report_params, report_page
 
 router = APIRouter(tags=["reports"])
-
-
-def _names_schema(names: list[str]) -> dict[str, Any]:
-    """A list of column names. `x-enum-varnames` gives each a distinct identifier for
-    generated clients: "invoice.id" is INVOICE_DOT_ID, so it cannot clash with its alias
-    "invoice_id" (both would otherwise become INVOICE_ID)."""
-    varnames = [
-        ("DESC_" if name.startswith("-") else "") + name.lstrip("-").replace(".", "_DOT_").upper()
-        for name in names
-    ]
-    items = {"type": "string", "enum": names, "x-enum-varnames": varnames}
-    return {"type": "array", "items": items, "uniqueItems": True}
 
 
 def report_parameter_schemas(
@@ -46,11 +35,11 @@ def report_parameter_schemas(
     sortable = [name for name, column in catalog.by_name.items() if column.sortable]
     parameters: dict[str, tuple[dict[str, Any], str]] = {
         "columns": (
-            _names_schema(list(catalog.by_name)),
+            name_list_schema(list(catalog.by_name)),
             "Column keys (or aliases) in order; repeated or comma-separated.",
         ),
         "sort": (
-            _names_schema([*sortable, *(f"-{name}" for name in sortable)]),
+            name_list_schema([*sortable, *(f"-{name}" for name in sortable)]),
             "Sortable column keys, earlier first; a '-' prefix sorts descending. Money "
             "columns compare amounts in major units.",
         ),

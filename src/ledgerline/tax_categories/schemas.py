@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
 from ledgerline.invoices.schemas import StrictBody
 from ledgerline.models import TaxCategory
+from ledgerline.openapi import NOT_BLANK_PATTERN, SchemaExtra
 
 MAX_NAME = 200
 
@@ -15,7 +16,9 @@ MAX_NAME = 200
 class TaxCategoryBody(StrictBody):
     """`POST /tax-categories`: a name, validated as a group title is."""
 
-    name: StrictStr = Field(min_length=1, max_length=MAX_NAME, description='e.g. "VAT"')
+    name: Annotated[StrictStr, SchemaExtra(pattern=NOT_BLANK_PATTERN)] = Field(
+        min_length=1, max_length=MAX_NAME, description='e.g. "VAT"'
+    )
 
     @field_validator("name")
     @classmethod
