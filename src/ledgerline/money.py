@@ -104,7 +104,7 @@ def parse_decimal(text: str, *, max_places: int, field: str) -> Decimal:
     """
     if not isinstance(text, str):
         raise MoneyError(f'{field} must be a decimal string such as "45.00", not a number')
-    match = _DECIMAL_RE.match(text)
+    match = _DECIMAL_RE.fullmatch(text)
     if match is None:
         raise MoneyError(f'{field} must be a decimal string such as "45.00"')
     fraction = (match.group(2) or "").rstrip("0")

@@ -37,11 +37,11 @@ class SchemaExtra:
 
 
 # Text without NUL (PostgreSQL text cannot hold it), and text with something besides spaces.
-NO_NUL_PATTERN = r"^[^\x00]*$"
-NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+NO_NUL_PATTERN = r"^[^\x00]*(?![\s\S])"
+NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*(?![\s\S])"
 
 
-def name_list_schema(names: list[str]) -> dict[str, Any]:
+def name_list_schema(names: list[str], *, unique: bool) -> dict[str, Any]:
     """A list of names from a fixed set. `x-enum-varnames` gives each a distinct identifier in
     generated clients: "invoice.id" is INVOICE_DOT_ID and "-amount" DESC_AMOUNT, so neither
     clashes with an alias ("invoice_id" would otherwise also become INVOICE_ID)."""
@@ -49,8 +49,10 @@ def name_list_schema(names: list[str]) -> dict[str, Any]:
         ("DESC_" if name.startswith("-") else "") + name.lstrip("-").replace(".", "_DOT_").upper()
         for name in names
     ]
-    items = {"type": "string", "enum": names, "x-enum-varnames": varnames}
-    return {"type": "array", "items": items, "uniqueItems": True}
+    # An empty value lists nothing, as if the parameter were not given (`?columns=`).
+    items = {"type": "string", "enum": [*names, ""], "x-enum-varnames": [*varnames, "NOTHING"]}
+    # `unique`: a name given twice is refused (a column twice); otherwise repeats are harmless.
+    return {"type": "array", "items": items, **({"uniqueItems": True} if unique else {})}
 
 
 # A JSON number in the document (pydantic would otherwise describe a Decimal as a string).
@@ -174,6 +176,33 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# FastAPI's OpenAPI model keeps numeric bounds as floats (`0.0`), and 2^63 - 1, the BIGINT
+# bound of every id, becomes 2.0^63 there: put the exact integers back.
+_BIGINT_AS_FLOAT = float(2**63 - 1)
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def _exact_bound(value: float) -> int | float:
+    if abs(value) == _BIGINT_AS_FLOAT:
+        return 2**63 - 1 if value > 0 else -(2**63 - 1)
+    return int(value) if value.is_integer() else value
+
+
+def _exact_bounds(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: (
+                _exact_bound(item)
+                if key in _BOUNDS and isinstance(item, float)
+                else _exact_bounds(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_exact_bounds(item) for item in value]
+    return value
+
+
 def _description(declared: dict[str, Any], status: int) -> str:
     text = declared.get("description")
     # FastAPI's own text for the 422 it adds says less than ours.
@@ -211,7 +240,7 @@ def contract_document(document: dict[str, Any]) -> dict[str, Any]:
                 }
             if path.startswith("/api/") and "security" not in operation:
                 operation["security"] = SECURITY
-    return document
+    return _exact_bounds(document)  # type: ignore[no-any-return]
 
 
 def install_openapi(app: FastAPI) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, Field, StrictStr, field_validator
+from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ledgerline.errors import ConflictingParameters
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 MAX_INDEX = 2**31 - 1
 MAX_TITLE = 200
 MAX_DESCRIPTION = 10_000
+GroupIndex = Annotated[StrictInt, Field(ge=0, le=MAX_INDEX), WholeNumber]
 
 
 class ServicePeriod(StrictBody):
@@ -49,7 +50,7 @@ class GroupBody(StrictBody):
     description: Annotated[StrictStr, SchemaExtra(pattern=NO_NUL_PATTERN)] | None = Field(
         default=None, max_length=MAX_DESCRIPTION
     )
-    index: WholeNumber | None = Field(default=None, ge=0, le=MAX_INDEX)
+    index: GroupIndex | None = None
     tax_category_id: Annotated[StrictStr, SchemaExtra(pattern=NO_NUL_PATTERN)] | None = Field(
         default=None,
         alias="taxCategoryId",

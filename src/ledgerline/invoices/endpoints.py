@@ -99,7 +99,7 @@ SEARCH_TEXT_SCHEMA = {"type": "string", "pattern": NO_NUL_PATTERN, "maxLength": 
 # `fields` and `expand`, as TeamUp documents them on the invoice list and retrieve.
 FieldsParam = Annotated[
     list[str] | None,
-    WithJsonSchema(name_list_schema(field_paths(InvoiceOut))),
+    WithJsonSchema(name_list_schema(field_paths(InvoiceOut), unique=False)),
     Query(
         description="Only these fields, comma-separated or repeated; dot-notation for nested "
         "ones (`id,status,gross_total.decimal,line_items.amount`). Naming `line_items` (or one "
@@ -108,7 +108,7 @@ FieldsParam = Annotated[
 ]
 ExpandParam = Annotated[
     list[str] | None,
-    WithJsonSchema(name_list_schema(list(INVOICE_EXPANDABLE))),
+    WithJsonSchema(name_list_schema(list(INVOICE_EXPANDABLE), unique=False)),
     Query(description="`line_items`: embed each invoice's line items, in id order"),
 ]
 SparseInvoice: Any = sparse_model(InvoiceOut)
@@ -183,7 +183,18 @@ def list_customers(
     return list_response(request, window, count, [customer_json(c, v) for c, v in rows])
 
 
-@router.post("/invoices", status_code=201, tags=["invoices"], response_model=InvoiceOut)
+NUMBER_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The invoice number is already used in this account."}
+}
+
+
+@router.post(
+    "/invoices",
+    status_code=201,
+    tags=["invoices"],
+    response_model=InvoiceOut,
+    responses=NUMBER_TAKEN,
+)
 def create_invoice(body: InvoiceCreate, principal: PrincipalDep, session: SessionDep) -> Response:
     """Create an invoice. `number` defaults to the account's next `INV-000001`-style number,
     `currency` to the account's, `status` to `draft`. Leaving draft sets `confirmed_at` and
@@ -201,7 +212,9 @@ def list_invoices(
     sort: Annotated[
         list[str] | None,
         WithJsonSchema(
-            name_list_schema([*INVOICE_SORT_KEYS, *(f"-{key}" for key in INVOICE_SORT_KEYS)])
+            name_list_schema(
+                [*INVOICE_SORT_KEYS, *(f"-{key}" for key in INVOICE_SORT_KEYS)], unique=True
+            )
         ),
         Query(
             description="Order by `due_date`, `id`, `created_at` or `updated_at`; `-` before "
@@ -211,7 +224,7 @@ def list_invoices(
     ] = None,
     status: Annotated[
         list[str] | None,
-        WithJsonSchema(name_list_schema(list(INVOICE_STATUSES))),
+        WithJsonSchema(name_list_schema(list(INVOICE_STATUSES), unique=False)),
         Query(description="Only invoices in these statuses, comma-separated or repeated"),
     ] = None,
     fields: FieldsParam = None,

@@ -104,14 +104,24 @@ def _whole_number(value: Any) -> Any:
 
 
 # The request types the bodies share. Decimal strings are checked by `money` (whose errors
-# name the rule); the patterns state the same rules in the document.
-MONEY_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]+)?$"  # |amount| < 10^10; places per currency
-SCALED_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]{1,6}0*)?$"  # quantities, unit prices
-RATE_PATTERN = r"^\+?(10(\.0+)?|[0-9](\.[0-9]{1,6}0*)?)$"  # a fraction from 0 to 10
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# name the rule); the patterns state the same rules in the document. Patterns end in
+# `(?![\s\S])`, not `$`: in Python's `re`, which JSON Schema validators use, `$` also
+# matches before a final newline.
+# An amount: |amount| < 10^10 (its places are the currency's rule, checked with the invoice).
+MONEY_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]+)?(?![\s\S])"
+# A quantity or unit price: six places at most (more zeros are fine).
+SCALED_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]{1,6}0*)?(?![\s\S])"
+# A tax rate: a fraction from 0 to 10.
+RATE_PATTERN = r"^\+?(10(\.0+)?|[0-9](\.[0-9]{1,6}0*)?)(?![\s\S])"
+EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+(?![\s\S])"
 
 Text = Annotated[StrictStr, AfterValidator(_no_nul), SchemaExtra(pattern=NO_NUL_PATTERN)]
-WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_number)]
+
+
+# Integers read from a JSON integer or an integral number such as `5.0`. The bounds sit on the
+# integer, inside the validator, so that the document shows them as minimum and maximum.
+WholeNumber = BeforeValidator(_whole_number)
+Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID), WholeNumber]
 MoneyText = Annotated[StrictStr, SchemaExtra(pattern=MONEY_PATTERN, examples=["45.00"])]
 ScaledText = Annotated[StrictStr, SchemaExtra(pattern=SCALED_PATTERN, examples=["0.0035"])]
 RateText = Annotated[StrictStr, SchemaExtra(pattern=RATE_PATTERN, examples=["0.20"])]
@@ -138,8 +148,9 @@ class VenueCreate(StrictBody):
 
 class CustomerCreate(StrictBody):
     name: Text = Field(min_length=1, max_length=200)
-    email: Text | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
-    venue: WholeNumber | None = Field(default=None, ge=1, le=MAX_ID)
+    # Not `Text`: its no-NUL pattern would stand in the document instead of this one.
+    email: StrictStr | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
+    venue: Id | None = None
 
 
 class DiscountCode(StrictBody):
@@ -153,7 +164,7 @@ class InvoiceFields(StrictBody):
     number: Text | None = Field(default=None, min_length=1, max_length=64)
     status: InvoiceStatus = "draft"
     currency: CurrencyCode | None = None
-    customer: WholeNumber | None = Field(default=None, ge=1, le=MAX_ID)
+    customer: Id | None = None
     due_date: IsoDate | None = None
     is_credit_note: StrictBool = False
     discount_code: DiscountCode | None = None
@@ -190,7 +201,7 @@ BILLED_ITEM_OBJECTS: tuple[str, ...] = get_args(BilledItemObject)
 
 class BilledItem(StrictBody):
     object: BilledItemObject
-    id: WholeNumber = Field(ge=0, le=MAX_ID)
+    id: Annotated[StrictInt, Field(ge=0, le=MAX_ID), WholeNumber]
 
 
 class LineItemFields(StrictBody):

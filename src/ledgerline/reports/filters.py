@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement
 
 from ledgerline.errors import ValidationFailed
 from ledgerline.models import INVOICE_STATUSES
+from ledgerline.openapi import name_list_schema
 from ledgerline.reports.columns import Join, invoices, line_items
 
 # ASCII digits only (`\d` would also match "１２"); RFC 3339's lower-case t and z, and
@@ -132,6 +133,8 @@ def parse_id_gt(key: str, value: Any) -> int:
     value = _single(key, value)
     if isinstance(value, bool):
         raise _invalid(key, "must be an integer")
+    if isinstance(value, float) and value.is_integer():  # JSON Schema's integer: 5.0 is 5
+        value = int(value)
     if isinstance(value, str):
         text = value.strip()
         if not re.fullmatch(r"-?[0-9]{1,19}", text):
@@ -240,7 +243,7 @@ def filter_schema(key: str) -> dict[str, Any]:
     if key == "id_gt":
         return {"anyOf": [{"type": "integer", "minimum": -_MAX_ID, "maximum": _MAX_ID}, _EMPTY]}
     if key == "invoice_status":
-        return {"type": "array", "items": {"type": "string", "enum": list(INVOICE_STATUSES)}}
+        return name_list_schema(list(INVOICE_STATUSES), unique=False)
     if key.startswith("invoice_due_date_"):
         return {"anyOf": [_DATE, _EMPTY]}
     return {"anyOf": [_DATE, {"type": "string", "format": "date-time"}, _EMPTY]}
