@@ -125,12 +125,14 @@ Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID), WholeNumber]
 MoneyText = Annotated[StrictStr, SchemaExtra(pattern=MONEY_PATTERN, examples=["45.00"])]
 ScaledText = Annotated[StrictStr, SchemaExtra(pattern=SCALED_PATTERN, examples=["0.0035"])]
 RateText = Annotated[StrictStr, SchemaExtra(pattern=RATE_PATTERN, examples=["0.20"])]
+_CURRENCIES = sorted(legal_tender_currencies())
+# Upper or lower case ("gbp", as TeamUp's money objects write it); each gets its own name
+# in a generated client's enum (GBP, LOWER_GBP).
 CurrencyCode = Annotated[
     StrictStr,
     SchemaExtra(
-        enum=sorted(
-            {*legal_tender_currencies(), *(code.lower() for code in legal_tender_currencies())}
-        )
+        enum=[*_CURRENCIES, *(code.lower() for code in _CURRENCIES)],
+        **{"x-enum-varnames": [*_CURRENCIES, *(f"LOWER_{code}" for code in _CURRENCIES)]},
     ),
 ]
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
