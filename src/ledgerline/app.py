@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 from starlette.responses import Response
@@ -108,13 +110,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok"]
+    checks: dict[str, str] = Field(
+        description='Each dependency and "ok" (the database, the queue).'
+    )
+
+
 def _operations(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/healthz", tags=["operations"], response_model=Health)
     def healthz() -> Response:
         """The process is up."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        response_model=Readiness,
+        responses={503: {"description": "The database or the queue is not reachable."}},
+    )
     def readyz(request: Request) -> Response:
         """The database and the queue are reachable."""
         checks: dict[str, str] = {}
