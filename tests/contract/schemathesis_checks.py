@@ -15,8 +15,14 @@ from typing import Any
 import schemathesis
 
 # The idempotency key names an earlier request with other parameters (422, as the IETF
-# Idempotency-Key draft has it): a rule between this request and that one.
-RULE_PROBLEM_TYPES = ("conflicting-parameters", "unknown-reference", "idempotency-key-reused")
+# Idempotency-Key draft has it): a rule between this request and that one. A cursor is an
+# opaque token: whether it names a page of this list only the server can tell.
+RULE_PROBLEM_TYPES = (
+    "conflicting-parameters",
+    "unknown-reference",
+    "idempotency-key-reused",
+    "cursor-invalid",
+)
 
 
 @schemathesis.check

@@ -69,6 +69,9 @@ SortOrder = Annotated[
     Query(alias="sortOrder", description="DESC (the default, newest first) or ASC."),
     WithJsonSchema({"type": "string", "enum": ["ASC", "DESC"]}),
 ]
+# Cursors are URL-safe base64 (empty: no cursor, the URL template's `?after=`); only the
+# server can tell whether one names a page of this list (a 400 of type cursor-invalid).
+CURSOR_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_-]*(?![\\s\\S])"}
 CURSOR_TEXT = (
     "A cursor from `pagination.{}` of the previous answer, with the same `sortOrder`; "
     "leave it out for the first page."
@@ -76,10 +79,10 @@ CURSOR_TEXT = (
 
 
 Before = Annotated[
-    str | None, Query(description=CURSOR_TEXT.format("before")), WithJsonSchema({"type": "string"})
+    str | None, Query(description=CURSOR_TEXT.format("before")), WithJsonSchema(CURSOR_SCHEMA)
 ]
 After = Annotated[
-    str | None, Query(description=CURSOR_TEXT.format("after")), WithJsonSchema({"type": "string"})
+    str | None, Query(description=CURSOR_TEXT.format("after")), WithJsonSchema(CURSOR_SCHEMA)
 ]
 
 
