@@ -32,6 +32,20 @@ LINE_ITEM_TYPES = (
     "gift_card",
 )
 
+# TeamUp's documented `billed_item.object` values (its report pages), kept apart from the code.
+TEAMUP_BILLED_OBJECTS = (
+    "event",
+    "event_registration",
+    "appointment_slot",
+    "room_rental_slot",
+    "course",
+    "course_session",
+    "customer_membership",
+    "customer_membership_setup",
+    "purchase_fee",
+    "store_order_item",
+)
+
 CURRENCY_DIGITS = {"GBP": 2, "EUR": 2, "USD": 2, "JPY": 0, "KWD": 3}
 
 BATCH_SIZE = 1000

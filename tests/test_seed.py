@@ -18,7 +18,7 @@ from ledgerline.db import engine_for, session_scope
 from ledgerline.models import Customer, Invoice, LineItem, LineItemGroup, Venue
 from ledgerline.seed import SeedError, SeedResult, seed_account
 from tests.conftest import Api, Backend, TenantFactory
-from tests.factories import LINE_ITEM_TYPES
+from tests.factories import LINE_ITEM_TYPES, TEAMUP_BILLED_OBJECTS
 
 LINES = 3_000
 UNTIL = dt.date(2026, 6, 30)
@@ -37,19 +37,6 @@ ALL_STATUSES = {
 }
 ALL_TYPES = set(LINE_ITEM_TYPES)  # the spec's list, kept apart from the code's
 DIGITS = {"GBP": 2, "EUR": 2, "USD": 2, "JPY": 0, "KWD": 3}
-# TeamUp's documented `billed_item.object` values (its report pages), kept apart from the code.
-TEAMUP_BILLED_OBJECTS = {
-    "event",
-    "event_registration",
-    "appointment_slot",
-    "room_rental_slot",
-    "course",
-    "course_session",
-    "customer_membership",
-    "customer_membership_setup",
-    "purchase_fee",
-    "store_order_item",
-}
 
 
 def seed(backend: Backend, api: Api, lines: int = LINES, **kwargs: Any) -> SeedResult:
@@ -119,7 +106,7 @@ def test_billed_items_are_only_teamups_documented_objects(
 ) -> None:
     _, rows = seeded
     billed = Counter(line.billed_item_object for line in rows["lines"])
-    assert set(billed) - {None} <= TEAMUP_BILLED_OBJECTS, billed
+    assert set(billed) - {None} <= set(TEAMUP_BILLED_OBJECTS), billed
     assert len(set(billed) - {None}) >= 5  # a realistic mix, not one value
     assert None in billed  # lines that bill no record (flat fees) stay null
     assert all(

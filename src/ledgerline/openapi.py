@@ -7,6 +7,7 @@ pieces several domains share: TeamUp's money object, its list envelope, and the 
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -36,9 +37,21 @@ class SchemaExtra:
         return schema
 
 
+# Patterns read alike by Python's `re` and by ECMA-262 regular expressions (what JSON Schema
+# means, and what many validators use): no `\s` (the two disagree on \x1c-\x1f, \x85 and
+# \ufeff), and `(?![\s\S])` rather than `$` (which in Python also matches before a final
+# newline). WHITESPACE (regular-expression escapes) is what either calls white space.
+WHITESPACE = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+END = r"(?![\s\S])"
 # Text without NUL (PostgreSQL text cannot hold it), and text with something besides spaces.
-NO_NUL_PATTERN = r"^[^\x00]*(?![\s\S])"
-NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*(?![\s\S])"
+NO_NUL_PATTERN = r"^[^\x00]*" + END
+NOT_BLANK_PATTERN = r"^[^\x00]*[^\x00" + WHITESPACE + r"][^\x00]*" + END
+_BLANK = re.compile("[" + WHITESPACE + "]*")
+
+
+def is_blank(text: str) -> bool:
+    """Nothing but white space, by NOT_BLANK_PATTERN's own definition of it."""
+    return _BLANK.fullmatch(text) is not None
 
 
 def name_list_schema(names: list[str], *, unique: bool) -> dict[str, Any]:

@@ -10,7 +10,6 @@ numbers must be the ones the tour's own inputs give.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -19,30 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Backend, TenantFactory
+from tests.conftest import TenantFactory
 from tests.generated_client import generate_client, submodule
-from tests.jobs.conftest import free_port, ledgerline_env, start_ledgerline, wait_ready
-
-
-@pytest.fixture
-def served(backend: Backend, tmp_path: Path) -> Iterator[str]:
-    """A real `ledgerline serve` (with its job worker) over the backend's database."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    server = start_ledgerline(
-        ledgerline_env(backend, LEDGERLINE_EMBEDDED_WORKERS="1"),
-        "serve",
-        "--port",
-        str(port),
-        log=log,
-    )
-    try:
-        wait_ready(server, base_url, log)
-        yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 class Tour:

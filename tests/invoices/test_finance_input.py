@@ -11,7 +11,7 @@ import pytest
 from ledgerline.accounts import AccountInputError, create_account
 from ledgerline.db import session_scope
 from tests.conftest import Api, Backend, assert_problem
-from tests.factories import add_line_item, create_invoice
+from tests.factories import TEAMUP_BILLED_OBJECTS, add_line_item, create_invoice
 from tests.invoices.expected import as_decimal, exact_json
 
 # ISO 4217 X-codes that are not a currency: none, testing, metals, units of account.
@@ -21,19 +21,6 @@ NOT_MONEY += ["XUA", "xau", " xts "]
 NOT_TENDER = ["USN", "BOV", "CLF", "DEM", "FRF", "HRK", "ZWL", "uſd"]
 # X-codes that are currencies (CFA francs, CFP franc, East Caribbean dollar), and others.
 LEGAL = {"XAF": 0, "XOF": 0, "XPF": 0, "XCD": 2, "KWD": 3, "JPY": 0, "eur": 2}
-
-TEAMUP_BILLED_OBJECTS = (
-    "event",
-    "event_registration",
-    "appointment_slot",
-    "room_rental_slot",
-    "course",
-    "course_session",
-    "customer_membership",
-    "customer_membership_setup",
-    "purchase_fee",
-    "store_order_item",
-)
 
 
 def state(api: Api) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from ledgerline.invoices.schemas import IsoDate, StrictBody, WholeNumber
 from ledgerline.invoices.service import Totals
 from ledgerline.models import LineItemGroup, RevenueClassification, RevenueRecognitionMethod
 from ledgerline.money import plain_decimal
-from ledgerline.openapi import NO_NUL_PATTERN, NOT_BLANK_PATTERN, SchemaExtra
+from ledgerline.openapi import NO_NUL_PATTERN, NOT_BLANK_PATTERN, SchemaExtra, is_blank
 from ledgerline.tax_categories.schemas import TaxCategoryResponse, tax_category_json
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class GroupBody(StrictBody):
     @field_validator("title")
     @classmethod
     def _title_not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if is_blank(value):
             raise ValueError("title must not be blank")
         return value
 

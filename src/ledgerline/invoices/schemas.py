@@ -45,7 +45,7 @@ from ledgerline.money import (
     micros_string,
     money_object,
 )
-from ledgerline.openapi import NO_NUL_PATTERN, MoneyObject, SchemaExtra
+from ledgerline.openapi import END, NO_NUL_PATTERN, WHITESPACE, MoneyObject, SchemaExtra
 
 if TYPE_CHECKING:
     from ledgerline.invoices.service import Totals
@@ -104,16 +104,16 @@ def _whole_number(value: Any) -> Any:
 
 
 # The request types the bodies share. Decimal strings are checked by `money` (whose errors
-# name the rule); the patterns state the same rules in the document. Patterns end in
-# `(?![\s\S])`, not `$`: in Python's `re`, which JSON Schema validators use, `$` also
-# matches before a final newline.
+# name the rule); the patterns state the same rules in the document (see openapi.END).
 # An amount: |amount| < 10^10 (its places are the currency's rule, checked with the invoice).
-MONEY_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]+)?(?![\s\S])"
+MONEY_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]+)?" + END
 # A quantity or unit price: six places at most (more zeros are fine).
-SCALED_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]{1,6}0*)?(?![\s\S])"
+SCALED_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]{1,6}0*)?" + END
 # A tax rate: a fraction from 0 to 10.
-RATE_PATTERN = r"^\+?(10(\.0+)?|[0-9](\.[0-9]{1,6}0*)?)(?![\s\S])"
-EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+(?![\s\S])"
+RATE_PATTERN = r"^\+?(10(\.0+)?|[0-9](\.[0-9]{1,6}0*)?)" + END
+# An address: something, @, something with a dot; no spaces and no control characters.
+_ADDRESS = r"[^@\x00-\x20\x7f-\x9f" + WHITESPACE + "]+"
+EMAIL_PATTERN = "^" + _ADDRESS + "@" + _ADDRESS + r"\." + _ADDRESS + END
 
 Text = Annotated[StrictStr, AfterValidator(_no_nul), SchemaExtra(pattern=NO_NUL_PATTERN)]
 

@@ -502,26 +502,29 @@ def _parse_sort(values: Sequence[str] | None) -> tuple[tuple[str, bool], ...]:
     return tuple(sort)
 
 
-def _parse_statuses(values: Sequence[str] | None) -> tuple[str, ...]:
-    statuses = query_values(values)
-    for status in statuses:
-        if status not in INVOICE_STATUSES:
+def _known_names(
+    values: Sequence[str] | None, known: Sequence[str], param: str, refusal: str
+) -> tuple[str, ...]:
+    """A list parameter of names from `known`, repeats dropped; another name is a 422."""
+    names = query_values(values)
+    for name in names:
+        if name not in known:
             raise ValidationFailed.field(
-                ["query", "status"],
-                f"'{status}' is not an invoice status; use {', '.join(INVOICE_STATUSES)}",
+                ["query", param], refusal.format(name=name, known=", ".join(known))
             )
-    return tuple(dict.fromkeys(statuses))
+    return tuple(dict.fromkeys(names))
+
+
+def _parse_statuses(values: Sequence[str] | None) -> tuple[str, ...]:
+    return _known_names(
+        values, INVOICE_STATUSES, "status", "'{name}' is not an invoice status; use {known}"
+    )
 
 
 def parse_expand(values: Sequence[str] | None) -> tuple[str, ...]:
-    names = query_values(values)
-    for name in names:
-        if name not in INVOICE_EXPANDABLE:
-            raise ValidationFailed.field(
-                ["query", "expand"],
-                f"'{name}' cannot be expanded; expandable: {', '.join(INVOICE_EXPANDABLE)}",
-            )
-    return tuple(dict.fromkeys(names))
+    return _known_names(
+        values, INVOICE_EXPANDABLE, "expand", "'{name}' cannot be expanded; expandable: {known}"
+    )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, StrictStr, field_validator
 
 from ledgerline.invoices.schemas import StrictBody
 from ledgerline.models import TaxCategory
-from ledgerline.openapi import NOT_BLANK_PATTERN, SchemaExtra
+from ledgerline.openapi import NOT_BLANK_PATTERN, SchemaExtra, is_blank
 
 MAX_NAME = 200
 
@@ -23,7 +23,7 @@ class TaxCategoryBody(StrictBody):
     @field_validator("name")
     @classmethod
     def _name_is_text(cls, value: str) -> str:
-        if not value.strip():
+        if is_blank(value):
             raise ValueError("name must not be blank")
         # PostgreSQL text cannot hold NUL; refuse it on every database alike.
         if "\x00" in value:

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Backend, TenantFactory
-from tests.jobs.conftest import free_port, ledgerline_env, start_ledgerline, wait_ready
+from tests.conftest import TenantFactory
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 TOKEN_PLACEHOLDER = "<the token make run printed>"
 
 
@@ -34,31 +33,20 @@ def tour_script() -> str:
 
 @pytest.mark.slow
 def test_readme_tour_runs_as_written(
-    backend: Backend, make_tenant: TenantFactory, tmp_path: Path
+    make_tenant: TenantFactory, served: str, tmp_path: Path
 ) -> None:
     api = make_tenant()
-    port = free_port()
-    log = tmp_path / "serve.log"
-    env = ledgerline_env(backend, LEDGERLINE_EMBEDDED_WORKERS="1")
-    server = start_ledgerline(env, "serve", "--port", str(port), log=log)
-    try:
-        wait_ready(server, f"http://127.0.0.1:{port}", log)
-        script = (
-            tour_script()
-            .replace(TOKEN_PLACEHOLDER, api.token)
-            .replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
-        )
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-x", "-c", script],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    script = (
+        tour_script().replace(TOKEN_PLACEHOLDER, api.token).replace("http://127.0.0.1:8000", served)
+    )
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-x", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     # The export the tour downloaded: the draft invoice's three lines, with a header row.
     rows = list(csv.DictReader(io.StringIO((tmp_path / "line_items.csv").read_text())))
