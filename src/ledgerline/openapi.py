@@ -54,7 +54,7 @@ def is_blank(text: str) -> bool:
     return _BLANK.fullmatch(text) is not None
 
 
-def name_list_schema(names: list[str], *, unique: bool) -> dict[str, Any]:
+def name_list_schema(names: list[str]) -> dict[str, Any]:
     """A list of names from a fixed set. `x-enum-varnames` gives each a distinct identifier in
     generated clients: "invoice.id" is INVOICE_DOT_ID and "-amount" DESC_AMOUNT, so neither
     clashes with an alias ("invoice_id" would otherwise also become INVOICE_ID)."""
@@ -64,8 +64,9 @@ def name_list_schema(names: list[str], *, unique: bool) -> dict[str, Any]:
     ]
     # An empty value lists nothing, as if the parameter were not given (`?columns=`).
     items = {"type": "string", "enum": [*names, ""], "x-enum-varnames": [*varnames, "NOTHING"]}
-    # `unique`: a name given twice is refused (a column twice); otherwise repeats are harmless.
-    return {"type": "array", "items": items, **({"uniqueItems": True} if unique else {})}
+    # No `uniqueItems`: a repeated empty value is harmless, and where a name may not be given
+    # twice (a column, a sort key) the 422 is a conflicting-parameters one.
+    return {"type": "array", "items": items}
 
 
 # A JSON number in the document (pydantic would otherwise describe a Decimal as a string).

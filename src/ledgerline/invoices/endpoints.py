@@ -46,7 +46,7 @@ from ledgerline.invoices.service import (
     InvoiceView,
 )
 from ledgerline.models import INVOICE_STATUSES
-from ledgerline.openapi import NO_NUL_PATTERN, TeamUpList, name_list_schema
+from ledgerline.openapi import END, NO_NUL_PATTERN, TeamUpList, name_list_schema
 from ledgerline.pagination import PageWindow, list_response
 
 router = APIRouter()
@@ -99,7 +99,7 @@ SEARCH_TEXT_SCHEMA = {"type": "string", "pattern": NO_NUL_PATTERN, "maxLength": 
 # `fields` and `expand`, as TeamUp documents them on the invoice list and retrieve.
 FieldsParam = Annotated[
     list[str] | None,
-    WithJsonSchema(name_list_schema(field_paths(InvoiceOut), unique=False)),
+    WithJsonSchema(name_list_schema(field_paths(InvoiceOut))),
     Query(
         description="Only these fields, comma-separated or repeated; dot-notation for nested "
         "ones (`id,status,gross_total.decimal,line_items.amount`). Naming `line_items` (or one "
@@ -108,7 +108,7 @@ FieldsParam = Annotated[
 ]
 ExpandParam = Annotated[
     list[str] | None,
-    WithJsonSchema(name_list_schema(list(INVOICE_EXPANDABLE), unique=False)),
+    WithJsonSchema(name_list_schema(list(INVOICE_EXPANDABLE))),
     Query(description="`line_items`: embed each invoice's line items, in id order"),
 ]
 SparseInvoice: Any = sparse_model(InvoiceOut)
@@ -154,7 +154,8 @@ def list_customers(
         WithJsonSchema(
             {
                 "type": "array",
-                "items": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
+                # An empty value names no id, as if not given.
+                "items": {"type": "string", "pattern": "^([1-9][0-9]{0,18})?" + END},
                 "maxItems": MAX_IDS,
             }
         ),
@@ -212,9 +213,7 @@ def list_invoices(
     sort: Annotated[
         list[str] | None,
         WithJsonSchema(
-            name_list_schema(
-                [*INVOICE_SORT_KEYS, *(f"-{key}" for key in INVOICE_SORT_KEYS)], unique=True
-            )
+            name_list_schema([*INVOICE_SORT_KEYS, *(f"-{key}" for key in INVOICE_SORT_KEYS)])
         ),
         Query(
             description="Order by `due_date`, `id`, `created_at` or `updated_at`; `-` before "
@@ -224,7 +223,7 @@ def list_invoices(
     ] = None,
     status: Annotated[
         list[str] | None,
-        WithJsonSchema(name_list_schema(list(INVOICE_STATUSES), unique=False)),
+        WithJsonSchema(name_list_schema(list(INVOICE_STATUSES))),
         Query(description="Only invoices in these statuses, comma-separated or repeated"),
     ] = None,
     fields: FieldsParam = None,

@@ -105,7 +105,7 @@ def get_customer(
 
 
 MAX_IDS = 1000
-_ID_TEXT = re.compile(r"^[0-9]{1,19}$", re.ASCII)
+_ID_TEXT = re.compile(r"^[1-9][0-9]{0,18}$", re.ASCII)  # the document says the same
 
 
 def parse_ids(values: Sequence[str] | None, *, param: str) -> tuple[int, ...] | None:

@@ -35,11 +35,11 @@ def report_parameter_schemas(
     sortable = [name for name, column in catalog.by_name.items() if column.sortable]
     parameters: dict[str, tuple[dict[str, Any], str]] = {
         "columns": (
-            name_list_schema(list(catalog.by_name), unique=True),
+            name_list_schema(list(catalog.by_name)),
             "Column keys (or aliases) in order; repeated or comma-separated.",
         ),
         "sort": (
-            name_list_schema([*sortable, *(f"-{name}" for name in sortable)], unique=True),
+            name_list_schema([*sortable, *(f"-{name}" for name in sortable)]),
             "Sortable column keys, earlier first; a '-' prefix sorts descending. Money "
             "columns compare amounts in major units.",
         ),

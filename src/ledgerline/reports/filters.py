@@ -243,7 +243,7 @@ def filter_schema(key: str) -> dict[str, Any]:
     if key == "id_gt":
         return {"anyOf": [{"type": "integer", "minimum": -_MAX_ID, "maximum": _MAX_ID}, _EMPTY]}
     if key == "invoice_status":
-        return name_list_schema(list(INVOICE_STATUSES), unique=False)
+        return name_list_schema(list(INVOICE_STATUSES))
     if key.startswith("invoice_due_date_"):
         return {"anyOf": [_DATE, _EMPTY]}
     return {"anyOf": [_DATE, {"type": "string", "format": "date-time"}, _EMPTY]}
