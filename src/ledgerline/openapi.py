@@ -153,9 +153,9 @@ ERROR_DESCRIPTIONS = {
     413: "The request body is over 1 MiB.",
     415: "The body's media type is not accepted here.",
     422: "A parameter or body field is not valid; `errors` names each one.",
-    503: "Not ready.",
     429: "Too many requests; retry after the `Retry-After` header's seconds.",
     500: "An unexpected error; it has been logged with the request id.",
+    503: "Not ready.",
 }
 _BODY_METHODS = ("post", "put", "patch")
 _DROPPED_SCHEMAS = ("HTTPValidationError", "ValidationError")
