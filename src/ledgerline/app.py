@@ -19,13 +19,14 @@ from ledgerline import __version__
 from ledgerline.config import Settings, get_settings
 from ledgerline.db import engine_for
 from ledgerline.dependencies import declared_parameters_only
-from ledgerline.errors import install_error_handlers, problem
 from ledgerline.groups.endpoints import router as groups_router
 from ledgerline.http import (
     BodyLimitMiddleware,
     JSONResponse,
     NormalisePathMiddleware,
     RequestContextMiddleware,
+    install_error_handlers,
+    problem,
 )
 from ledgerline.invoices.endpoints import router as invoices_router
 from ledgerline.jobs.endpoints import router as jobs_router

@@ -1,4 +1,6 @@
-"""Credentials → `Principal`; the dependencies endpoints use; tenant scoping in one place.
+"""Credentials → `Principal`, and tenant scoping in one place. Free of the web framework, so
+the command line can issue tokens without importing it; the request dependency built on
+`authenticate` is `dependencies.PrincipalDep`.
 
 Accepted forms (SPEC §3): `Token <key_id>.<secret>`, `Bearer <key_id>.<secret>`, and
 `Basic base64(<key_id>:<secret>)`. A secret is 32 random bytes, so a single SHA-256 is a
@@ -14,15 +16,13 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import Depends, Request
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from ledgerline.db import utcnow
-from ledgerline.dependencies import SessionDep
-from ledgerline.errors import Forbidden, NotFound, Unauthorized
+from ledgerline.errors import NotFound, Unauthorized
 from ledgerline.models import Account, ApiKey
 
 SCOPES = ("read", "write")
@@ -112,18 +112,6 @@ def authenticate(session: Session, header: str | None) -> Principal:
         timezone=account.timezone,
         currency=account.currency,
     )
-
-
-def _principal(request: Request, session: SessionDep) -> Principal:
-    """Authenticate, then require `read` for GET/HEAD and `write` for everything else."""
-    principal = authenticate(session, request.headers.get("authorization"))
-    needed = "read" if request.method in ("GET", "HEAD") else "write"
-    if needed not in principal.scopes:
-        raise Forbidden(f"This token lacks the '{needed}' scope.")
-    return principal
-
-
-PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
 def scoped(model: type[Model], principal: Principal) -> Select[Model]:

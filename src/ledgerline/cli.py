@@ -1,5 +1,8 @@
 """The `ledgerline` command. Commands that create something print one JSON object on stdout;
-progress and logs go to stderr."""
+progress and logs go to stderr.
+
+Each command imports what it needs when it runs, so `ledgerline --help` loads neither the
+database layer nor the web framework, and `accounts create` not the web framework."""
 
 from __future__ import annotations
 
@@ -8,17 +11,14 @@ import json
 import signal
 import sys
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from ledgerline.accounts import AccountInputError, account_json, create_account
-from ledgerline.auth import SCOPES, issue_token
-from ledgerline.config import Settings, get_settings
-from ledgerline.db import session_scope, upgrade_database
-from ledgerline.models import Account
-from ledgerline.seed import SeedError, SeedResult
+if TYPE_CHECKING:
+    from ledgerline.config import Settings
+    from ledgerline.seed import SeedResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
@@ -44,6 +44,9 @@ def fail(message: str) -> None:
 
 def ready_settings() -> Settings:
     """Settings with the database migrated: every command works on a fresh data dir."""
+    from ledgerline.config import get_settings
+    from ledgerline.db import upgrade_database
+
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_database(settings.resolved_database_url)
@@ -64,6 +67,9 @@ def accounts_create(
     timezone: Annotated[str, typer.Option(help="IANA time zone")] = "Europe/London",
 ) -> None:
     """Create an account."""
+    from ledgerline.accounts import AccountInputError, account_json, create_account
+    from ledgerline.db import session_scope
+
     settings = ready_settings()
     try:
         with session_scope(settings.resolved_database_url) as session:
@@ -78,6 +84,10 @@ def tokens_create(
     scope: Annotated[list[str] | None, typer.Option("--scope", help="read and/or write")] = None,
 ) -> None:
     """Create an API token; the secret is shown only this once."""
+    from ledgerline.auth import SCOPES, issue_token
+    from ledgerline.db import session_scope
+    from ledgerline.models import Account
+
     scopes = scope or list(SCOPES)
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
@@ -216,6 +226,9 @@ def _seed_with_progress(
 
 def _create_demo(settings: Settings, line_items: int, seed: int) -> dict[str, Any]:
     """The "Demo" account (GBP, Europe/London), a read+write token and generated data."""
+    from ledgerline.accounts import create_account
+    from ledgerline.auth import SCOPES, issue_token
+    from ledgerline.db import session_scope
     from ledgerline.seed import DEFAULT_BATCH_SIZE
 
     with session_scope(settings.resolved_database_url) as session:
@@ -240,6 +253,10 @@ def seed(
     ] = None,
 ) -> None:
     """Bulk-generate realistic invoices, line items and groups for an existing account."""
+    from ledgerline.db import session_scope
+    from ledgerline.models import Account
+    from ledgerline.seed import SeedError
+
     settings = ready_settings()
     with session_scope(settings.resolved_database_url) as session:
         if session.get(Account, account) is None:
@@ -269,6 +286,10 @@ def demo(
 def quickstart() -> None:
     """For `make run`: migrate, create the demo data once, and mint a fresh token."""
     from sqlalchemy import select
+
+    from ledgerline.auth import SCOPES, issue_token
+    from ledgerline.db import session_scope
+    from ledgerline.models import Account
 
     settings = ready_settings()
     with session_scope(settings.resolved_database_url) as session:

@@ -17,8 +17,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
+from ledgerline.auth import Principal, authenticate
 from ledgerline.db import SQLITE_BEGIN_IMMEDIATE
-from ledgerline.errors import ValidationFailed
+from ledgerline.errors import Forbidden, ValidationFailed
 
 AFTER_COMMIT = "ledgerline.after_commit"
 
@@ -48,6 +49,18 @@ def get_session(request: Request) -> Iterator[Session]:
 # scope="function": the commit (and the after-commit work) happens before the response is
 # sent, so a client never sees success for a write that then failed to commit.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def _principal(request: Request, session: SessionDep) -> Principal:
+    """Authenticate, then require `read` for GET/HEAD and `write` for everything else."""
+    principal = authenticate(session, request.headers.get("authorization"))
+    needed = "read" if request.method in ("GET", "HEAD") else "write"
+    if needed not in principal.scopes:
+        raise Forbidden(f"This token lacks the '{needed}' scope.")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
 # ---- declared parameters only ----------------------------------------------------------------

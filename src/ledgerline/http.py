@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by every endpoint: the JSON response and the ASGI middleware."""
+"""HTTP plumbing shared by every endpoint: the JSON response, the ASGI middleware, and the
+problem+json rendering of every error."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import simplejson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ledgerline.errors import PROBLEM_TYPE_BASE, TITLES, AppError
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -198,3 +207,87 @@ def configure_logging(level: str = "INFO") -> None:
     for name in ("uvicorn.access",):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = False
+
+
+# ---- problem+json (RFC 9457) for every error the API gives ------------------------------
+
+error_log = logging.getLogger("ledgerline.errors")
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    errors: Sequence[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (code or TITLES.get(status, "error").lower().replace(" ", "-")),
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = list(errors)
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict[str, Any]]]:
+    """FastAPI's 422s, renamed for clients: an unparseable JSON body is a 400."""
+    errors: list[dict[str, Any]] = []
+    for error in exc.errors():
+        loc = [part for part in error.get("loc", ()) if part != "body" or len(error["loc"]) == 1]
+        if error.get("type") == "json_invalid":
+            return (
+                400,
+                "The request body is not valid JSON.",
+                [{"loc": ["body"], "msg": "invalid JSON"}],
+            )
+        msg = str(error.get("msg", "invalid"))
+        errors.append({"loc": loc, "msg": msg})
+    summary = "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in errors[:5])
+    return 422, summary or "The request is not valid.", errors
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's own 405 names only the first
+    route that matched the path, one per method here."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _child = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> Response:
+        return problem(
+            exc.status, exc.detail, code=exc.code, errors=exc.errors, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        status, detail, errors = _validation_errors(exc)
+        return problem(status, detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "No such resource."
+        if exc.status_code == 405:
+            detail = "This method is not allowed on this resource."
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request))}
+        return problem(exc.status_code, detail, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        error_log.exception("unhandled error", extra={"path": request.url.path})
+        return problem(500, "An unexpected error occurred; it has been logged.")

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import WithJsonSchema
 from starlette.responses import Response
 
-from ledgerline.auth import PrincipalDep
-from ledgerline.dependencies import SessionDep
+from ledgerline.dependencies import PrincipalDep, SessionDep
 from ledgerline.errors import BadRequest
 from ledgerline.groups import service
 from ledgerline.groups.schemas import (

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import TypeAdapter, WithJsonSchema
 from starlette.responses import Response
 
-from ledgerline.auth import PrincipalDep
-from ledgerline.dependencies import SessionDep
+from ledgerline.dependencies import PrincipalDep, SessionDep
 from ledgerline.http import JSONResponse
 from ledgerline.invoices import service
 from ledgerline.invoices.schemas import (

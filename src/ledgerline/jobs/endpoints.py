@@ -13,9 +13,9 @@ from pydantic import WithJsonSchema
 from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
-from ledgerline.auth import Principal, PrincipalDep, authenticate
+from ledgerline.auth import Principal, authenticate
 from ledgerline.db import utcnow
-from ledgerline.dependencies import SessionDep, after_commit
+from ledgerline.dependencies import PrincipalDep, SessionDep, after_commit
 from ledgerline.errors import (
     BadRequest,
     Conflict,

@@ -14,8 +14,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import Response
 
-from ledgerline.auth import PrincipalDep
-from ledgerline.dependencies import SessionDep
+from ledgerline.dependencies import PrincipalDep, SessionDep
 from ledgerline.http import JSONResponse
 from ledgerline.openapi import name_list_schema
 from ledgerline.pagination import OffsetPage, PageWindow

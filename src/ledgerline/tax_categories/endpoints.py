@@ -9,8 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from ledgerline.auth import PrincipalDep
-from ledgerline.dependencies import SessionDep
+from ledgerline.dependencies import PrincipalDep, SessionDep
 from ledgerline.groups.endpoints import SEQUENCE_VERSION
 from ledgerline.http import JSONResponse
 from ledgerline.tax_categories import service
