@@ -30,6 +30,12 @@ def _export(
     return total, written, out.getvalue(), progress
 
 
+def shortest(value: Decimal) -> str:
+    """The shortest decimal literal of an exact value: 45.50 -> "45.5", 1200 -> "1200"."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _cell(text: str | None) -> str:
     """A text cell as CSV holds it: guarded, and every line break inside it CRLF."""
     return guarded(text).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
@@ -89,8 +95,9 @@ def test_formula_guard_on_text_but_negative_amounts_stay_numbers(sample: Data) -
             assert row[1] == "'" + line.description
         else:
             assert row[1] == _cell(line.description)
-        # amounts are never guarded: "-3.50" stays a number a spreadsheet can add up
-        assert Decimal(row[2]) == major(line.amount, line.currency)
+        # amounts are never guarded: "-3.50" stays a number a spreadsheet can add up; the
+        # literal itself is compared, with the currency's digits ("45.50", never "45.5")
+        assert row[2] == plain(line.amount, line.currency)
     negative = [line for line in sample.lines if line.amount < 0]
     assert negative, "the sample must hold a negative amount"
     assert by_id[str(negative[0].id)][2].startswith("-")
@@ -120,9 +127,10 @@ def test_json_holds_the_same_rows_as_csv(sample: Data) -> None:
     for row, cells in zip(rows, table, strict=True):
         line = by_id[row["id"]]
         money = row["amount"]
-        assert money["decimal"] == major(line.amount, line.currency)
+        # The JSON literal as written: the exact value, shortest ("45.5", "1200", "-3.25").
+        assert str(money["decimal"]) == shortest(major(line.amount, line.currency))
         assert money["iso_currency_code"] == line.currency.lower()
-        assert Decimal(cells[2]) == money["decimal"]
+        assert cells[2] == plain(line.amount, line.currency)
         assert row["invoice"]["status"] == line.invoice["status"] == cells[4]
         assert row["description"] == line.description  # JSON is not formula-guarded
         customer = row["customer"]["name"]
