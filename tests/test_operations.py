@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 
 from fastapi.testclient import TestClient
 
@@ -74,7 +75,7 @@ def test_body_over_one_mebibyte_is_413(api: Api) -> None:
 
 
 def test_chunked_body_over_one_mebibyte_is_413(api: Api) -> None:
-    def chunks():  # no Content-Length: the limit must count the stream
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must count the stream
         for _ in range(20):
             yield b"x" * 65536
 

@@ -228,7 +228,9 @@ def test_seeded_data_reads_back_through_the_api(backend: Backend, api: Api) -> N
     for invoice in invoices.json()["results"][:10]:
         lines = api.get(f"/invoices/{invoice['id']}/line_items", params={"limit": 100}).json()
         digits = DIGITS[invoice["currency"]]
-        net = sum(Decimal(str(line["amount"]["decimal"])) for line in lines["results"])
+        net = sum(
+            (Decimal(str(line["amount"]["decimal"])) for line in lines["results"]), Decimal(0)
+        )
         assert Decimal(str(invoice["net_total"]["decimal"])) == net
         assert all(
             line["amount"]["iso_currency_code"] == invoice["currency"].lower()

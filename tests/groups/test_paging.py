@@ -332,10 +332,10 @@ def test_any_cursor_round_trips_and_any_changed_bit_is_refused(
     with pytest.raises(CursorInvalid):
         decode_cursor(secret, scope, unpadded(bytes(raw)), param="after", sort_order=order)
     other_order = "DESC" if order == "ASC" else "ASC"
-    for wrong in (
-        lambda: decode_cursor("another-secret", scope, cursor, param="after", sort_order=order),
-        lambda: decode_cursor(secret, scope + "0", cursor, param="after", sort_order=order),
-        lambda: decode_cursor(secret, scope, cursor, param="after", sort_order=other_order),
+    for other_secret, other_scope, used_order in (
+        ("another-secret", scope, order),
+        (secret, scope + "0", order),
+        (secret, scope, other_order),
     ):
         with pytest.raises(CursorInvalid):
-            wrong()
+            decode_cursor(other_secret, other_scope, cursor, param="after", sort_order=used_order)

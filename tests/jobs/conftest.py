@@ -173,7 +173,7 @@ def bulk_lines(backend: Backend, account_id: int, count: int, currency: str = "G
     engine = engine_for(backend.database_url)
     with engine.begin() as conn:
         invoice_id = conn.execute(
-            insert(Invoice.__table__)
+            insert(Invoice)
             .values(
                 account_id=account_id,
                 number=f"BULK-{time.monotonic_ns()}",
@@ -211,7 +211,7 @@ def bulk_lines(backend: Backend, account_id: int, count: int, currency: str = "G
                 }
             )
         with engine.begin() as conn:
-            conn.execute(insert(LineItem.__table__), rows)
+            conn.execute(insert(LineItem), rows)
     return total
 
 

@@ -255,7 +255,7 @@ def insert_queued_job(backend: Backend, api: Api, like: dict[str, Any]) -> int:
     """A queued job whose hand-over to the queue has not happened yet."""
     with engine_for(backend.database_url).begin() as conn:
         job_id: int = conn.execute(
-            insert(Job.__table__)
+            insert(Job)
             .values(
                 account_id=api.account_id,
                 type="report_export",
