@@ -10,22 +10,24 @@ the page cursors as plain (non-nullable) strings and objects.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ledgerline.errors import ConflictingParameters
 from ledgerline.invoices.schemas import IsoDate, StrictBody, WholeNumber
-from ledgerline.invoices.service import Totals
-from ledgerline.models import LineItemGroup, RevenueClassification, RevenueRecognitionMethod
+from ledgerline.invoices.totals import Totals
+from ledgerline.models import (
+    LineItemGroup,
+    RevenueClassification,
+    RevenueRecognitionMethod,
+    TaxCategory,
+)
 from ledgerline.money import plain_decimal
 from ledgerline.openapi import NO_NUL_PATTERN, NOT_BLANK_PATTERN, SchemaExtra, is_blank
 from ledgerline.tax_categories.schemas import TaxCategoryResponse, tax_category_json
-
-if TYPE_CHECKING:
-    from ledgerline.groups.service import GroupPage
-    from ledgerline.models import TaxCategory
 
 # `index` is an INTEGER column on every database.
 MAX_INDEX = 2**31 - 1
@@ -79,6 +81,19 @@ class GroupBody(StrictBody):
         if value is not None and "\x00" in value:
             raise ValueError("must not contain the NUL character")
         return value
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    """One page of an invoice's groups, with what `page_json` shows besides their columns."""
+
+    groups: list[LineItemGroup]
+    totals: dict[int, Totals]
+    tax_categories: dict[int, TaxCategory]
+    currency: str
+    after: str | None
+    before: str | None
+    total: int
 
 
 class LineItemGroupResponse(BaseModel):

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from ledgerline.auth import Principal, get_owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import BadRequest, NotFound, UnknownReference
-from ledgerline.groups.schemas import GroupBody, service_period_dates
-from ledgerline.invoices.service import Totals, line_totals, touch_invoice
+from ledgerline.groups.schemas import GroupBody, GroupPage, service_period_dates
+from ledgerline.invoices.service import touch_invoice
+from ledgerline.invoices.totals import Totals, line_totals
 from ledgerline.models import Invoice, LineItem, LineItemGroup, TaxCategory
 from ledgerline.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
 from ledgerline.tax_categories.service import find_tax_category, tax_categories_by_id
@@ -66,17 +67,6 @@ class PageRequest:
     @property
     def descending(self) -> bool:
         return self.sort_order == "DESC"
-
-
-@dataclass(frozen=True)
-class GroupPage:
-    groups: list[LineItemGroup]
-    totals: dict[int, Totals]
-    tax_categories: dict[int, TaxCategory]
-    currency: str
-    after: str | None
-    before: str | None
-    total: int
 
 
 @dataclass(frozen=True)

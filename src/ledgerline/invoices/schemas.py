@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
 from types import UnionType
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from ledgerline.errors import ValidationFailed
+from ledgerline.invoices.totals import Totals
 from ledgerline.models import (
     Customer,
     Invoice,
@@ -46,10 +47,6 @@ from ledgerline.money import (
     money_object,
 )
 from ledgerline.openapi import END, NO_NUL_PATTERN, WHITESPACE, MoneyObject, SchemaExtra
-
-if TYPE_CHECKING:
-    from ledgerline.invoices.service import Totals
-
 
 MAX_ID = 2**63 - 1
 

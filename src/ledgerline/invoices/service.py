@@ -36,6 +36,7 @@ from ledgerline.invoices.schemas import (
     VenueCreate,
     query_values,
 )
+from ledgerline.invoices.totals import Totals, line_totals
 from ledgerline.models import (
     INVOICE_STATUSES,
     Account,
@@ -216,57 +217,6 @@ def list_customers(
         .offset(page.offset)
     ).all()
     return count, [(row[0], row[1]) for row in rows]
-
-
-@dataclass(frozen=True)
-class Totals:
-    """Exact sums of rounded line values, in minor units (SPEC §4)."""
-
-    net: int = 0
-    tax: int = 0
-    credit: int = 0
-    refund: int = 0
-
-    @property
-    def gross(self) -> int:
-        return self.net + self.tax
-
-    @property
-    def amount_due(self) -> int:
-        """TeamUp's `total_amount_due`: gross less the credits and refunds applied (the sum
-        of the lines' own `total_amount_due`)."""
-        return self.gross - self.credit - self.refund
-
-
-def line_totals(
-    session: Session,
-    key: ColumnElement[Any] | QueryableAttribute[Any],
-    *conditions: ColumnElement[bool],
-) -> dict[Any, Totals]:
-    """SUM(amount), SUM(tax_amount) of the line items matching `conditions`, per `key`.
-
-    Callers pass an account-scoped condition (an invoice or group they already own).
-    """
-    rows = session.execute(
-        select(
-            key,
-            func.sum(LineItem.amount),
-            func.sum(LineItem.tax_amount),
-            func.sum(LineItem.credit_amount),
-            func.sum(LineItem.refund_amount),
-        )
-        .where(*conditions)
-        .group_by(key)
-    ).all()
-    return {
-        row[0]: Totals(
-            net=int(row[1] or 0),
-            tax=int(row[2] or 0),
-            credit=int(row[3] or 0),
-            refund=int(row[4] or 0),
-        )
-        for row in rows
-    }
 
 
 def touch_invoice(invoice: Invoice) -> None:

@@ -93,7 +93,7 @@ class JobQueue:
     def _run_export(self, job_id: int) -> None:
         from ledgerline.jobs.tasks import run_export
 
-        run_export(self.settings, self, job_id)
+        run_export(self.settings, job_id, requeue=self.enqueue)
 
     def enqueue(self, job_id: int) -> None:
         self._export_task(job_id)

@@ -14,14 +14,12 @@ import os
 import socket
 import threading
 import uuid
-from typing import TYPE_CHECKING, BinaryIO, cast
+from collections.abc import Callable
+from typing import BinaryIO, cast
 
 from ledgerline.config import Settings
 from ledgerline.db import engine_for, utcnow
 from ledgerline.jobs import service
-
-if TYPE_CHECKING:
-    from ledgerline.jobs.queue import JobQueue
 
 log = logging.getLogger("ledgerline.jobs.tasks")
 
@@ -119,8 +117,11 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def run_export(settings: Settings, queue: JobQueue, job_id: int) -> None:
-    """The export task: claim, snapshot, count, stream to storage, publish, record."""
+def run_export(settings: Settings, job_id: int, requeue: Callable[[int], None]) -> None:
+    """The export task: claim, snapshot, count, stream to storage, publish, record.
+
+    `requeue` hands the job to the queue again when a failed attempt may be retried (the
+    queue passes its own `enqueue`; the task needs nothing else of it)."""
     from ledgerline.exports.storage import storage_from_settings
     from ledgerline.exports.writers import (
         CONTENT_TYPES,
@@ -220,4 +221,4 @@ def run_export(settings: Settings, queue: JobQueue, job_id: int) -> None:
                 ),
             )
         if retry:
-            queue.enqueue(job_id)
+            requeue(job_id)
