@@ -16,9 +16,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, FromClause, Select, select
 from sqlalchemy.orm import Session
 
 from ledgerline.db import utcnow
@@ -27,8 +27,6 @@ from ledgerline.models import Account, ApiKey
 
 SCOPES = ("read", "write")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ledgerline", Basic realm="ledgerline"'}
-
-Model = TypeVar("Model")
 
 
 @dataclass(frozen=True)
@@ -114,15 +112,40 @@ def authenticate(session: Session, header: str | None) -> Principal:
     )
 
 
-def scoped(model: type[Model], principal: Principal) -> Select[Model]:
-    """`SELECT model WHERE account_id = principal's`: every read of customer data starts here."""
-    return select(model).where(model.account_id == principal.account_id)  # type: ignore[attr-defined]
+class AccountOwned(Protocol):
+    """A table of customer data: every row belongs to one account (in the manner of polar's
+    `ModelIDProtocol`). `scoped`, `get_owned` and `owned` take only such models, so passing a
+    model without `account_id` is a type error, not a query that forgot the filter."""
+
+    __table__: ClassVar[FromClause]
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def account_id(self) -> int: ...
 
 
-def get_owned(session: Session, model: type[Model], ident: Any, principal: Principal) -> Model:
+Owned = TypeVar("Owned", bound=AccountOwned)
+
+
+def owned(model: type[AccountOwned], account_id: int) -> ColumnElement[bool]:
+    """The account filter itself (the Core form), for statements that do not start from
+    `scoped`: sums, updates, the reports' joined statements. `account_id = :account`."""
+    condition: ColumnElement[bool] = model.__table__.c.account_id == account_id
+    return condition
+
+
+def scoped(model: type[Owned], principal: Principal) -> Select[Owned]:
+    """`SELECT model WHERE account_id = principal's`: every read of customer data starts here
+    (the ORM form)."""
+    return select(model).where(owned(model, principal.account_id))
+
+
+def get_owned(session: Session, model: type[Owned], ident: int, principal: Principal) -> Owned:
     """One row of the principal's account, or 404 exactly as for an id that does not exist."""
-    statement = scoped(model, principal).where(model.id == ident)  # type: ignore[attr-defined]
-    found = session.execute(statement).scalar_one_or_none()
+    statement = scoped(model, principal).where(model.__table__.c.id == ident)
+    found: Owned | None = session.execute(statement).scalar_one_or_none()
     if found is None:
         raise NotFound(f"No {model.__name__.lower()} with id {ident}.")
     return found

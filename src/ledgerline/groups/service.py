@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from ledgerline.auth import Principal, get_owned, scoped
+from ledgerline.auth import Principal, get_owned, owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import BadRequest, NotFound, UnknownReference
 from ledgerline.groups.schemas import GroupBody, GroupPage, service_period_dates
@@ -160,7 +160,7 @@ def group_totals(session: Session, principal: Principal, group_ids: list[int]) -
     return line_totals(
         session,
         LineItem.group_id.expression,
-        LineItem.account_id == principal.account_id,
+        owned(LineItem, principal.account_id),
         LineItem.group_id.in_(group_ids),
     )
 
@@ -262,7 +262,7 @@ def delete_group(
     view = _view(session, principal, group, invoice)
     session.execute(
         update(LineItem)
-        .where(LineItem.account_id == principal.account_id, LineItem.group_id == group.id)
+        .where(owned(LineItem, principal.account_id), LineItem.group_id == group.id)
         .values(group_id=None)
         .execution_options(synchronize_session=False)
     )

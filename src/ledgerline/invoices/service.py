@@ -16,7 +16,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from ledgerline.auth import Principal, get_owned, scoped
+from ledgerline.auth import Principal, get_owned, owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import (
     Conflict,
@@ -248,7 +248,7 @@ def invoice_totals(
     return line_totals(
         session,
         LineItem.invoice_id,
-        LineItem.account_id == principal.account_id,
+        owned(LineItem, principal.account_id),
         LineItem.invoice_id.in_(list(invoice_ids)),
     )
 

@@ -19,7 +19,7 @@ from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledgerline.auth import Principal, get_owned, scoped
+from ledgerline.auth import Principal, get_owned, owned, scoped
 from ledgerline.db import SQLITE_BEGIN_IMMEDIATE, sessionmaker_for, utcnow
 from ledgerline.errors import Conflict, ValidationFailed
 from ledgerline.models import Job
@@ -135,7 +135,7 @@ def get_job(session: Session, principal: Principal, job_id: int) -> Job:
 
 def get_job_of_account(session: Session, account_id: int, job_id: int) -> Job | None:
     return session.execute(
-        select(Job).where(Job.id == job_id, Job.account_id == account_id)
+        select(Job).where(Job.id == job_id, owned(Job, account_id))
     ).scalar_one_or_none()
 
 

@@ -23,7 +23,9 @@ from sqlalchemy import (
     select,
 )
 
+from ledgerline.auth import owned
 from ledgerline.errors import ConflictingParameters, ValidationFailed
+from ledgerline.models import LineItem
 from ledgerline.reports.columns import (
     CATALOGS,
     CURRENCY,
@@ -239,7 +241,7 @@ def _base(
     return (
         select(*exprs, currency.label("currency"))
         .select_from(_joined_from(needs))
-        .where(line_items.c.account_id == account_id, *params.filters.clauses())
+        .where(owned(LineItem, account_id), *params.filters.clauses())
     )
 
 
@@ -294,7 +296,7 @@ def page_statement(
     ids = (
         select(LINE_ITEM_ID)
         .select_from(_joined_from(_needs(sort_columns) | params.filters.needs()))
-        .where(line_items.c.account_id == account_id, *params.filters.clauses())
+        .where(owned(LineItem, account_id), *params.filters.clauses())
         .order_by(*order)
         .limit(limit)
         .offset(offset)
@@ -312,7 +314,7 @@ def count_rows(conn: Connection, account_id: int, params: ReportParams) -> int:
         statement = (
             select(func.count())
             .select_from(_joined_from(needs))
-            .where(line_items.c.account_id == account_id, *params.filters.clauses())
+            .where(owned(LineItem, account_id), *params.filters.clauses())
         )
     return int(conn.execute(statement).scalar_one())
 
