@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from ledgerline.auth import Principal, get_owned, owned, scoped
 from ledgerline.db import SQLITE_BEGIN_IMMEDIATE, sessionmaker_for, utcnow
 from ledgerline.errors import Conflict, ValidationFailed
-from ledgerline.models import Job
+from ledgerline.models import JOB_STATUSES, Job
 from ledgerline.pagination import OffsetPage
 from ledgerline.reports.query import ReportParams
 
-STATUSES = ("queued", "running", "succeeded", "failed", "canceled", "expired")
+STATUSES = JOB_STATUSES
 ACTIVE = ("queued", "running")
 IDEMPOTENCY_KEY_MAX = 255
 

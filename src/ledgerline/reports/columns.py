@@ -252,12 +252,8 @@ CURRENCY_LABEL = "Currency"
 
 
 def _minor_per_major() -> ColumnElement[Any]:
-    """10^digits of the row's currency: a CASE over the currencies whose digits are not 2."""
-    groups = currencies_by_digits()
-    other = [code for codes in groups.values() for code in codes]
-    whens = [(CURRENCY.not_in(other), _sql_int(100))]
-    whens += [(CURRENCY.in_(codes), _sql_int(10**digits)) for digits, codes in groups.items()]
-    return case(*whens)
+    """10^digits of the row's currency."""
+    return by_currency_digits(lambda digits: _sql_int(10**digits))
 
 
 def sort_keys(column: Column) -> tuple[ColumnElement[Any], ...]:
@@ -696,6 +692,16 @@ def currencies_by_digits() -> dict[int, tuple[str, ...]]:
     return {digits: tuple(codes) for digits, codes in sorted(groups.items())}
 
 
+def by_currency_digits(value: Callable[[int], ColumnElement[Any]]) -> ColumnElement[Any]:
+    """`value(digits)` for the row's currency: one CASE over the currencies whose minor-unit
+    digits are not 2, the common two-digit case first (most rows take that branch)."""
+    groups = currencies_by_digits()
+    other = [code for codes in groups.values() for code in codes]
+    whens = [(CURRENCY.not_in(other), value(2))]
+    whens += [(CURRENCY.in_(codes), value(digits)) for digits, codes in groups.items()]
+    return case(*whens)
+
+
 def _sql_money(amount: Any) -> ColumnElement[Any]:
     """PostgreSQL: minor units as `MoneyFormat.plain` writes them: 4550 -> 45.50,
     -5 -> -0.05, JPY -1200 -> -1200.
@@ -705,11 +711,7 @@ def _sql_money(amount: Any) -> ColumnElement[Any]:
     and numeric's text is exactly that plain decimal. One multiplication and the type's own
     output cost less than sign, division, modulo and padding as text (docs/performance.md).
     (SQLite writes money as printf pieces of its record: `_sqlite_money_piece`.)"""
-    groups = currencies_by_digits()
-    other = [code for codes in groups.values() for code in codes]
-    whens = [(CURRENCY.not_in(other), _sql_minor_unit(2))]
-    whens += [(CURRENCY.in_(codes), _sql_minor_unit(digits)) for digits, codes in groups.items()]
-    return _sql_text(cast(amount * case(*whens), Text))
+    return _sql_text(cast(amount * by_currency_digits(_sql_minor_unit), Text))
 
 
 def _sql_datetime(moment: Any, dialect: SqlDialect) -> ColumnElement[Any]:
@@ -803,11 +805,7 @@ def csv_sql_record(columns: Sequence[Column]) -> ColumnElement[Any]:
     record's layout (most rows take the first branch), instead of one per money cell."""
     record: ColumnElement[Any]
     if has_money(columns):
-        groups = currencies_by_digits()
-        other = [code for codes in groups.values() for code in codes]
-        whens = [(CURRENCY.not_in(other), _sqlite_record(columns, 2))]
-        whens += [(CURRENCY.in_(codes), _sqlite_record(columns, d)) for d, codes in groups.items()]
-        record = case(*whens)
+        record = by_currency_digits(lambda digits: _sqlite_record(columns, digits))
     else:
         record = _sqlite_record(columns, None)
         if len(columns) == 1:
