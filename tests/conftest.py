@@ -25,7 +25,7 @@ from ledgerline.accounts import create_account
 from ledgerline.app import create_app
 from ledgerline.auth import issue_token
 from ledgerline.config import Settings
-from ledgerline.db import normalise_url, session_scope, upgrade_database
+from ledgerline.db import normalise_url, transaction, upgrade_database
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("LEDGERLINE_TEST_POSTGRES_URL")
@@ -156,7 +156,7 @@ def make_tenant(backend: Backend, client: TestClient) -> TenantFactory:
     def make(
         currency: str = "GBP", timezone: str = "Europe/London", scopes: list[str] | None = None
     ) -> Api:
-        with session_scope(backend.database_url) as session:
+        with transaction(backend.database_url, writes=True) as session:
             account = create_account(session, f"test-{uuid.uuid4().hex[:8]}", currency, timezone)
             issued = issue_token(session, account.id, scopes or ["read", "write"])
             return Api(client, issued.token, account.id, account.currency, account.timezone)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from ledgerline.db import engine_for, session_scope
+from ledgerline.db import engine_for, transaction
 from ledgerline.models import Customer, Invoice, LineItem, LineItemGroup, Venue
 from ledgerline.seed import SeedError, SeedResult, seed_account
 from tests.conftest import Api, Backend, TenantFactory
@@ -52,7 +52,7 @@ def rounded(value: Decimal) -> int:
 
 
 def load(backend: Backend, account_id: int) -> dict[str, list[Any]]:
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=False) as session:
         return {
             name: list(
                 session.execute(
@@ -242,7 +242,7 @@ def test_seeded_data_reads_back_through_the_api(backend: Backend, api: Api) -> N
 def test_ids_continue_after_a_seed(backend: Backend, api: Api) -> None:
     """Explicit ids move the id sequences on: the next row the API creates does not clash."""
     seed(backend, api, 300, seed=1)
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=False) as session:
         highest_venue = session.execute(select(func.max(Venue.id))).scalar_one()
     created = api.post("/venues", json={"name": "After the seed"})
     assert created.status_code == 201, created.text

@@ -68,11 +68,11 @@ def accounts_create(
 ) -> None:
     """Create an account."""
     from ledgerline.accounts import AccountInputError, account_json, create_account
-    from ledgerline.db import session_scope
+    from ledgerline.db import transaction
 
     settings = ready_settings()
     try:
-        with session_scope(settings.resolved_database_url) as session:
+        with transaction(settings.resolved_database_url, writes=True) as session:
             emit(account_json(create_account(session, name, currency, timezone)))
     except AccountInputError as exc:
         fail(str(exc))
@@ -85,7 +85,7 @@ def tokens_create(
 ) -> None:
     """Create an API token; the secret is shown only this once."""
     from ledgerline.auth import SCOPES, issue_token
-    from ledgerline.db import session_scope
+    from ledgerline.db import transaction
     from ledgerline.models import Account
 
     scopes = scope or list(SCOPES)
@@ -93,7 +93,7 @@ def tokens_create(
     if unknown:
         fail(f"unknown scope {', '.join(unknown)}; use read and/or write")
     settings = ready_settings()
-    with session_scope(settings.resolved_database_url) as session:
+    with transaction(settings.resolved_database_url, writes=True) as session:
         if session.get(Account, account) is None:
             fail(f"no account with id {account}")
         issued = issue_token(session, account, scopes)
@@ -228,10 +228,10 @@ def _create_demo(settings: Settings, line_items: int, seed: int) -> dict[str, An
     """The "Demo" account (GBP, Europe/London), a read+write token and generated data."""
     from ledgerline.accounts import create_account
     from ledgerline.auth import SCOPES, issue_token
-    from ledgerline.db import session_scope
+    from ledgerline.db import transaction
     from ledgerline.seed import DEFAULT_BATCH_SIZE
 
-    with session_scope(settings.resolved_database_url) as session:
+    with transaction(settings.resolved_database_url, writes=True) as session:
         account = create_account(session, "Demo", "GBP", "Europe/London")
         issued = issue_token(session, account.id, list(SCOPES))
         account_id = account.id
@@ -253,12 +253,12 @@ def seed(
     ] = None,
 ) -> None:
     """Bulk-generate realistic invoices, line items and groups for an existing account."""
-    from ledgerline.db import session_scope
+    from ledgerline.db import transaction
     from ledgerline.models import Account
     from ledgerline.seed import SeedError
 
     settings = ready_settings()
-    with session_scope(settings.resolved_database_url) as session:
+    with transaction(settings.resolved_database_url, writes=False) as session:
         if session.get(Account, account) is None:
             fail(f"no account with id {account}")
     try:
@@ -288,11 +288,11 @@ def quickstart() -> None:
     from sqlalchemy import select
 
     from ledgerline.auth import SCOPES, issue_token
-    from ledgerline.db import session_scope
+    from ledgerline.db import transaction
     from ledgerline.models import Account
 
     settings = ready_settings()
-    with session_scope(settings.resolved_database_url) as session:
+    with transaction(settings.resolved_database_url, writes=True) as session:
         first = session.execute(
             select(Account.id).order_by(Account.id).limit(1)
         ).scalar_one_or_none()

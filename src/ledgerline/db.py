@@ -1,9 +1,9 @@
-"""Engine, session per request, naming convention, SQLite pragmas, UTC timestamps."""
+"""Engine, the one transaction helper, naming convention, SQLite pragmas, UTC timestamps."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -87,7 +87,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-# Execution option naming a transaction that will write (set by the request session).
+# Execution option naming a transaction that will write (set by `transaction(writes=True)`).
 SQLITE_BEGIN_IMMEDIATE = "ledgerline_sqlite_begin_immediate"
 
 
@@ -141,10 +141,30 @@ def sessionmaker_for(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=engine_for(url), expire_on_commit=False)
 
 
+AFTER_COMMIT = "ledgerline.after_commit"
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's transaction is durable; never if it rolls back.
+
+    For work outside the database that must not happen for a write that fails (handing a
+    job to the queue). Only sessions opened by `transaction` run these.
+    """
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """One transaction: commit at the end, roll back on any error."""
-    session = sessionmaker_for(url)()
+def transaction(sessions: sessionmaker[Session] | str, *, writes: bool) -> Iterator[Session]:
+    """One unit of work, for requests, jobs and commands alike.
+
+    Commits when the block ends, rolls back on any exception (BaseException too: a
+    cancelled request or a ^C never commits half a block), always closes, and then runs
+    the `after_commit` callbacks, only if the commit succeeded. `writes` says the block
+    will write: on SQLite it begins IMMEDIATE (see `_sqlite_begin`); PostgreSQL ignores it.
+    `sessions` is a sessionmaker (the app's) or a database URL (its cached sessionmaker).
+    """
+    factory = sessionmaker_for(sessions) if isinstance(sessions, str) else sessions
+    session = factory(execution_options={SQLITE_BEGIN_IMMEDIATE: True} if writes else {})
     try:
         yield session
         session.commit()
@@ -152,7 +172,10 @@ def session_scope(url: str) -> Iterator[Session]:
         session.rollback()
         raise
     finally:
+        callbacks: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT, [])
         session.close()
+    for callback in callbacks:
+        callback()
 
 
 def upgrade_database(url: str) -> None:

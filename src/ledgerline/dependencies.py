@@ -7,7 +7,7 @@ is registered with `after_commit` and runs after the commit, never on rollback.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -18,32 +18,17 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, authenticate
-from ledgerline.db import SQLITE_BEGIN_IMMEDIATE
+
+# Re-exported: endpoints register after-commit work beside the session they depend on.
+from ledgerline.db import after_commit as after_commit
+from ledgerline.db import transaction
 from ledgerline.errors import Forbidden, ValidationFailed
-
-AFTER_COMMIT = "ledgerline.after_commit"
-
-
-def after_commit(session: Session, callback: Callable[[], None]) -> None:
-    session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 def get_session(request: Request) -> Iterator[Session]:
     writes = request.method not in ("GET", "HEAD", "OPTIONS")
-    session: Session = request.app.state.sessionmaker(
-        execution_options={SQLITE_BEGIN_IMMEDIATE: True} if writes else {}
-    )
-    try:
+    with transaction(request.app.state.sessionmaker, writes=writes) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        callbacks = session.info.pop(AFTER_COMMIT, [])
-        session.close()
-    for callback in callbacks:
-        callback()
 
 
 # scope="function": the commit (and the after-commit work) happens before the response is

@@ -20,7 +20,7 @@ import pytest
 
 from ledgerline.accounts import create_account
 from ledgerline.auth import issue_token
-from ledgerline.db import session_scope, upgrade_database
+from ledgerline.db import transaction, upgrade_database
 from tests.conftest import IN_CI
 from tests.jobs.conftest import free_port, start_ledgerline, wait_ready
 
@@ -50,7 +50,7 @@ def docs_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A `ledgerline serve` on a fresh SQLite data dir, and a read-write token for it."""
     url = f"sqlite:///{tmp_path / 'ledgerline.db'}"
     upgrade_database(url)
-    with session_scope(url) as session:
+    with transaction(url, writes=True) as session:
         account = create_account(session, f"docs-{uuid.uuid4().hex[:6]}", "GBP", "Europe/London")
         token = issue_token(session, account.id, ["read", "write"]).token
     port = free_port()

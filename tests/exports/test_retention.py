@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from ledgerline.accounts import create_account
-from ledgerline.db import session_scope
+from ledgerline.db import transaction
 from ledgerline.exports.storage import LocalStorage
 from ledgerline.jobs.retention import sweep_expired
 from ledgerline.models import Job
@@ -18,7 +18,7 @@ from tests.conftest import Backend
 
 
 def make_account(backend: Backend) -> int:
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=True) as session:
         return create_account(session, f"retention-{uuid.uuid4().hex[:8]}", "GBP", "UTC").id
 
 
@@ -31,7 +31,7 @@ def make_job(
     expires_at: dt.datetime | None,
     with_file: bool,
 ) -> tuple[int, str]:
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=True) as session:
         job = Job(
             account_id=account_id,
             report="invoice_line_items",
@@ -52,7 +52,7 @@ def make_job(
 
 
 def statuses(backend: Backend, job_ids: list[int]) -> dict[int, str]:
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=False) as session:
         rows = session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids))).all()
         return {job_id: status for job_id, status in rows}
 
@@ -69,7 +69,7 @@ def sweep_time() -> dt.datetime:
 
 def due_everywhere(backend: Backend, now: dt.datetime) -> int:
     """Succeeded jobs past expiry in the whole database (other tests' included)."""
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=False) as session:
         return (
             session.scalar(
                 select(func.count())
@@ -121,7 +121,7 @@ def test_sweep_deletes_expired_files_and_marks_their_jobs(backend: Backend, tmp_
     expected = due_everywhere(backend, now)
     assert expected >= len(expired)
 
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=True) as session:
         swept = sweep_expired(session, storage, now)
     assert swept == expected
 
@@ -135,7 +135,7 @@ def test_sweep_deletes_expired_files_and_marks_their_jobs(backend: Backend, tmp_
     assert storage.size(kept[3][1]) is not None
 
     # A second sweep finds nothing more to do.
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=True) as session:
         assert sweep_expired(session, storage, now) == 0
 
 
@@ -156,14 +156,14 @@ def test_a_sweep_that_does_not_commit_changes_nothing_in_the_database(
     due = due_everywhere(backend, now)
     assert due >= 1
     try:
-        with session_scope(backend.database_url) as session:
+        with transaction(backend.database_url, writes=True) as session:
             assert sweep_expired(session, storage, now) == due
             raise RuntimeError("commit never happens")
     except RuntimeError:
         pass
     assert statuses(backend, [job_id]) == {job_id: "succeeded"}
     # The next sweep finishes the work: the missing file is not an error.
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=True) as session:
         assert sweep_expired(session, storage, now) == due
     assert statuses(backend, [job_id]) == {job_id: "expired"}
 
@@ -191,7 +191,7 @@ def test_concurrent_sweeps_expire_each_job_once(backend: Backend, tmp_path: Path
     def sweep() -> None:
         try:
             start.wait()
-            with session_scope(backend.database_url) as session:
+            with transaction(backend.database_url, writes=True) as session:
                 counts.append(sweep_expired(session, storage, now, limit=7))
         except BaseException as exc:
             errors.append(exc)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ledgerline.db import session_scope
+from ledgerline.db import transaction
 from ledgerline.models import LineItemGroup, TaxCategory
 from tests.conftest import Api, Backend, assert_problem
 from tests.groups.conftest import InvoiceFactory
@@ -30,7 +30,7 @@ def new_category(api: Api, name: str = "VAT") -> dict[str, Any]:
 
 def stored(backend: Backend, group_id: str) -> dict[str, Any]:
     """The group's row as the database holds it (the answer does not show every column)."""
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=False) as session:
         group = session.execute(
             select(LineItemGroup).where(LineItemGroup.public_id == uuid.UUID(group_id))
         ).scalar_one()

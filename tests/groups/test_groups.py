@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ledgerline.auth import issue_token
-from ledgerline.db import session_scope
+from ledgerline.db import transaction
 from tests.conftest import Api, Backend, assert_problem
 from tests.groups.conftest import InvoiceFactory
 from tests.groups.sequence_contract import GROUP, PAGE, validate
@@ -294,7 +294,7 @@ def test_read_only_token_cannot_write(
 ) -> None:
     invoice_id = new_invoice(api)
     group = create_group(api, invoice_id, title="Kept")
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=True) as session:
         issued = issue_token(session, api.account_id, ["read"])
     reader = Api(api.client, issued.token, api.account_id, api.currency, api.timezone)
     url = groups_url(invoice_id)

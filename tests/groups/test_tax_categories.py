@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ledgerline.auth import issue_token
-from ledgerline.db import session_scope
+from ledgerline.db import transaction
 from tests.conftest import Api, Backend, assert_problem
 from tests.groups.sequence_contract import validate
 
@@ -108,7 +108,7 @@ def test_another_accounts_categories_are_invisible(api: Api, other_api: Api) -> 
 
 def test_read_only_token_can_read_but_not_create(api: Api, backend: Backend) -> None:
     kept = create_category(api, "Kept")
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=True) as session:
         issued = issue_token(session, api.account_id, ["read"])
     reader = Api(api.client, issued.token, api.account_id, api.currency, api.timezone)
     assert listed(reader) == [kept]

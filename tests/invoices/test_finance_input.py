@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ledgerline.accounts import AccountInputError, create_account
-from ledgerline.db import session_scope
+from ledgerline.db import transaction
 from tests.conftest import Api, Backend, assert_problem
 from tests.factories import TEAMUP_BILLED_OBJECTS, add_line_item, create_invoice
 from tests.invoices.expected import as_decimal, exact_json
@@ -45,7 +45,7 @@ def test_codes_that_are_not_legal_tender_are_refused(api: Api, code: str) -> Non
 def test_accounts_refuse_them_too(backend: Backend, code: str) -> None:
     with (
         pytest.raises(AccountInputError, match="legal tender"),
-        session_scope(backend.database_url) as session,
+        transaction(backend.database_url, writes=True) as session,
     ):
         create_account(session, "Refused", code, "Europe/London")
 

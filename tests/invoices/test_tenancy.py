@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ledgerline.auth import issue_token
-from ledgerline.db import session_scope
+from ledgerline.db import transaction
 from tests.conftest import Api, Backend, assert_problem
 from tests.factories import (
     add_line_item,
@@ -115,7 +115,7 @@ def test_references_to_another_accounts_records_are_422(api: Api, other_api: Api
 
 def test_read_only_token_cannot_write(api: Api, backend: Backend) -> None:
     mine = _own_data(api)
-    with session_scope(backend.database_url) as session:
+    with transaction(backend.database_url, writes=True) as session:
         issued = issue_token(session, api.account_id, ["read"])
     reader = replace(api, token=issued.token)
     invoice_id, line_id = mine["invoice"]["id"], mine["line"]["id"]

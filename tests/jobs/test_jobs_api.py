@@ -224,9 +224,9 @@ def test_altered_and_expired_links_never_serve_the_file(
 def test_download_is_409_before_success_and_410_after_expiry(
     api: Api, consumer: JobQueue, backend: Backend
 ) -> None:
+    from ledgerline.db import transaction
     from ledgerline.exports.storage import storage_from_settings
     from ledgerline.jobs.retention import sweep_expired
-    from ledgerline.jobs.service import job_transaction
 
     create_lines(api, ("GBP",))
     job_id = export(api)
@@ -239,7 +239,7 @@ def test_download_is_409_before_success_and_410_after_expiry(
     # Past its retention: 410 at once, and the sweep removes the file and marks it expired.
     set_job(backend, job_id, expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     assert_problem(api.get(f"/jobs/{job_id}/download"), 410)
-    with job_transaction(backend.database_url) as session:
+    with transaction(backend.database_url, writes=True) as session:
         assert (
             sweep_expired(session, storage_from_settings(backend.settings), dt.datetime.now(dt.UTC))
             >= 1

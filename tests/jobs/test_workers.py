@@ -306,14 +306,14 @@ def test_embedded_serve_runs_exports_in_its_child_worker_and_stops_it(tmp_path: 
     from ledgerline.accounts import create_account
     from ledgerline.auth import issue_token
     from ledgerline.config import Settings
-    from ledgerline.db import session_scope, upgrade_database
+    from ledgerline.db import transaction, upgrade_database
     from tests.conftest import Backend as _Backend
 
     data = tmp_path / "data"
     url = f"sqlite:///{data / 'ledgerline.db'}"
     data.mkdir()
     upgrade_database(url)
-    with session_scope(url) as session:
+    with transaction(url, writes=True) as session:
         account = create_account(session, "Embedded", "GBP", "Europe/London")
         token = issue_token(session, account.id, ["read", "write"]).token
         account_id = account.id

@@ -161,17 +161,17 @@ class Sweeper:
             self.thread.join(timeout=5)
 
     def sweep_once(self) -> list[int]:
-        from ledgerline.db import session_scope, utcnow
+        from ledgerline.db import transaction, utcnow
         from ledgerline.jobs import service
 
         settings = self.queue.settings
         url = settings.resolved_database_url
         stale_after = max(settings.job_lease_seconds, 30)
         ids: list[int] = []
-        with session_scope(url) as session:
+        with transaction(url, writes=False) as session:
             due = service.has_lapsed(session, utcnow(), stale_after_seconds=stale_after)
         if due:
-            with service.job_transaction(url) as session:
+            with transaction(url, writes=True) as session:
                 ids = service.requeue_lapsed(
                     session,
                     utcnow(),
@@ -186,7 +186,7 @@ class Sweeper:
             from ledgerline.jobs.retention import sweep_expired
 
             storage = storage_from_settings(settings)
-            with service.job_transaction(url) as session:
+            with transaction(url, writes=True) as session:
                 removed = sweep_expired(session, storage, utcnow())
             if removed:
                 log.info("expired export files removed", extra={"jobs": removed})

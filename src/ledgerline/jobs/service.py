@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, get_owned, owned, scoped
-from ledgerline.db import SQLITE_BEGIN_IMMEDIATE, sessionmaker_for, utcnow
+from ledgerline.db import utcnow
 from ledgerline.errors import Conflict, ValidationFailed
 from ledgerline.models import JOB_STATUSES, Job
 from ledgerline.pagination import OffsetPage
@@ -37,20 +35,6 @@ class JobNotCancelable(Conflict):
 
 class IdempotencyKeyReused(ValidationFailed):
     code = "idempotency-key-reused"
-
-
-@contextmanager
-def job_transaction(database_url: str) -> Iterator[Session]:
-    """A worker's short write transaction (IMMEDIATE on SQLite: it reads, then writes)."""
-    session = sessionmaker_for(database_url)(execution_options={SQLITE_BEGIN_IMMEDIATE: True})
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def request_hash(report: str, params: ReportParams) -> str:

@@ -10,16 +10,20 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ledgerline.config import Settings
-from ledgerline.db import engine_for, utcnow
-from ledgerline.jobs import service
+from ledgerline.db import engine_for
+from ledgerline.jobs.lease import ClaimedJob, JobLease
+from ledgerline.jobs.service import ExportResult
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from ledgerline.exports.storage import Storage
+    from ledgerline.reports.query import ReportParams
 
 log = logging.getLogger("ledgerline.jobs.tasks")
 
@@ -56,22 +60,20 @@ class HashingWriter(io.RawIOBase):
 
 
 class Heartbeat:
-    """A thread that writes progress and renews the lease every second in short transactions.
+    """A thread that writes progress and renews the lease every HEARTBEAT_SECONDS.
 
     It runs beside the export rather than from the per-batch callback, so the lease stays
     alive even while one batch (or the count) takes longer than a second.
     """
 
-    def __init__(self, settings: Settings, job_id: int, owner: str) -> None:
-        self.settings = settings
-        self.job_id = job_id
-        self.owner = owner
+    def __init__(self, lease: JobLease) -> None:
+        self.lease = lease
         self.rows_done = 0
         self.rows_total: int | None = None
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, name=f"ledgerline-heartbeat-{job_id}", daemon=True
+            target=self._run, name=f"ledgerline-heartbeat-{lease.job_id}", daemon=True
         )
 
     def __enter__(self) -> Heartbeat:
@@ -83,17 +85,7 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
     def beat(self) -> None:
-        with service.job_transaction(self.settings.resolved_database_url) as session:
-            ours = service.heartbeat(
-                session,
-                self.job_id,
-                self.owner,
-                utcnow(),
-                lease_seconds=self.settings.job_lease_seconds,
-                rows_done=self.rows_done,
-                rows_total=self.rows_total,
-            )
-        if not ours:
+        if not self.lease.beat(self.rows_done, self.rows_total):
             self.lost.set()
 
     def _run(self) -> None:
@@ -102,19 +94,18 @@ class Heartbeat:
                 self.beat()
             except Exception:
                 # A missed beat is not fatal: the lease outlives several of them.
-                log.warning("job heartbeat failed", exc_info=True, extra={"job": self.job_id})
+                log.warning("job heartbeat failed", exc_info=True, extra={"job": self.lease.job_id})
             if self.lost.is_set():
                 return
 
     def on_progress(self, rows_done: int) -> None:
         """The writer's per-batch callback: record progress, stop if the job is not ours."""
         self.rows_done = rows_done
+        self.raise_if_lost()
+
+    def raise_if_lost(self) -> None:
         if self.lost.is_set():
             raise JobAborted
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def run_export(settings: Settings, job_id: int, requeue: Callable[[int], None]) -> None:
@@ -123,76 +114,34 @@ def run_export(settings: Settings, job_id: int, requeue: Callable[[int], None]) 
     `requeue` hands the job to the queue again when a failed attempt may be retried (the
     queue passes its own `enqueue`; the task needs nothing else of it)."""
     from ledgerline.exports.storage import storage_from_settings
-    from ledgerline.exports.writers import (
-        CONTENT_TYPES,
-        FILE_EXTENSIONS,
-        open_snapshot,
-        write_export,
-    )
-    from ledgerline.reports.columns import GROUPED
-    from ledgerline.reports.query import ReportParams, count_rows
+    from ledgerline.exports.writers import CONTENT_TYPES, FILE_EXTENSIONS
+    from ledgerline.reports.query import ReportParams
 
-    owner = worker_id()
-    with service.job_transaction(settings.resolved_database_url) as session:
-        job = service.claim_job(
-            session,
-            job_id,
-            owner,
-            utcnow(),
-            lease_seconds=settings.job_lease_seconds,
-            max_attempts=settings.job_max_attempts,
-        )
-        if job is None:
-            log.info("job not claimable; skipped", extra={"job": job_id})
-            return
-        account_id, report, export_format = job.account_id, job.report, job.format
-        raw_params = dict(job.params)
-        attempt = job.attempts
-    log.info("job started", extra={"job": job_id, "attempt": attempt, "owner": owner})
+    lease = JobLease(settings, job_id)
+    job = lease.claim()
+    if job is None:
+        log.info("job not claimable; skipped", extra={"job": job_id})
+        return
+    log.info("job started", extra={"job": job_id, "attempt": job.attempt, "owner": lease.owner})
 
-    extension = FILE_EXTENSIONS[export_format]
-    file_name = f"{report}-{job_id}.{extension}"
+    file_name = f"{job.report}-{job_id}.{FILE_EXTENSIONS[job.format]}"
     # Each attempt writes its own object: a slow worker that lost its lease can never
     # overwrite or delete the file of the worker that took over.
-    storage_key = f"{account_id}/{job_id}/{owner.rsplit(':', 1)[1]}-{file_name}"
+    storage_key = f"{job.account_id}/{job_id}/{lease.attempt_key}-{file_name}"
     storage = storage_from_settings(settings)
     engine = engine_for(settings.resolved_database_url)
     try:
-        params = ReportParams.from_json(raw_params)
-        with Heartbeat(settings, job_id, owner) as heartbeat, open_snapshot(engine) as conn:
-            if params.report != GROUPED:
-                # Progress needs a total up front. A grouped report's count would run its whole
-                # GROUP BY a second time (doubling the job), and it has a handful of rows that
-                # are written at once, so its total is recorded when the job finishes.
-                heartbeat.rows_total = count_rows(conn, account_id, params)
-                heartbeat.beat()
-                if heartbeat.lost.is_set():
-                    raise JobAborted
-            with storage.writer(storage_key) as out:
-                hashing = HashingWriter(out)
-                row_count = write_export(
-                    conn, account_id, params, cast(BinaryIO, hashing), heartbeat.on_progress
-                )
-                if heartbeat.lost.is_set():
-                    raise JobAborted
-        result = service.ExportResult(
+        params = ReportParams.from_json(job.params)
+        row_count, hashing = _write_file(engine, lease, job, params, storage, storage_key)
+        result = ExportResult(
             file_name=file_name,
             storage_key=storage_key,
-            content_type=CONTENT_TYPES[export_format],
+            content_type=CONTENT_TYPES[job.format],
             size_bytes=hashing.size,
             row_count=row_count,
             sha256=hashing.digest.hexdigest(),
         )
-        with service.job_transaction(settings.resolved_database_url) as session:
-            finished = service.finish_job(
-                session,
-                job_id,
-                owner,
-                utcnow(),
-                result,
-                retention_hours=settings.export_retention_hours,
-            )
-        if not finished:
+        if not lease.finish(result):
             # Canceled (or taken over) between the last heartbeat and now: not our file.
             storage.delete(storage_key)
             log.info("job no longer ours at the end; file discarded", extra={"job": job_id})
@@ -206,19 +155,44 @@ def run_export(settings: Settings, job_id: int, requeue: Callable[[int], None]) 
             "job canceled or taken over while running; nothing published", extra={"job": job_id}
         )
     except Exception as exc:
-        log.exception("job attempt failed", extra={"job": job_id, "attempt": attempt})
-        with service.job_transaction(settings.resolved_database_url) as session:
-            retry = service.fail_or_retry(
-                session,
-                job_id,
-                owner,
-                utcnow(),
-                max_attempts=settings.job_max_attempts,
-                code="export_failed",
-                message=(
-                    f"The export could not be written ({type(exc).__name__}) after "
-                    f"{attempt} attempt{'s' if attempt != 1 else ''}."
-                ),
-            )
-        if retry:
+        log.exception("job attempt failed", extra={"job": job_id, "attempt": job.attempt})
+        if lease.fail("export_failed", _failure_message(exc, job.attempt)):
             requeue(job_id)
+
+
+def _write_file(
+    engine: Engine,
+    lease: JobLease,
+    job: ClaimedJob,
+    params: ReportParams,
+    storage: Storage,
+    storage_key: str,
+) -> tuple[int, HashingWriter]:
+    """Stream the report from one snapshot to storage under a live lease; the row count and
+    the bytes written. Raises JobAborted as soon as the job stops being ours."""
+    from ledgerline.exports.writers import open_snapshot, write_export
+    from ledgerline.reports.columns import GROUPED
+    from ledgerline.reports.query import count_rows
+
+    with Heartbeat(lease) as heartbeat, open_snapshot(engine) as conn:
+        if params.report != GROUPED:
+            # Progress needs a total up front. A grouped report's count would run its whole
+            # GROUP BY a second time (doubling the job), and it has a handful of rows that
+            # are written at once, so its total is recorded when the job finishes.
+            heartbeat.rows_total = count_rows(conn, job.account_id, params)
+            heartbeat.beat()
+            heartbeat.raise_if_lost()
+        with storage.writer(storage_key) as out:
+            hashing = HashingWriter(out)
+            row_count = write_export(
+                conn, job.account_id, params, cast(BinaryIO, hashing), heartbeat.on_progress
+            )
+            heartbeat.raise_if_lost()
+    return row_count, hashing
+
+
+def _failure_message(exc: Exception, attempt: int) -> str:
+    return (
+        f"The export could not be written ({type(exc).__name__}) after "
+        f"{attempt} attempt{'s' if attempt != 1 else ''}."
+    )
