@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ledgerline.auth import Principal, get_owned, owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import BadRequest, NotFound, UnknownReference
+from ledgerline.groups.lookup import find_group
 from ledgerline.groups.schemas import GroupBody, GroupPage, service_period_dates
 from ledgerline.invoices.service import touch_invoice
 from ledgerline.invoices.totals import Totals, line_totals
@@ -124,24 +125,6 @@ def get_invoice(session: Session, principal: Principal, invoice_ref: str) -> Inv
         return get_owned(session, Invoice, invoice_id, principal)
     except NotFound as exc:
         raise InvoiceNotFound(f"No invoice with id {invoice_id}.") from exc
-
-
-def find_group(
-    session: Session, principal: Principal, invoice_id: int, public_id: str
-) -> LineItemGroup | None:
-    """The group with this public UUID on this invoice of the principal's account, or None.
-
-    Line-item writes use this to resolve a `group_id` given in a body.
-    """
-    try:
-        parsed = uuid.UUID(public_id)
-    except ValueError:
-        return None
-    return session.execute(
-        scoped(LineItemGroup, principal).where(
-            LineItemGroup.invoice_id == invoice_id, LineItemGroup.public_id == parsed
-        )
-    ).scalar_one_or_none()
 
 
 def _get_group(

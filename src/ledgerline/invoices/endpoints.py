@@ -11,6 +11,14 @@ from starlette.responses import Response
 from ledgerline.dependencies import PrincipalDep, SessionDep
 from ledgerline.http import JSONResponse
 from ledgerline.invoices import service
+from ledgerline.invoices.listing import (
+    INVOICE_EXPANDABLE,
+    INVOICE_SORT_KEYS,
+    MAX_IDS,
+    MAX_SEARCH_LENGTH,
+    CustomerFilter,
+    InvoiceListQuery,
+)
 from ledgerline.invoices.schemas import (
     MAX_ID,
     CustomerCreate,
@@ -35,15 +43,7 @@ from ledgerline.invoices.schemas import (
     sparse_model,
     venue_json,
 )
-from ledgerline.invoices.service import (
-    INVOICE_EXPANDABLE,
-    INVOICE_SORT_KEYS,
-    MAX_IDS,
-    MAX_SEARCH_LENGTH,
-    CustomerFilter,
-    InvoiceListQuery,
-    InvoiceView,
-)
+from ledgerline.invoices.service import InvoiceView
 from ledgerline.models import INVOICE_STATUSES
 from ledgerline.openapi import END, NO_NUL_PATTERN, TeamUpList, name_list_schema
 from ledgerline.pagination import PageWindow, list_response
