@@ -24,12 +24,11 @@ from ledgerline.invoices.service import touch_invoice
 from ledgerline.invoices.totals import Totals, line_totals
 from ledgerline.models import Invoice, LineItem, LineItemGroup, TaxCategory
 from ledgerline.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from ledgerline.request_types import MAX_ID
 from ledgerline.tax_categories.service import find_tax_category, tax_categories_by_id
 
 DEFAULT_PAGE_SIZE = 20
 SORT_ORDERS = ("DESC", "ASC")
-# Ids are BIGINT on PostgreSQL and 64-bit INTEGER on SQLite; a larger number cannot exist.
-MAX_ID = 2**63 - 1
 
 
 class InvoiceNotFound(NotFound):

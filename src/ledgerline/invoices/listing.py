@@ -15,8 +15,8 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.functions import FunctionElement
 
 from ledgerline.errors import ConflictingParameters, ValidationFailed
-from ledgerline.invoices.schemas import MAX_ID, query_values
 from ledgerline.models import INVOICE_STATUSES, Customer, Invoice
+from ledgerline.request_types import MAX_ID, query_values
 
 MAX_IDS = 1000
 _ID_TEXT = re.compile(r"^[1-9][0-9]{0,18}$", re.ASCII)  # the document says the same
