@@ -140,16 +140,15 @@ def group_totals(session: Session, principal: Principal, group_ids: list[int]) -
     if not group_ids:
         return {}
     return line_totals(
-        session,
-        LineItem.group_id.expression,
-        owned(LineItem, principal.account_id),
-        LineItem.group_id.in_(group_ids),
+        session, principal, LineItem.group_id.expression, LineItem.group_id.in_(group_ids)
     )
 
 
-def _next_index(session: Session, invoice: Invoice) -> int:
+def _next_index(session: Session, principal: Principal, invoice: Invoice) -> int:
     highest = session.execute(
-        select(func.max(LineItemGroup.index)).where(LineItemGroup.invoice_id == invoice.id)
+        select(func.max(LineItemGroup.index)).where(
+            owned(LineItemGroup, principal.account_id), LineItemGroup.invoice_id == invoice.id
+        )
     ).scalar_one()
     return 0 if highest is None else int(highest) + 1
 
@@ -198,7 +197,7 @@ def create_group(
         account_id=principal.account_id,
         invoice_id=invoice.id,
         public_id=uuid.uuid4(),
-        index=_next_index(session, invoice) if body.index is None else body.index,
+        index=_next_index(session, principal, invoice) if body.index is None else body.index,
         created_at=utcnow(),
     )
     _apply_body(group, body, category)

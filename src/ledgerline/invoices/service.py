@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -80,7 +80,13 @@ def get_customer(
     session: Session, principal: Principal, customer_id: int
 ) -> tuple[Customer, Venue | None]:
     customer = get_owned(session, Customer, customer_id, principal)
-    venue = session.get(Venue, customer.venue_id) if customer.venue_id else None
+    venue = (
+        session.execute(
+            scoped(Venue, principal).where(Venue.id == customer.venue_id)
+        ).scalar_one_or_none()
+        if customer.venue_id
+        else None
+    )
     return customer, venue
 
 
@@ -91,7 +97,7 @@ def list_customers(
     count = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
     rows = session.execute(
         base.add_columns(Venue)
-        .outerjoin(Venue, Venue.id == Customer.venue_id)
+        .outerjoin(Venue, and_(owned(Venue, principal.account_id), Venue.id == Customer.venue_id))
         .order_by(Customer.id)
         .limit(page.limit)
         .offset(page.offset)
@@ -119,10 +125,7 @@ def invoice_totals(
     if not invoice_ids:
         return {}
     return line_totals(
-        session,
-        LineItem.invoice_id,
-        owned(LineItem, principal.account_id),
-        LineItem.invoice_id.in_(list(invoice_ids)),
+        session, principal, LineItem.invoice_id, LineItem.invoice_id.in_(list(invoice_ids))
     )
 
 
@@ -213,7 +216,7 @@ def _invoice_lines(
         .where(LineItem.invoice_id.in_(list(invoice_ids)))
         .order_by(LineItem.invoice_id, LineItem.id)
     ).scalars()
-    for line, group in with_group_ids(session, list(lines)):
+    for line, group in with_group_ids(session, principal, list(lines)):
         by_invoice[line.invoice_id].append((line, group))
     return by_invoice
 
@@ -276,7 +279,7 @@ def update_invoice(
         # Resending the invoice's own code is no change, even if it has since been withdrawn.
         unchanged = body.currency.isascii() and body.currency.strip().upper() == invoice.currency
         currency = invoice.currency if unchanged else _currency(body.currency)
-        if currency != invoice.currency and _has_line_items(session, invoice):
+        if currency != invoice.currency and _has_line_items(session, principal, invoice):
             raise InvoiceCurrencyLocked(
                 "The currency of an invoice with line items cannot change.",
                 errors=[{"loc": ["body", "currency"], "msg": "invoice has line items"}],
@@ -328,10 +331,12 @@ def _invoice_state(invoice: Invoice) -> tuple[Any, ...]:
     )
 
 
-def _has_line_items(session: Session, invoice: Invoice) -> bool:
+def _has_line_items(session: Session, principal: Principal, invoice: Invoice) -> bool:
     return (
         session.execute(
-            select(LineItem.id).where(LineItem.invoice_id == invoice.id).limit(1)
+            select(LineItem.id)
+            .where(owned(LineItem, principal.account_id), LineItem.invoice_id == invoice.id)
+            .limit(1)
         ).first()
         is not None
     )
@@ -434,21 +439,23 @@ def add_line_items(
     return created, batch
 
 
-def _group_ids(session: Session, lines: Sequence[LineItem]) -> dict[int, str]:
+def _group_ids(session: Session, principal: Principal, lines: Sequence[LineItem]) -> dict[int, str]:
     ids = {line.group_id for line in lines if line.group_id is not None}
     if not ids:
         return {}
     rows = session.execute(
-        select(LineItemGroup.id, LineItemGroup.public_id).where(LineItemGroup.id.in_(ids))
+        select(LineItemGroup.id, LineItemGroup.public_id).where(
+            owned(LineItemGroup, principal.account_id), LineItemGroup.id.in_(ids)
+        )
     ).all()
     return {row[0]: str(row[1]) for row in rows}
 
 
 def with_group_ids(
-    session: Session, lines: Sequence[LineItem]
+    session: Session, principal: Principal, lines: Sequence[LineItem]
 ) -> list[tuple[LineItem, str | None]]:
     """Each line with its group's public UUID (or None), in one query."""
-    public = _group_ids(session, lines)
+    public = _group_ids(session, principal, lines)
     return [
         (line, public.get(line.group_id) if line.group_id is not None else None) for line in lines
     ]
@@ -463,7 +470,7 @@ def list_line_items(
     lines = list(
         session.execute(base.order_by(LineItem.id).limit(page.limit).offset(page.offset)).scalars()
     )
-    return count, with_group_ids(session, lines)
+    return count, with_group_ids(session, principal, lines)
 
 
 def _owned_line(
@@ -482,7 +489,7 @@ def get_line_item(
     session: Session, principal: Principal, invoice_id: int, line_id: int
 ) -> tuple[LineItem, str | None]:
     _invoice, line = _owned_line(session, principal, invoice_id, line_id)
-    return with_group_ids(session, [line])[0]
+    return with_group_ids(session, principal, [line])[0]
 
 
 _LINE_NOT_NULL = (
@@ -575,7 +582,7 @@ def update_line_item(
     if session.is_modified(line):
         touch_invoice(invoice)
     session.flush()
-    return with_group_ids(session, [line])[0]
+    return with_group_ids(session, principal, [line])[0]
 
 
 def delete_line_item(session: Session, principal: Principal, invoice_id: int, line_id: int) -> None:
