@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ledgerline.errors import ConflictingParameters
-from ledgerline.invoices.schemas import IsoDate, StrictBody, WholeNumber
 from ledgerline.invoices.totals import Totals
 from ledgerline.models import (
     LineItemGroup,
@@ -27,6 +26,7 @@ from ledgerline.models import (
 )
 from ledgerline.money import plain_decimal
 from ledgerline.openapi import NO_NUL_PATTERN, NOT_BLANK_PATTERN, SchemaExtra, is_blank
+from ledgerline.request_types import IsoDate, StrictBody, WholeNumber
 from ledgerline.tax_categories.schemas import TaxCategoryResponse, tax_category_json
 
 # `index` is an INTEGER column on every database.

@@ -18,17 +18,17 @@ from sqlalchemy.orm import Session
 from ledgerline.auth import Principal, get_owned, owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import BadRequest, NotFound, UnknownReference
+from ledgerline.groups.lookup import find_group
 from ledgerline.groups.schemas import GroupBody, GroupPage, service_period_dates
 from ledgerline.invoices.service import touch_invoice
 from ledgerline.invoices.totals import Totals, line_totals
 from ledgerline.models import Invoice, LineItem, LineItemGroup, TaxCategory
 from ledgerline.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from ledgerline.request_types import MAX_ID
 from ledgerline.tax_categories.service import find_tax_category, tax_categories_by_id
 
 DEFAULT_PAGE_SIZE = 20
 SORT_ORDERS = ("DESC", "ASC")
-# Ids are BIGINT on PostgreSQL and 64-bit INTEGER on SQLite; a larger number cannot exist.
-MAX_ID = 2**63 - 1
 
 
 class InvoiceNotFound(NotFound):
@@ -126,24 +126,6 @@ def get_invoice(session: Session, principal: Principal, invoice_ref: str) -> Inv
         raise InvoiceNotFound(f"No invoice with id {invoice_id}.") from exc
 
 
-def find_group(
-    session: Session, principal: Principal, invoice_id: int, public_id: str
-) -> LineItemGroup | None:
-    """The group with this public UUID on this invoice of the principal's account, or None.
-
-    Line-item writes use this to resolve a `group_id` given in a body.
-    """
-    try:
-        parsed = uuid.UUID(public_id)
-    except ValueError:
-        return None
-    return session.execute(
-        scoped(LineItemGroup, principal).where(
-            LineItemGroup.invoice_id == invoice_id, LineItemGroup.public_id == parsed
-        )
-    ).scalar_one_or_none()
-
-
 def _get_group(
     session: Session, principal: Principal, invoice: Invoice, public_id: str
 ) -> LineItemGroup:
@@ -158,16 +140,15 @@ def group_totals(session: Session, principal: Principal, group_ids: list[int]) -
     if not group_ids:
         return {}
     return line_totals(
-        session,
-        LineItem.group_id.expression,
-        owned(LineItem, principal.account_id),
-        LineItem.group_id.in_(group_ids),
+        session, principal, LineItem.group_id.expression, LineItem.group_id.in_(group_ids)
     )
 
 
-def _next_index(session: Session, invoice: Invoice) -> int:
+def _next_index(session: Session, principal: Principal, invoice: Invoice) -> int:
     highest = session.execute(
-        select(func.max(LineItemGroup.index)).where(LineItemGroup.invoice_id == invoice.id)
+        select(func.max(LineItemGroup.index)).where(
+            owned(LineItemGroup, principal.account_id), LineItemGroup.invoice_id == invoice.id
+        )
     ).scalar_one()
     return 0 if highest is None else int(highest) + 1
 
@@ -216,7 +197,7 @@ def create_group(
         account_id=principal.account_id,
         invoice_id=invoice.id,
         public_id=uuid.uuid4(),
-        index=_next_index(session, invoice) if body.index is None else body.index,
+        index=_next_index(session, principal, invoice) if body.index is None else body.index,
         created_at=utcnow(),
     )
     _apply_body(group, body, category)

@@ -11,8 +11,22 @@ from starlette.responses import Response
 from ledgerline.dependencies import PrincipalDep, SessionDep
 from ledgerline.http import JSONResponse
 from ledgerline.invoices import service
+from ledgerline.invoices.fieldsets import (
+    Selection,
+    field_paths,
+    parse_fields,
+    select_fields,
+    sparse_model,
+)
+from ledgerline.invoices.listing import (
+    INVOICE_EXPANDABLE,
+    INVOICE_SORT_KEYS,
+    MAX_IDS,
+    MAX_SEARCH_LENGTH,
+    CustomerFilter,
+    InvoiceListQuery,
+)
 from ledgerline.invoices.schemas import (
-    MAX_ID,
     CustomerCreate,
     CustomerOut,
     InvoiceCreate,
@@ -23,30 +37,18 @@ from ledgerline.invoices.schemas import (
     LineItemCreate,
     LineItemOut,
     LineItemUpdate,
-    Selection,
     VenueCreate,
     VenueOut,
     customer_json,
-    field_paths,
     invoice_json,
     line_item_json,
-    parse_fields,
-    select_fields,
-    sparse_model,
     venue_json,
 )
-from ledgerline.invoices.service import (
-    INVOICE_EXPANDABLE,
-    INVOICE_SORT_KEYS,
-    MAX_IDS,
-    MAX_SEARCH_LENGTH,
-    CustomerFilter,
-    InvoiceListQuery,
-    InvoiceView,
-)
+from ledgerline.invoices.service import InvoiceView
 from ledgerline.models import INVOICE_STATUSES
 from ledgerline.openapi import END, NO_NUL_PATTERN, TeamUpList, name_list_schema
 from ledgerline.pagination import PageWindow, list_response
+from ledgerline.request_types import MAX_ID
 
 router = APIRouter()
 

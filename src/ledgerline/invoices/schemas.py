@@ -7,27 +7,19 @@ their exact `Decimal` literals.
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Sequence
 from decimal import Decimal
-from functools import cache
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
     StrictStr,
-    create_model,
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from ledgerline.errors import ValidationFailed
 from ledgerline.invoices.totals import Totals
 from ledgerline.models import (
     Customer,
@@ -46,61 +38,18 @@ from ledgerline.money import (
     micros_string,
     money_object,
 )
-from ledgerline.openapi import END, NO_NUL_PATTERN, WHITESPACE, MoneyObject, SchemaExtra
+from ledgerline.openapi import END, WHITESPACE, MoneyObject, SchemaExtra
+from ledgerline.request_types import (
+    MAX_ID,
+    AwareDateTime,
+    Id,
+    IsoDate,
+    StrictBody,
+    Text,
+    WholeNumber,
+)
 
-MAX_ID = 2**63 - 1
-
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _iso_date(value: Any) -> Any:
-    """JSON has no date type: a date is the string "YYYY-MM-DD"."""
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    if not isinstance(value, str) or not _DATE_RE.match(value):
-        raise ValueError('must be a date string such as "2024-07-29"')
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value} is not a calendar date") from None
-
-
-def _aware_datetime(value: Any) -> Any:
-    """An ISO 8601 date-time with an offset ("Z" or "+01:00"); a naive one is refused."""
-    if isinstance(value, dt.datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value)
-        except (ValueError, OverflowError):
-            raise ValueError(
-                'must be an ISO 8601 date-time such as "2024-07-29T15:51:28Z"'
-            ) from None
-    else:
-        raise ValueError('must be an ISO 8601 date-time string such as "2024-07-29T15:51:28Z"')
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError('must include a UTC offset, such as "Z" or "+01:00"')
-    try:
-        return parsed.astimezone(dt.UTC)
-    except OverflowError:
-        raise ValueError("is out of range") from None
-
-
-def _no_nul(value: str) -> str:
-    """PostgreSQL text cannot hold NUL; refuse it as a validation error, not a 500."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def _whole_number(value: Any) -> Any:
-    """JSON Schema's integer includes `5.0`; it is the number 5, so it is read as 5."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-# The request types the bodies share. Decimal strings are checked by `money` (whose errors
+# The invoice bodies' decimal-string types. Decimal strings are checked by `money` (whose errors
 # name the rule); the patterns state the same rules in the document (see openapi.END).
 # An amount: |amount| < 10^10 (its places are the currency's rule, checked with the invoice).
 MONEY_PATTERN = r"^[+-]?[0-9]{1,10}(\.[0-9]+)?" + END
@@ -112,13 +61,6 @@ RATE_PATTERN = r"^\+?(10(\.0+)?|[0-9](\.[0-9]{1,6}0*)?)" + END
 _ADDRESS = r"[^@\x00-\x20\x7f-\x9f" + WHITESPACE + "]+"
 EMAIL_PATTERN = "^" + _ADDRESS + "@" + _ADDRESS + r"\." + _ADDRESS + END
 
-Text = Annotated[StrictStr, AfterValidator(_no_nul), SchemaExtra(pattern=NO_NUL_PATTERN)]
-
-
-# Integers read from a JSON integer or an integral number such as `5.0`. The bounds sit on the
-# integer, inside the validator, so that the document shows them as minimum and maximum.
-WholeNumber = BeforeValidator(_whole_number)
-Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID), WholeNumber]
 MoneyText = Annotated[StrictStr, SchemaExtra(pattern=MONEY_PATTERN, examples=["45.00"])]
 ScaledText = Annotated[StrictStr, SchemaExtra(pattern=SCALED_PATTERN, examples=["0.0035"])]
 RateText = Annotated[StrictStr, SchemaExtra(pattern=RATE_PATTERN, examples=["0.20"])]
@@ -132,13 +74,6 @@ CurrencyCode = Annotated[
         **{"x-enum-varnames": [*_CURRENCIES, *(f"LOWER_{code}" for code in _CURRENCIES)]},
     ),
 ]
-IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
-AwareDateTime = Annotated[dt.datetime, BeforeValidator(_aware_datetime)]
-
-
-class StrictBody(BaseModel):
-    # Python's `re` for patterns, as the JSON Schema validators clients use read them.
-    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
 
 
 class VenueCreate(StrictBody):
@@ -468,125 +403,3 @@ class InvoiceOut(BaseModel):
     line_items: list[LineItemOut] | SkipJsonSchema[None] = Field(
         default=None, description="Only with expand=line_items (or when named in fields)"
     )
-
-
-def _unwrap(annotation: Any) -> list[type[BaseModel]]:
-    """The models inside an annotation: `X`, `X | None`, `list[X]`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [model for arg in get_args(annotation) for model in _unwrap(arg)]
-
-
-FieldTree = dict[str, "FieldTree | None"]
-
-
-def field_paths(model: type[BaseModel]) -> list[str]:
-    """Every name `fields=` accepts for `model`'s answers, nested ones in dot-notation."""
-
-    def walk(tree: FieldTree, prefix: str) -> list[str]:
-        paths: list[str] = []
-        for name, below in tree.items():
-            paths.append(prefix + name)
-            if below is not None:
-                paths.extend(walk(below, f"{prefix}{name}."))
-        return paths
-
-    return walk(field_tree(model), "")
-
-
-@cache
-def field_tree(model: type[BaseModel]) -> FieldTree:
-    """Every field of a response model, nested ones under their parent (None: a leaf):
-    what `fields=` may name in dot-notation."""
-    tree: FieldTree = {}
-    for name, info in model.model_fields.items():
-        nested = _unwrap(info.annotation)
-        tree[name] = field_tree(nested[0]) if nested else None
-    return tree
-
-
-def _sparse_annotation(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return sparse_model(annotation)
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin is list:
-        return list[_sparse_annotation(args[0])]  # type: ignore[misc]
-    if origin in (Union, UnionType):
-        return Union[tuple(_sparse_annotation(arg) for arg in args)]  # noqa: UP007
-    return annotation
-
-
-def _allows_none(annotation: Any) -> bool:
-    return annotation is None or type(None) in get_args(annotation)
-
-
-@cache
-def sparse_model(model: type[BaseModel]) -> type[BaseModel]:
-    """`model` with every property optional, nested models too: the shape of an answer to a
-    request with `fields=` (a sparse fieldset keeps only the keys named). Types stay exact:
-    a key that is present is what the full model says."""
-    fields: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        annotation = _sparse_annotation(info.annotation)
-        if not _allows_none(info.annotation):
-            annotation = annotation | SkipJsonSchema[None]  # type: ignore[misc]
-        if info.metadata:
-            annotation = Annotated[(annotation, *info.metadata)]
-        fields[name] = (annotation, Field(default=None, description=info.description))
-    title = f"Sparse{model.model_config.get('title') or model.__name__}"
-    sparse: type[BaseModel] = create_model(
-        title,
-        __doc__=f"{model.__doc__ or title}\n\nWith `fields=`, only the keys it names are present.",
-        __config__=ConfigDict(title=title),
-        **fields,
-    )
-    return sparse
-
-
-def query_values(values: Sequence[str] | None) -> list[str]:
-    """A list query parameter, repeated (`?x=a&x=b`) or comma-separated (`?x=a,b`), or both;
-    blanks dropped."""
-    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
-
-
-Selection = dict[str, "Selection | None"]
-
-
-def parse_fields(values: Sequence[str] | None, model: type[BaseModel]) -> Selection | None:
-    """TeamUp's sparse fieldset: `fields=id,status,net_total.decimal,line_items.amount` keeps
-    only the keys named (a nested key in dot-notation keeps its parents' path). None when not
-    given; a name that is not a field of the answer is a 422 naming it."""
-    paths = query_values(values)
-    if not paths:
-        return None
-    tree = field_tree(model)
-    selection: Selection = {}
-    for path in paths:
-        node: FieldTree | None = tree
-        chosen: Selection = selection
-        parts = path.split(".")
-        for depth, part in enumerate(parts):
-            if node is None or part not in node:
-                raise ValidationFailed.field(["query", "fields"], f"'{path}' is not a field")
-            if depth == len(parts) - 1:
-                chosen[part] = None  # the whole value
-                break
-            below = chosen.setdefault(part, {})
-            if below is None:  # its parent is already selected whole
-                break
-            chosen, node = below, node[part]
-    return selection
-
-
-def select_fields(value: Any, selection: Selection) -> Any:
-    """`value` (a rendered object, a list of them, or null) cut down to `selection`."""
-    if isinstance(value, list):
-        return [select_fields(item, selection) for item in value]
-    if not isinstance(value, dict):
-        return value
-    kept: dict[str, Any] = {}
-    for key, item in value.items():
-        if key in selection:
-            below = selection[key]
-            kept[key] = item if below is None else select_fields(item, below)
-    return kept

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
+from ledgerline.auth import Principal, owned
 from ledgerline.models import LineItem
 
 
@@ -37,13 +38,12 @@ class Totals:
 
 def line_totals(
     session: Session,
+    principal: Principal,
     key: ColumnElement[Any] | QueryableAttribute[Any],
     *conditions: ColumnElement[bool],
 ) -> dict[Any, Totals]:
-    """SUM(amount), SUM(tax_amount) of the line items matching `conditions`, per `key`.
-
-    Callers pass an account-scoped condition (an invoice or group they already own).
-    """
+    """SUM(amount), SUM(tax_amount) of the principal's line items matching `conditions`, per
+    `key` (the account filter is part of the statement, not left to the callers)."""
     rows = session.execute(
         select(
             key,
@@ -52,7 +52,7 @@ def line_totals(
             func.sum(LineItem.credit_amount),
             func.sum(LineItem.refund_amount),
         )
-        .where(*conditions)
+        .where(owned(LineItem, principal.account_id), *conditions)
         .group_by(key)
     ).all()
     return {

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
-from ledgerline.invoices.schemas import StrictBody
 from ledgerline.models import TaxCategory
 from ledgerline.openapi import NOT_BLANK_PATTERN, SchemaExtra, is_blank
+from ledgerline.request_types import StrictBody
 
 MAX_NAME = 200
 

@@ -1,0 +1,222 @@
+"""The seed's bulk writers, one per database: DBAPI `executemany` on SQLite and `COPY` on
+PostgreSQL, one transaction per chunk, each on its own raw connection (a bulk load is not a
+request; its commit and rollback are the connection's own).
+
+Each writer takes its database's write lock before it reads the highest ids (`next_ids`), so
+the generator's explicit ids cannot collide with a concurrent writer's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ledgerline.seed.generate import Chunk, Ids, Spelling
+
+# SQLAlchemy's SQLite DATETIME text form (naive UTC) and its CHAR(32) UUIDs.
+SQLITE_SPELLING = Spelling(timestamp_suffix=".000000", uuid_as_hex=True)
+POSTGRES_SPELLING = Spelling(timestamp_suffix="+00", uuid_as_hex=False)
+
+
+VENUE_COLUMNS = ("id", "account_id", "name", "created_at")
+CUSTOMER_COLUMNS = ("id", "account_id", "name", "email", "venue_id", "created_at")
+INVOICE_COLUMNS = (
+    "id",
+    "account_id",
+    "customer_id",
+    "number",
+    "status",
+    "currency",
+    "due_date",
+    "is_credit_note",
+    "discount_code_name",
+    "discount_code_code",
+    "created_at",
+    "updated_at",
+    "confirmed_at",
+    "paid_at",
+)
+GROUP_COLUMNS = (
+    "id",
+    "public_id",
+    "account_id",
+    "invoice_id",
+    "index",
+    "title",
+    "description",
+    "created_at",
+)
+LINE_COLUMNS = (
+    "id",
+    "account_id",
+    "invoice_id",
+    "group_id",
+    "type",
+    "billed_item_object",
+    "billed_item_id",
+    "description",
+    "currency",
+    "quantity_micros",
+    "unit_price_micros",
+    "amount",
+    "tax_rate_micros",
+    "tax_amount",
+    "discount_amount",
+    "credit_amount",
+    "refund_amount",
+    "created_at",
+)
+# Parents before children.
+TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("venues", "venues", VENUE_COLUMNS),
+    ("customers", "customers", CUSTOMER_COLUMNS),
+    ("invoices", "invoices", INVOICE_COLUMNS),
+    ("groups", "line_item_groups", GROUP_COLUMNS),
+    ("lines", "line_items", LINE_COLUMNS),
+)
+
+
+def _column_list(columns: Sequence[str]) -> str:
+    return ", ".join(f'"{name}"' for name in columns)
+
+
+class BulkWriter:
+    spelling: Spelling
+
+    def next_ids(self) -> Ids:
+        raise NotImplementedError
+
+    def write(self, chunk: Chunk) -> None:
+        raise NotImplementedError
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics for the seeded tables after a bulk load."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+SEEDED_TABLES = ("venues", "customers", "invoices", "line_item_groups", "line_items")
+
+
+class _SqliteWriter(BulkWriter):
+    """`executemany` in one transaction per chunk; BEGIN IMMEDIATE takes the write lock
+    before the highest ids are read.
+
+    Foreign keys are not checked row by row while it writes (the pragma is per connection and
+    restored on close): every reference is to a row this run wrote before or to the account,
+    checked first. That is a third of SQLite's work per line item.
+    """
+
+    spelling = SQLITE_SPELLING
+
+    def __init__(self, engine: Engine) -> None:
+        self.raw = engine.raw_connection()
+        connection = self.raw.driver_connection
+        assert connection is not None
+        self.connection: Any = connection
+        self.connection.execute("PRAGMA foreign_keys=OFF")
+
+    def next_ids(self) -> Ids:
+        self.connection.execute("BEGIN IMMEDIATE")
+        values = [
+            self.connection.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0]
+            for table in ("venues", "customers", "invoices", "line_item_groups", "line_items")
+        ]
+        return Ids(*values)
+
+    def write(self, chunk: Chunk) -> None:
+        try:
+            for key, table, columns in TABLES:
+                rows: list[Any] = getattr(chunk, key)
+                if not rows:
+                    continue
+                placeholders = ", ".join("?" for _ in columns)
+                self.connection.executemany(
+                    f"INSERT INTO {table} ({_column_list(columns)}) VALUES ({placeholders})",
+                    rows,
+                )
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+
+    def analyze(self) -> None:
+        # Without statistics SQLite's planner guesses; with them it picks the covering
+        # indexes for counts and the grouped report (docs/performance.md).
+        for table in SEEDED_TABLES:
+            self.connection.execute(f"ANALYZE {table}")
+
+    def close(self) -> None:
+        if self.connection.in_transaction:
+            self.connection.execute("ROLLBACK")
+        self.connection.execute("PRAGMA foreign_keys=ON")
+        self.raw.close()
+
+
+class _PostgresWriter(BulkWriter):
+    """COPY in one transaction per chunk, under a lock that lets readers through but holds
+    other writers back; the id sequences are moved past the ids used."""
+
+    TABLE_NAMES = ("venues", "customers", "invoices", "line_item_groups", "line_items")
+    spelling = POSTGRES_SPELLING
+
+    def __init__(self, engine: Engine) -> None:
+        self.raw = engine.raw_connection()
+        connection = self.raw.driver_connection
+        assert connection is not None
+        self.connection: Any = connection
+
+    def next_ids(self) -> Ids:
+        cursor = self.connection.cursor()
+        cursor.execute(f"LOCK TABLE {', '.join(self.TABLE_NAMES)} IN SHARE ROW EXCLUSIVE MODE")
+        values = []
+        for table in self.TABLE_NAMES:
+            cursor.execute(
+                f"SELECT GREATEST(COALESCE(MAX(id), 0) + 1,"
+                f" nextval(pg_get_serial_sequence('{table}', 'id'))) FROM {table}"
+            )
+            values.append(cursor.fetchone()[0])
+        return Ids(*values)
+
+    def write(self, chunk: Chunk) -> None:
+        cursor = self.connection.cursor()
+        try:
+            for key, table, columns in TABLES:
+                rows: list[Any] = getattr(chunk, key)
+                if not rows:
+                    continue
+                with cursor.copy(f"COPY {table} ({_column_list(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cursor.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                    f" (SELECT MAX(id) FROM {table}))"
+                )
+            self.connection.commit()
+        except BaseException:
+            self.connection.rollback()
+            raise
+
+    def analyze(self) -> None:
+        # VACUUM cannot run in a transaction. It sets the visibility map of the freshly
+        # copied pages, so a count is an index-only scan with no heap fetches, and ANALYZE
+        # gives the planner the new row counts.
+        self.connection.rollback()
+        self.connection.autocommit = True
+        try:
+            self.connection.execute(f"VACUUM (ANALYZE) {', '.join(self.TABLE_NAMES)}")
+        finally:
+            self.connection.autocommit = False
+
+    def close(self) -> None:
+        self.connection.rollback()  # nothing is pending unless a chunk failed half-way
+        self.raw.close()
+
+
+def writer_for(engine: Engine) -> BulkWriter:
+    """The bulk writer for the engine's database."""
+    return _SqliteWriter(engine) if engine.dialect.name == "sqlite" else _PostgresWriter(engine)
