@@ -36,6 +36,8 @@ from ledgerline.money import currency_digits, currency_symbol, known_currencies
 
 Kind = Literal["int", "ref", "text", "money", "date", "datetime", "bool", "billed_item"]
 SqlDialect = Literal["sqlite", "postgresql"]
+# A SQLite cell is a piece of its record's printf format, and the piece's arguments.
+Piece = tuple[str, list[ColumnElement[Any]]]
 
 # --- Python values: what the generated row makers call ---------------------------------------
 
@@ -399,10 +401,6 @@ class SqlSlot:
     @property
     def value(self) -> ColumnElement[Any]:
         return self.exprs[0]
-
-
-# A SQLite cell is a piece of its record's printf format, and the piece's arguments.
-Piece = tuple[str, list[ColumnElement[Any]]]
 
 
 @dataclass(frozen=True)
