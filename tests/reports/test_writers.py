@@ -198,7 +198,7 @@ def test_fast_money_rendering_matches_the_money_module() -> None:
     """The export's per-currency formatters write exactly what `ledgerline.money` renders
     (the module every other response uses), for signs, zero, sub-unit and large values."""
     from ledgerline.money import money_object, plain_decimal
-    from ledgerline.reports.columns import MoneyFormat
+    from ledgerline.reports.kinds import MoneyFormat
 
     values = [0, 1, -1, 5, 9, 10, 99, 100, 101, 350, -350, 4550, 123456789, -1000000]
     for currency in ("GBP", "JPY", "KWD", "EUR"):

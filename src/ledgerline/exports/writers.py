@@ -2,10 +2,10 @@
 
 Rows come from a server-side cursor (`stream_results`) `BATCH_ROWS` at a time and are written
 as they arrive, so memory stays bounded however many rows a report has. Each column's
-formatter is chosen once per export (see `reports.columns`), not per row.
+formatter is chosen once per export (see `reports.rendering`), not per row.
 
 CSV takes a fast path whenever it applies: the database renders the CSV and Python only moves
-bytes. SQLite makes each whole record (`reports.columns.csv_sql_record`), fetched as bytes on
+bytes. SQLite makes each whole record (`reports.rendering.csv_sql_record`), fetched as bytes on
 the raw DBAPI cursor; PostgreSQL renders each cell (`csv_sql_cells`) and `COPY (…) TO STDOUT`
 streams the records. Its bytes equal the generic writer's (tests/reports/test_csv_fast_path.py);
 `fast=False` forces the generic writer.
@@ -21,8 +21,9 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, Engine, Select, text
 
-from ledgerline.reports.columns import (
-    SqlDialect,
+from ledgerline.reports.kinds import SqlDialect
+from ledgerline.reports.query import ReportParams, rows_statement
+from ledgerline.reports.rendering import (
     csv_header,
     csv_row_maker,
     csv_sql_cells,
@@ -30,7 +31,6 @@ from ledgerline.reports.columns import (
     has_money,
     json_row_maker,
 )
-from ledgerline.reports.query import ReportParams, rows_statement
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 FILE_EXTENSIONS = {"csv": "csv", "json": "json"}
@@ -217,7 +217,7 @@ def _write_csv_copy(
 
     The server sends one CopyData message per record, so records are counted exactly. COPY
     ends records with LF; text cells hold no CR and their line breaks are LF (see
-    `reports.columns`), so one `replace` makes every line end CRLF, as the csv module writes.
+    `reports.kinds`), so one `replace` makes every line end CRLF, as the csv module writes.
     """
     sql = _formatted_sql(conn, account_id, params)
     driver = conn.connection.driver_connection
@@ -230,7 +230,7 @@ def _write_csv_copy(
         # One round trip, reverted when the snapshot ends. The renderings make a large
         # expression: JIT-compiling it cost 3-7 s per 1M rows more than it saved (measured,
         # docs/reports.md). The date-time renderings read the type's own text in UTC
-        # (`reports.columns`).
+        # (`reports.kinds`).
         cursor.execute(
             "SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'"
         )

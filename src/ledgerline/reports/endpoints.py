@@ -147,11 +147,9 @@ def invoice_line_items_data(
 ) -> Response:
     """One page of invoice line items.
 
-    Filters: `id_gt`, `invoice_status` (one or comma-separated), `invoice_due_date_gte|lte`
-    (dates), `invoice_paid_at_gte|lte`, `invoice_updated_at_gte|lte`,
-    `invoice_confirmed_at_gte|lte` (date-times; without an offset, in the account's timezone).
-    Every bound is inclusive. Paged by `limit` (default 50) and `offset`, or `page` and
-    `page_size` (at most 100). Default sort: `id`.
+    Filtered by the query parameters below, each described there (every bound is inclusive;
+    a date-time without an offset is read in the account's timezone). Paged by `limit`
+    (default 50) and `offset`, or `page` and `page_size` (at most 100). Default sort: `id`.
     """
     return _data(FLAT, request, principal, session, window)
 

@@ -29,8 +29,6 @@ from ledgerline.models import LineItem
 from ledgerline.reports.columns import (
     CATALOGS,
     CURRENCY,
-    FLAT,
-    GROUPED,
     JOIN_ORDER,
     LINE_ITEM_ID,
     Catalog,
@@ -38,14 +36,13 @@ from ledgerline.reports.columns import (
     Join,
     customers,
     invoices,
-    json_row_maker,
     line_items,
     sort_keys,
     venues,
 )
 from ledgerline.reports.filters import FILTER_KEYS, Filters, parse_filters
+from ledgerline.reports.rendering import json_row_maker
 
-REPORTS = (FLAT, GROUPED)
 FORMATS = ("csv", "json")
 PAGING_KEYS = frozenset({"limit", "offset", "page", "page_size"})
 PARAM_KEYS = frozenset({"columns", "sort", "format", *FILTER_KEYS})
@@ -119,9 +116,9 @@ def _parse_sort(
     catalog: Catalog, value: Any, columns: tuple[str, ...]
 ) -> tuple[tuple[str, bool], ...]:
     if value is None or value == "" or value == []:
-        if catalog.report == GROUPED:
-            return (("type", False),) if "type" in columns else ()
-        return (("id", False),)
+        return tuple(
+            (key, False) for key in catalog.default_sort if not catalog.grouped or key in columns
+        )
     sort: list[tuple[str, bool]] = []
     for name in _names("sort", value):
         descending = name.startswith("-")
@@ -131,7 +128,7 @@ def _parse_sort(
             raise ValidationFailed.field(["sort"], f"'{bare}' is not a column of this report")
         if not column.sortable:
             raise ValidationFailed.field(["sort"], f"'{bare}' is not sortable")
-        if catalog.report == GROUPED and column.key not in columns:
+        if catalog.grouped and column.key not in columns:
             raise ConflictingParameters.field(
                 ["sort"], f"'{bare}' is not one of the requested columns of this grouped report"
             )
@@ -224,6 +221,16 @@ def _order(column: Column, descending: bool) -> list[UnaryExpression[Any]]:
     return terms
 
 
+def _order_by(params: ReportParams) -> list[UnaryExpression[Any]]:
+    """The requested sort, then the report's tie-breaker unless the sort names it."""
+    by_name = params.catalog.by_name
+    order = [term for key, desc in params.sort for term in _order(by_name[key], desc)]
+    tie_breaker = params.catalog.tie_breaker
+    if tie_breaker is not None and not any(key == tie_breaker for key, _ in params.sort):
+        order += _order(by_name[tie_breaker], descending=False)
+    return order
+
+
 def _base(
     account_id: int,
     params: ReportParams,
@@ -248,14 +255,13 @@ def _base(
 def rows_statement(account_id: int, params: ReportParams) -> Select[Any]:
     """Every matching row, in the requested order: the columns' expressions, then currency.
 
-    Flat: line item id is the last tiebreaker, so the order is total. Grouped: GROUP BY the
-    requested attribute columns and the currency (never adding currencies together), sorted
-    as requested, then by the attribute columns and currency.
+    Flat: the catalog's tie-breaker (line item id) comes last, so the order is total.
+    Grouped: GROUP BY the requested attribute columns and the currency (never adding
+    currencies together), sorted as requested, then by the attribute columns and currency.
     """
     columns = params.selected
-    by_name = params.catalog.by_name
-    order = [term for key, desc in params.sort for term in _order(by_name[key], desc)]
-    if params.report == GROUPED:
+    order = _order_by(params)
+    if params.catalog.grouped:
         group_keys = [c.exprs[0] for c in columns if not c.aggregate]
         sorted_keys = {key for key, _ in params.sort}
         order += [c.exprs[0].asc() for c in columns if not c.aggregate and c.key not in sorted_keys]
@@ -266,10 +272,7 @@ def rows_statement(account_id: int, params: ReportParams) -> Select[Any]:
             return statement.group_by(*group_keys).order_by(*order)
         statement = _base(account_id, params, columns)
         return statement.group_by(*group_keys, CURRENCY).order_by(*order, CURRENCY.asc())
-    statement = _base(account_id, params, columns)
-    if not any(key == "id" for key, _ in params.sort):
-        order.append(LINE_ITEM_ID.asc())
-    return statement.order_by(*order)
+    return _base(account_id, params, columns).order_by(*order)
 
 
 def page_statement(
@@ -286,18 +289,14 @@ def page_statement(
     same keys, which end with the line item id, so the order is the same total order.
     """
     statement = rows_statement(account_id, params)
-    if params.report == GROUPED or offset <= 0:
+    if params.catalog.grouped or offset <= 0:
         return statement.limit(limit).offset(offset)
-    by_name = params.catalog.by_name
-    sort_columns = tuple(by_name[key] for key, _ in params.sort)
-    order = [term for key, desc in params.sort for term in _order(by_name[key], desc)]
-    if not any(key == "id" for key, _ in params.sort):
-        order.append(LINE_ITEM_ID.asc())
+    sort_columns = tuple(params.catalog.by_name[key] for key, _ in params.sort)
     ids = (
         select(LINE_ITEM_ID)
         .select_from(_joined_from(_needs(sort_columns) | params.filters.needs()))
         .where(owned(LineItem, account_id), *params.filters.clauses())
-        .order_by(*order)
+        .order_by(*_order_by(params))
         .limit(limit)
         .offset(offset)
     )
@@ -306,7 +305,7 @@ def page_statement(
 
 def count_rows(conn: Connection, account_id: int, params: ReportParams) -> int:
     """How many rows the report has (line items, or groups), counted in the database."""
-    if params.report == GROUPED:
+    if params.catalog.grouped:
         groups = rows_statement(account_id, params).order_by(None).subquery()
         statement = select(func.count()).select_from(groups)
     else:
@@ -345,7 +344,7 @@ def report_page(
 ) -> dict[str, Any]:
     """One page of a report: `{"total", "column_headers", "rows"}`, rows as in a JSON export."""
     make_row = json_row_maker(params.selected)
-    if params.report == GROUPED:
+    if params.catalog.grouped:
         # A grouped report has at most (types × currencies) rows: one query gives the page
         # and the total, instead of grouping every line item twice.
         groups = conn.execute(rows_statement(account_id, params)).all()

@@ -1,0 +1,156 @@
+"""A report's rows in each format, composed from the catalog and the kinds table.
+
+A row from `query.rows_statement` holds each selected column's expressions in order, then
+the currency. Exports write millions of rows, so the per-row work is kept to one compiled
+function per column list: it is generated once from the columns' kinds and positions (each
+kind's source comes from `kinds.KINDS`; only integers and helper names go into it, never
+client input), and each cell costs one indexing and at most one helper call. JSON rows are
+written as text directly (the /data endpoint embeds the same text), so /data rows and JSON
+exports cannot diverge.
+
+The CSV fast path's SQL is composed here the same way from each kind's SQL rendering: one
+text cell per column for PostgreSQL's COPY, one finished record per row for SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, func
+
+from ledgerline.reports.columns import CURRENCY, CURRENCY_LABEL, Column
+from ledgerline.reports.kinds import (
+    KINDS,
+    PyCell,
+    PySlot,
+    SqlSlot,
+    by_currency_digits,
+    json_text,
+    sql_text,
+)
+
+RowMaker = Callable[[Sequence[Any]], Any]
+
+
+def _py_slots(columns: Sequence[Column]) -> list[PySlot]:
+    """Each column's place in a row; the currency follows the last column's expressions."""
+    positions: list[int] = []
+    at = 0
+    for column in columns:
+        positions.append(at)
+        at += len(column.exprs)
+    return [
+        PySlot(position, at, column.nullable)
+        for column, position in zip(columns, positions, strict=True)
+    ]
+
+
+def _compile(source: str, cells: Iterable[PyCell], **constants: Any) -> RowMaker:
+    # The source holds only integer positions and the cells' helper names (see the note at
+    # the top); eval makes one flat function instead of a call per cell.
+    helpers = {name: make() for cell in cells for name, make in cell.helpers.items()}
+    maker: RowMaker = eval(source, {**helpers, **constants})  # noqa: S307
+    return maker
+
+
+def json_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], str]:
+    """A function from a row to its JSON object text: nested by the dot-notation keys
+    ("invoice.due_date" -> {"invoice": {"due_date": …}}), money as TeamUp money objects in
+    the row's currency, dates and date-times ISO 8601 (UTC), absent values null."""
+    cells = [KINDS[column.kind].json for column in columns]
+    tree: dict[str, Any] = {}
+    for column, cell, slot in zip(columns, cells, _py_slots(columns), strict=True):
+        node = tree
+        for part in column.path[:-1]:
+            node = node.setdefault(part, {})
+        node[column.path[-1]] = cell.source(slot)
+
+    # Columns sharing a parent are written together, so the expressions are collected in
+    # the order the template is written, not the order the columns were requested.
+    expressions: list[str] = []
+
+    def template(node: dict[str, Any]) -> str:
+        members: list[str] = []
+        for key, value in node.items():
+            if isinstance(value, str):
+                expressions.append(value)
+                placeholder = "%s"
+            else:
+                placeholder = template(value)
+            members.append(json_text(key).replace("%", "%%") + ":" + placeholder)
+        return "{" + ",".join(members) + "}"
+
+    text = template(tree)
+    source = f"lambda row: TEMPLATE % ({', '.join(expressions)},)"
+    return _compile(source, cells, TEMPLATE=text)
+
+
+def has_money(columns: Sequence[Column]) -> bool:
+    return any(column.kind == "money" for column in columns)
+
+
+def csv_header(columns: Sequence[Column]) -> list[str]:
+    """Column labels; a Currency column is appended last whenever a money column is present."""
+    labels = [column.label for column in columns]
+    return [*labels, CURRENCY_LABEL] if has_money(columns) else labels
+
+
+def csv_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A function from a row to its CSV cells (see csv_header for the layout)."""
+    cells = [KINDS[column.kind].csv for column in columns]
+    slots = _py_slots(columns)
+    sources = [cell.source(slot) for cell, slot in zip(cells, slots, strict=True)]
+    if has_money(columns):
+        sources.append(slots[0].currency)
+    return _compile(f"lambda row: ({', '.join(sources)},)", cells)
+
+
+# --- CSV rendered by the database (the export fast path; see `kinds` for the cells) ----------
+
+
+def _sql_slot(column: Column, digits: int | None = None) -> SqlSlot:
+    return SqlSlot(column.exprs, column.nullable, CURRENCY, digits)
+
+
+def csv_sql_cells(columns: Sequence[Column]) -> list[ColumnElement[Any]]:
+    """PostgreSQL: the cells of `csv_row_maker` as text (Currency last as there), for COPY."""
+    cells: list[ColumnElement[Any]] = [
+        KINDS[column.kind].postgresql(_sql_slot(column)).label(f"f{index}")
+        for index, column in enumerate(columns)
+    ]
+    if has_money(columns):
+        cells.append(CURRENCY.label("currency"))
+    return cells
+
+
+def _sqlite_record(columns: Sequence[Column], digits: int | None) -> ColumnElement[Any]:
+    """printf of the record's cells; money in a currency of `digits` digits (None: no money).
+    printf's %s writes NULL as nothing, as the csv module does."""
+    pieces: list[str] = []
+    arguments: list[ColumnElement[Any]] = []
+    for column in columns:
+        piece, values = KINDS[column.kind].sqlite(_sql_slot(column, digits))
+        pieces.append(piece)
+        arguments.extend(values)
+    if digits is not None:
+        pieces.append("%s")
+        arguments.append(CURRENCY)
+    record: ColumnElement[Any] = func.printf(",".join(pieces), *arguments)
+    return record
+
+
+def csv_sql_record(columns: Sequence[Column]) -> ColumnElement[Any]:
+    """SQLite: the whole CSV record of a row, without its line end, exactly as the csv module
+    writes `csv_row_maker`'s cells. With money, one CASE over the row's currency picks the
+    record's layout (most rows take the first branch), instead of one per money cell."""
+    record: ColumnElement[Any]
+    if has_money(columns):
+        record = by_currency_digits(CURRENCY, lambda digits: _sqlite_record(columns, digits))
+    else:
+        record = _sqlite_record(columns, None)
+        if len(columns) == 1:
+            # A record of one empty field is written as "" (else it would be a blank line).
+            record = func.ifnull(func.nullif(record, ""), '""')
+    labelled: ColumnElement[Any] = sql_text(record).label("record")
+    return labelled
