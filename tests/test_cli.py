@@ -1,7 +1,11 @@
-"""The `ledgerline` command as a user runs it: real processes on a scratch data dir.
+"""The `ledgerline` command, case by case, in-process; and once as a user runs it.
 
-SQLite always; PostgreSQL too when `LEDGERLINE_TEST_POSTGRES_URL` is set (a scratch
-database per test, like tests/conftest.py makes).
+Every case runs the typer app in this process (typer's `CliRunner`) with its own data dir
+and database given through the environment, the way the real command is configured: SQLite
+always, PostgreSQL too when `LEDGERLINE_TEST_POSTGRES_URL` is set (a scratch database per
+test, like tests/conftest.py makes). Starting a process per case cost about half of a local
+run. One smoke test still runs the installed console script end to end: `demo`, then `serve`
+(which cannot run in-process) answering with the printed token.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
+from contextlib import chdir
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +27,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
-from ledgerline.db import make_engine
+from ledgerline.cli import app
+from ledgerline.config import get_settings
+from ledgerline.db import engine_for, make_engine
 from ledgerline.models import Account, Invoice, LineItem
 from tests.conftest import POSTGRES_URL, _create_postgres_database, require_service
 
@@ -37,34 +46,53 @@ def ledgerline_command() -> list[str]:
 
 
 @dataclass
+class Ran:
+    """What one run of the command left: the fields of `subprocess.CompletedProcess`."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke(env: dict[str, str | None], cwd: Path, *args: str) -> Ran:
+    """Run the typer app in this process as `ledgerline <args>` would run in `cwd`.
+
+    Settings are cached per process (`get_settings`), so the cache is emptied around each
+    run: every invocation reads the environment afresh, as a new process would. An
+    unexpected exception becomes its traceback on stderr and exit code 1, as in a process.
+    """
+    get_settings.cache_clear()
+    try:
+        with chdir(cwd):  # the cwd is a scratch dir, so no stray `.env` is read
+            result = CliRunner().invoke(app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return Ran(result.exit_code, result.stdout, stderr)
+
+
+@dataclass
 class Cli:
     """Runs `ledgerline` with its own data dir (and database) and nothing else configured."""
 
     name: str
-    env: dict[str, str]
+    env: dict[str, str | None]
     cwd: Path
     database_url: str
 
-    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*ledgerline_command(), *args],
-            env=self.env,
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+    def run(self, *args: str) -> Ran:
+        return invoke(self.env, self.cwd, *args)
+
+    def process_env(self) -> dict[str, str]:
+        """The same configuration for a real process (unset variables left out)."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINE_")}
+        return {**inherited, **{k: v for k, v in self.env.items() if v is not None}}
 
     def created(self, *args: str) -> dict[str, Any]:
         """Run a creating command: exit 0 and exactly one JSON object on stdout."""
-        done = self.run(*args)
-        assert done.returncode == 0, done.stderr
-        lines = done.stdout.splitlines()
-        assert len(lines) == 1, done.stdout
-        payload: dict[str, Any] = json.loads(lines[0])
-        assert isinstance(payload, dict)
-        return payload
+        return one_json_object(self.run(*args))
 
     def count(self, model: Any, account_id: int) -> int:
         engine = make_engine(self.database_url)
@@ -81,19 +109,32 @@ class Cli:
             engine.dispose()
 
 
-def _make_cli(name: str, tmp_path: Path) -> tuple[Cli, Callable[[], None] | None]:
+def one_json_object(done: Ran | subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, done.stdout
+    payload: dict[str, Any] = json.loads(lines[0])
+    assert isinstance(payload, dict)
+    return payload
+
+
+def _make_cli(name: str, tmp_path: Path) -> tuple[Cli, Callable[[], None]]:
     data_dir = tmp_path / "data"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LEDGERLINE_")}
+    # None unsets: whatever LEDGERLINE_* this process has, the command sees none of it.
+    env: dict[str, str | None] = {key: None for key in os.environ if key.startswith("LEDGERLINE_")}
     env["LEDGERLINE_DATA_DIR"] = str(data_dir)
     env["COLUMNS"] = "200"  # rich wraps messages at the terminal width
-    drop = None
     if name == "postgres":
         admin_url = require_service("PostgreSQL", POSTGRES_URL, "LEDGERLINE_TEST_POSTGRES_URL")
-        url, drop = _create_postgres_database(admin_url)
+        url, drop = _create_postgres_database(admin_url)  # also disposes engine_for(url)
         env["LEDGERLINE_DATABASE_URL"] = url
     else:
-        url = f"sqlite:///{data_dir / 'ledgerline.db'}"
-    # cwd is a scratch dir, so no stray `.env` is read.
+        # The URL the command resolves for this data dir, so its cached engine is ours.
+        url = f"sqlite:///{data_dir.resolve() / 'ledgerline.db'}"
+
+        def drop() -> None:
+            engine_for(url).dispose()
+
     return Cli(name, env, tmp_path, url), drop
 
 
@@ -101,21 +142,23 @@ def _make_cli(name: str, tmp_path: Path) -> tuple[Cli, Callable[[], None] | None
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
     made, drop = _make_cli(request.param, tmp_path)
     yield made
-    if drop is not None:
-        drop()
+    drop()
 
 
 @pytest.fixture
-def sqlite_cli(tmp_path: Path) -> Cli:
-    return _make_cli("sqlite", tmp_path)[0]
+def sqlite_cli(tmp_path: Path) -> Iterator[Cli]:
+    made, drop = _make_cli("sqlite", tmp_path)
+    yield made
+    drop()
 
 
 @pytest.fixture(scope="module")
-def cli_with_an_account(tmp_path_factory: pytest.TempPathFactory) -> Cli:
+def cli_with_an_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     """One SQLite data dir where account 1 exists, shared by the bad-input cases."""
-    made = _make_cli("sqlite", tmp_path_factory.mktemp("cli"))[0]
+    made, drop = _make_cli("sqlite", tmp_path_factory.mktemp("cli"))
     assert made.created("accounts", "create", "Existing")["id"] == 1
-    return made
+    yield made
+    drop()
 
 
 def test_accounts_and_tokens_create_print_one_json_object(sqlite_cli: Cli) -> None:
@@ -178,6 +221,26 @@ def test_seed_command_adds_exactly_the_rows_it_reports(cli: Cli) -> None:
     assert report["line_items_per_second"] == pytest.approx(2500 / report["seconds"], rel=0.01)
 
 
+@pytest.mark.slow
+def test_quickstart_on_a_fresh_data_dir_creates_the_demo_once(sqlite_cli: Cli) -> None:
+    first = sqlite_cli.run("quickstart")
+    assert first.returncode == 0, first.stderr
+    payload = json.loads(first.stdout)
+    assert payload["base_url"] == "http://127.0.0.1:8000/api/v2"
+    assert sqlite_cli.count(LineItem, payload["account"]) == 10_000
+    assert f"Token {payload['token']}" in first.stderr
+
+    second = sqlite_cli.run("quickstart")
+    assert second.returncode == 0, second.stderr
+    again = json.loads(second.stdout)
+    assert again["account"] == payload["account"]
+    assert again["token"] != payload["token"]
+    assert sqlite_cli.count(LineItem, payload["account"]) == 10_000
+
+
+# --- the one smoke test through the installed console script --------------------------------
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -200,14 +263,25 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path) -> Non
 
 @pytest.mark.slow
 def test_demo_then_serve_answers_with_the_printed_token(cli: Cli) -> None:
-    demo = cli.created("demo", "--line-items", "500")
+    # `demo` and `serve` as a user runs them: the console script, in processes of their own.
+    demo = one_json_object(
+        subprocess.run(
+            [*ledgerline_command(), "demo", "--line-items", "500"],
+            env=cli.process_env(),
+            cwd=cli.cwd,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    )
     assert cli.count(LineItem, demo["account"]) == 500
     port = _free_port()
     assert demo["base_url"] == "http://127.0.0.1:8000/api/v2"  # the defaults, as printed
     base_url = f"http://127.0.0.1:{port}/api/v2"
 
     log = cli.cwd / "serve.log"
-    env = {**cli.env, "LEDGERLINE_EMBEDDED_WORKERS": "0"}
+    env = {**cli.process_env(), "LEDGERLINE_EMBEDDED_WORKERS": "0"}
     with log.open("wb") as sink:
         server = subprocess.Popen(
             [*ledgerline_command(), "serve", "--port", str(port)],
@@ -235,7 +309,8 @@ def test_demo_then_serve_answers_with_the_printed_token(cli: Cli) -> None:
 
         assert httpx.get(f"{base_url}/customers", timeout=10).status_code == 401
 
-        # quickstart on the same data dir keeps the data and mints a working token.
+        # quickstart (in-process) on the same data dir keeps the data and mints a token
+        # the running server accepts.
         quick = cli.run("quickstart")
         assert quick.returncode == 0, quick.stderr
         payload = json.loads(quick.stdout)
@@ -261,20 +336,3 @@ def test_demo_then_serve_answers_with_the_printed_token(cli: Cli) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-
-
-@pytest.mark.slow
-def test_quickstart_on_a_fresh_data_dir_creates_the_demo_once(sqlite_cli: Cli) -> None:
-    first = sqlite_cli.run("quickstart", timeout=300)
-    assert first.returncode == 0, first.stderr
-    payload = json.loads(first.stdout)
-    assert payload["base_url"] == "http://127.0.0.1:8000/api/v2"
-    assert sqlite_cli.count(LineItem, payload["account"]) == 10_000
-    assert f"Token {payload['token']}" in first.stderr
-
-    second = sqlite_cli.run("quickstart")
-    assert second.returncode == 0, second.stderr
-    again = json.loads(second.stdout)
-    assert again["account"] == payload["account"]
-    assert again["token"] != payload["token"]
-    assert sqlite_cli.count(LineItem, payload["account"]) == 10_000

@@ -1,4 +1,6 @@
-"""S3 export storage against moto's standalone server: multipart, atomic publish, streaming."""
+"""What only the S3 export storage does, against moto's standalone server: multipart parts,
+no open upload left behind, bounded memory, configuration, aborting abandoned uploads. What
+every storage promises is in test_storage_contract.py."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from ledgerline.config import Settings
 from ledgerline.exports.storage import (
     CHUNK_SIZE,
     PART_SIZE,
-    InvalidStorageKey,
     ObjectNotFound,
     S3Storage,
     StorageUnavailable,
@@ -82,24 +83,6 @@ def test_a_file_over_one_part_is_a_completed_multipart_upload(
     assert hashlib.sha256(b"".join(chunks)).digest() == hashlib.sha256(content).digest()
 
 
-def test_one_large_write_is_split_into_parts(s3_server: S3Server, storage: S3Storage) -> None:
-    content = os.urandom(PART_SIZE * 2)
-    with storage.writer("3/11.json") as out:
-        out.write(content)
-    assert b"".join(storage.open("3/11.json")) == content
-
-
-def test_a_small_file_is_published_whole(s3_server: S3Server, storage: S3Storage) -> None:
-    with storage.writer("3/12.csv") as out:
-        out.write(b"Id,Amount\r\n1,45.50\r\n")
-    assert b"".join(storage.open("3/12.csv")) == b"Id,Amount\r\n1,45.50\r\n"
-    assert storage.size("3/12.csv") == len(b"Id,Amount\r\n1,45.50\r\n")
-    with storage.writer("3/13.csv"):
-        pass
-    assert storage.size("3/13.csv") == 0
-    assert b"".join(storage.open("3/13.csv")) == b""
-
-
 def test_an_error_mid_write_leaves_no_object_and_no_upload(
     s3_server: S3Server, bucket: str, storage: S3Storage
 ) -> None:
@@ -121,16 +104,6 @@ def test_an_error_mid_write_leaves_no_object_and_no_upload(
     assert object_keys(s3_server, bucket) == []
 
 
-def test_a_failed_rewrite_keeps_the_published_object(
-    s3_server: S3Server, storage: S3Storage
-) -> None:
-    with storage.writer("4/3.csv") as out:
-        out.write(b"version one")
-    with pytest.raises(Crash):
-        write_then_crash(storage, "4/3.csv", os.urandom(PART_SIZE + 1))
-    assert b"".join(storage.open("4/3.csv")) == b"version one"
-
-
 def test_writing_keeps_memory_bounded(storage: S3Storage) -> None:
     block = os.urandom(256 * 1024)
     total = 5 * PART_SIZE
@@ -145,21 +118,6 @@ def test_writing_keeps_memory_bounded(storage: S3Storage) -> None:
     # About one part buffered (measured: ~9.6 MB), never the whole 40 MiB file.
     assert peak < 2 * PART_SIZE, peak
     assert storage.size("4/4.csv") == total
-
-
-def test_delete_size_and_missing_objects(s3_server: S3Server, storage: S3Storage) -> None:
-    assert storage.size("5/1.csv") is None
-    with pytest.raises(ObjectNotFound):
-        storage.open("5/1.csv")
-    storage.delete("5/1.csv")
-    with storage.writer("5/1.csv") as out:
-        out.write(b"abc")
-    assert storage.size("5/1.csv") == 3
-    storage.delete("5/1.csv")
-    storage.delete("5/1.csv")
-    assert storage.size("5/1.csv") is None
-    with pytest.raises(InvalidStorageKey):
-        storage.size("../5/1.csv")
 
 
 def test_check(s3_server: S3Server, storage: S3Storage) -> None:
