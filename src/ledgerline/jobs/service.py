@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -213,6 +213,25 @@ def claim_job(
     return session.execute(across_accounts(select(Job).where(Job.id == job_id))).scalar_one()
 
 
+def _held(job_id: int, owner: str) -> ColumnElement[bool]:
+    """The job is running under `owner`'s lease: the condition of every write its consumer
+    makes, so a consumer that lost its lease (or a canceled job) changes nothing."""
+    return and_(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
+
+
+def _update_held(session: Session, job_id: int, owner: str, values: dict[str, Any]) -> bool:
+    """Update the job while `owner` holds it; whether it did."""
+    result = session.execute(
+        across_accounts(
+            update(Job)
+            .where(_held(job_id, owner))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    return bool(_rowcount(result))
+
+
 def heartbeat(
     session: Session,
     job_id: int,
@@ -231,18 +250,7 @@ def heartbeat(
     }
     if rows_total is not None:
         values["rows_total"] = rows_total
-    return bool(
-        _rowcount(
-            session.execute(
-                across_accounts(
-                    update(Job)
-                    .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-        )
-    )
+    return _update_held(session, job_id, owner, values)
 
 
 @dataclass(frozen=True)
@@ -265,33 +273,27 @@ def finish_job(
     retention_hours: int,
 ) -> bool:
     """Running (and still ours) → succeeded with its file; False when it is no longer ours."""
-    return bool(
-        _rowcount(
-            session.execute(
-                across_accounts(
-                    update(Job)
-                    .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-                    .values(
-                        status="succeeded",
-                        finished_at=now,
-                        expires_at=now + dt.timedelta(hours=retention_hours),
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        rows_done=result.row_count,
-                        rows_total=result.row_count,
-                        file_name=result.file_name,
-                        storage_key=result.storage_key,
-                        content_type=result.content_type,
-                        size_bytes=result.size_bytes,
-                        row_count=result.row_count,
-                        sha256=result.sha256,
-                        error_code=None,
-                        error_message=None,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            )
-        )
+    return _update_held(
+        session,
+        job_id,
+        owner,
+        dict(
+            status="succeeded",
+            finished_at=now,
+            expires_at=now + dt.timedelta(hours=retention_hours),
+            lease_owner=None,
+            lease_expires_at=None,
+            rows_done=result.row_count,
+            rows_total=result.row_count,
+            file_name=result.file_name,
+            storage_key=result.storage_key,
+            content_type=result.content_type,
+            size_bytes=result.size_bytes,
+            row_count=result.row_count,
+            sha256=result.sha256,
+            error_code=None,
+            error_message=None,
+        ),
     )
 
 
@@ -308,9 +310,7 @@ def fail_or_retry(
     """After an error: back to queued while attempts remain (True: enqueue it again), else
     failed with `{code, message}`. Does nothing if the job is no longer ours."""
     job = session.execute(
-        across_accounts(
-            select(Job).where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-        )
+        across_accounts(select(Job).where(_held(job_id, owner)))
     ).scalar_one_or_none()
     if job is None:
         return False
@@ -325,17 +325,8 @@ def fail_or_retry(
         values.update(status="queued", rows_done=0)
     else:
         values.update(status="failed", finished_at=now)
-    changed = _rowcount(
-        session.execute(
-            across_accounts(
-                update(Job)
-                .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-        )
-    )
-    return retry and bool(changed)
+    changed = _update_held(session, job_id, owner, values)
+    return retry and changed
 
 
 def has_lapsed(session: Session, now: dt.datetime, *, stale_after_seconds: int) -> bool:
