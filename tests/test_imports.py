@@ -106,3 +106,32 @@ def test_every_module_imports_on_its_own() -> None:
     failed = [(module, error) for module, code, error in results if code != 0]
     assert failed == []
     assert len(results) == len(MODULES) > 30
+
+
+# What the commands that need no web app load when they run (cli.py imports them lazily):
+# `accounts create`, `tokens create`, `seed`, `demo` and `db upgrade`.
+COMMAND_LINE_MODULES = (
+    "ledgerline.cli",
+    "ledgerline.accounts",
+    "ledgerline.auth",
+    "ledgerline.db",
+    "ledgerline.models",
+    "ledgerline.seed",
+)
+
+
+def test_commands_that_need_no_web_app_import_none_of_it() -> None:
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys; import {', '.join(COMMAND_LINE_MODULES)}; "
+            "print(sorted({name.split('.')[0] for name in sys.modules} "
+            "& {'fastapi', 'starlette', 'uvicorn', 'huey'}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"

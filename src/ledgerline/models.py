@@ -55,6 +55,21 @@ LineItemType = Literal[
 ]
 LINE_ITEM_TYPES: tuple[str, ...] = get_args(LineItemType)
 
+# TeamUp's documented `billed_item.object` values (its report rows, docs/invoices.md).
+BilledItemObject = Literal[
+    "event",
+    "event_registration",
+    "appointment_slot",
+    "room_rental_slot",
+    "course",
+    "course_session",
+    "customer_membership",
+    "customer_membership_setup",
+    "purchase_fee",
+    "store_order_item",
+]
+BILLED_ITEM_OBJECTS: tuple[str, ...] = get_args(BilledItemObject)
+
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled", "expired")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ledgerline.invoices.totals import Totals
 from ledgerline.models import (
+    BilledItemObject,
     Customer,
     Invoice,
     InvoiceStatus,
@@ -115,22 +116,6 @@ class InvoiceUpdate(InvoiceFields):
 
     number: Annotated[Text, Field(min_length=1, max_length=64)] | SkipJsonSchema[None] = None
     currency: CurrencyCode | SkipJsonSchema[None] = None
-
-
-# TeamUp's documented `billed_item.object` values (its report rows, docs/invoices.md).
-BilledItemObject = Literal[
-    "event",
-    "event_registration",
-    "appointment_slot",
-    "room_rental_slot",
-    "course",
-    "course_session",
-    "customer_membership",
-    "customer_membership_setup",
-    "purchase_fee",
-    "store_order_item",
-]
-BILLED_ITEM_OBJECTS: tuple[str, ...] = get_args(BilledItemObject)
 
 
 class BilledItem(StrictBody):

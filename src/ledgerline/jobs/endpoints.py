@@ -194,7 +194,7 @@ def export_line_items(
     download `result.download_url`. An `Idempotency-Key` header makes a retry return the
     same job.
     """
-    return _export("invoice_line_items", request, raw, idempotency_key, principal, session)
+    return _export(FLAT, request, raw, idempotency_key, principal, session)
 
 
 @router.post(
@@ -215,7 +215,7 @@ def export_line_items_grouped(
 
     Answers `{"job": <id>}` like the flat export.
     """
-    return _export("invoice_line_items.grouped", request, raw, idempotency_key, principal, session)
+    return _export(GROUPED, request, raw, idempotency_key, principal, session)
 
 
 # ---- the Jobs API --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ledgerline.auth import across_accounts
 from ledgerline.exports.storage import Storage
 from ledgerline.models import Job
 
@@ -30,20 +31,22 @@ def sweep_expired(
     marked expired while its file remains. Call it in a transaction of its own (its first
     statement is the write); the caller commits.
     """
-    due = (
+    # Expiry is a clock, not a principal: the sweep acts for every account at once.
+    due = across_accounts(
         select(Job.id)
         .where(Job.status == "succeeded", Job.expires_at <= now)
         .order_by(Job.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    ).scalar_subquery()
     claimed = session.execute(
-        update(Job)
-        .where(Job.id.in_(due), Job.status == "succeeded")
-        .values(status="expired")
-        .returning(Job.id, Job.storage_key)
-        .execution_options(synchronize_session=False)
+        across_accounts(
+            update(Job)
+            .where(Job.id.in_(due), Job.status == "succeeded")
+            .values(status="expired")
+            .returning(Job.id, Job.storage_key)
+            .execution_options(synchronize_session=False)
+        )
     ).all()
     for _job_id, storage_key in claimed:
         if storage_key:

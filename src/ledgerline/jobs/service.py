@@ -13,11 +13,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledgerline.auth import Principal, get_owned, owned, scoped
+from ledgerline.auth import Principal, across_accounts, get_owned, owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import Conflict, ValidationFailed
 from ledgerline.models import JOB_STATUSES, Job
@@ -156,7 +156,7 @@ def cancel_job(session: Session, principal: Principal, job_id: int) -> Job:
     changed = _rowcount(
         session.execute(
             update(Job)
-            .where(Job.id == job.id, Job.status.in_(ACTIVE))
+            .where(owned(Job, principal.account_id), Job.id == job.id, Job.status.in_(ACTIVE))
             .values(status="canceled", finished_at=utcnow(), lease_owner=None)
             .execution_options(synchronize_session=False)
         )
@@ -168,6 +168,10 @@ def cancel_job(session: Session, principal: Principal, job_id: int) -> Job:
 
 
 # ---- the worker's side ---------------------------------------------------------------------
+
+# A consumer holds a job by its id and its lease owner, not by a principal (the queue message
+# carries only the id), and the sweep acts for every account at once: their statements are
+# `across_accounts` on purpose.
 
 
 def claim_job(
@@ -182,29 +186,50 @@ def claim_job(
     """Take the job if it is queued, or running under a lease that ran out; else None."""
     claimed = _rowcount(
         session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                Job.attempts < max_attempts,
-                or_(
-                    Job.status == "queued",
-                    (Job.status == "running") & (Job.lease_expires_at < now),
-                ),
+            across_accounts(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.attempts < max_attempts,
+                    or_(
+                        Job.status == "queued",
+                        (Job.status == "running") & (Job.lease_expires_at < now),
+                    ),
+                )
+                .values(
+                    status="running",
+                    attempts=Job.attempts + 1,
+                    lease_owner=owner,
+                    lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+                    started_at=func.coalesce(Job.started_at, now),
+                    rows_done=0,
+                )
+                .execution_options(synchronize_session=False)
             )
-            .values(
-                status="running",
-                attempts=Job.attempts + 1,
-                lease_owner=owner,
-                lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-                started_at=func.coalesce(Job.started_at, now),
-                rows_done=0,
-            )
-            .execution_options(synchronize_session=False)
         )
     )
     if not claimed:
         return None
-    return session.execute(select(Job).where(Job.id == job_id)).scalar_one()
+    return session.execute(across_accounts(select(Job).where(Job.id == job_id))).scalar_one()
+
+
+def _held(job_id: int, owner: str) -> ColumnElement[bool]:
+    """The job is running under `owner`'s lease: the condition of every write its consumer
+    makes, so a consumer that lost its lease (or a canceled job) changes nothing."""
+    return and_(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
+
+
+def _update_held(session: Session, job_id: int, owner: str, values: dict[str, Any]) -> bool:
+    """Update the job while `owner` holds it; whether it did."""
+    result = session.execute(
+        across_accounts(
+            update(Job)
+            .where(_held(job_id, owner))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    return bool(_rowcount(result))
 
 
 def heartbeat(
@@ -225,16 +250,7 @@ def heartbeat(
     }
     if rows_total is not None:
         values["rows_total"] = rows_total
-    return bool(
-        _rowcount(
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-        )
-    )
+    return _update_held(session, job_id, owner, values)
 
 
 @dataclass(frozen=True)
@@ -257,31 +273,27 @@ def finish_job(
     retention_hours: int,
 ) -> bool:
     """Running (and still ours) → succeeded with its file; False when it is no longer ours."""
-    return bool(
-        _rowcount(
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-                .values(
-                    status="succeeded",
-                    finished_at=now,
-                    expires_at=now + dt.timedelta(hours=retention_hours),
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    rows_done=result.row_count,
-                    rows_total=result.row_count,
-                    file_name=result.file_name,
-                    storage_key=result.storage_key,
-                    content_type=result.content_type,
-                    size_bytes=result.size_bytes,
-                    row_count=result.row_count,
-                    sha256=result.sha256,
-                    error_code=None,
-                    error_message=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        )
+    return _update_held(
+        session,
+        job_id,
+        owner,
+        dict(
+            status="succeeded",
+            finished_at=now,
+            expires_at=now + dt.timedelta(hours=retention_hours),
+            lease_owner=None,
+            lease_expires_at=None,
+            rows_done=result.row_count,
+            rows_total=result.row_count,
+            file_name=result.file_name,
+            storage_key=result.storage_key,
+            content_type=result.content_type,
+            size_bytes=result.size_bytes,
+            row_count=result.row_count,
+            sha256=result.sha256,
+            error_code=None,
+            error_message=None,
+        ),
     )
 
 
@@ -298,7 +310,7 @@ def fail_or_retry(
     """After an error: back to queued while attempts remain (True: enqueue it again), else
     failed with `{code, message}`. Does nothing if the job is no longer ours."""
     job = session.execute(
-        select(Job).where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
+        across_accounts(select(Job).where(_held(job_id, owner)))
     ).scalar_one_or_none()
     if job is None:
         return False
@@ -313,31 +325,26 @@ def fail_or_retry(
         values.update(status="queued", rows_done=0)
     else:
         values.update(status="failed", finished_at=now)
-    changed = _rowcount(
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    return retry and bool(changed)
+    changed = _update_held(session, job_id, owner, values)
+    return retry and changed
 
 
 def has_lapsed(session: Session, now: dt.datetime, *, stale_after_seconds: int) -> bool:
     """Whether `requeue_lapsed` has anything to do (a read, so idle sweeps take no lock)."""
     stale_before = now - dt.timedelta(seconds=stale_after_seconds)
     found = session.execute(
-        select(Job.id)
-        .where(
-            or_(
-                (Job.status == "running") & (Job.lease_expires_at < now),
-                (Job.status == "queued")
-                & (Job.created_at < stale_before)
-                & or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+        across_accounts(
+            select(Job.id)
+            .where(
+                or_(
+                    (Job.status == "running") & (Job.lease_expires_at < now),
+                    (Job.status == "queued")
+                    & (Job.created_at < stale_before)
+                    & or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+                )
             )
+            .limit(1)
         )
-        .limit(1)
     ).first()
     return found is not None
 
@@ -357,47 +364,55 @@ def requeue_lapsed(
     """
     requeue: list[int] = []
     lapsed = session.execute(
-        select(Job.id, Job.attempts).where(Job.status == "running", Job.lease_expires_at < now)
+        across_accounts(
+            select(Job.id, Job.attempts).where(Job.status == "running", Job.lease_expires_at < now)
+        )
     ).all()
     for job_id, attempts in lapsed:
         guard = (Job.id == job_id) & (Job.status == "running") & (Job.lease_expires_at < now)
         if attempts >= max_attempts:
             session.execute(
-                update(Job)
-                .where(guard)
-                .values(
-                    status="failed",
-                    finished_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    error_code="worker_lost",
-                    error_message=(
-                        f"The worker running this export stopped responding {attempts} times."
-                    ),
+                across_accounts(
+                    update(Job)
+                    .where(guard)
+                    .values(
+                        status="failed",
+                        finished_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        error_code="worker_lost",
+                        error_message=(
+                            f"The worker running this export stopped responding {attempts} times."
+                        ),
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
             )
             continue
         changed = session.execute(
-            update(Job)
-            .where(guard)
-            .values(
-                status="queued",
-                lease_owner=None,
-                lease_expires_at=now + dt.timedelta(seconds=stale_after_seconds),
-                rows_done=0,
+            across_accounts(
+                update(Job)
+                .where(guard)
+                .values(
+                    status="queued",
+                    lease_owner=None,
+                    lease_expires_at=now + dt.timedelta(seconds=stale_after_seconds),
+                    rows_done=0,
+                )
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
         )
         if _rowcount(changed):
             requeue.append(job_id)
     stale_before = now - dt.timedelta(seconds=stale_after_seconds)
     stale = (
         session.execute(
-            select(Job.id).where(
-                Job.status == "queued",
-                Job.created_at < stale_before,
-                or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+            across_accounts(
+                select(Job.id).where(
+                    Job.status == "queued",
+                    Job.created_at < stale_before,
+                    or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+                )
             )
         )
         .scalars()
@@ -405,14 +420,16 @@ def requeue_lapsed(
     )
     for job_id in stale:
         changed = session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                Job.status == "queued",
-                or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+            across_accounts(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.status == "queued",
+                    or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+                )
+                .values(lease_expires_at=now + dt.timedelta(seconds=stale_after_seconds))
+                .execution_options(synchronize_session=False)
             )
-            .values(lease_expires_at=now + dt.timedelta(seconds=stale_after_seconds))
-            .execution_options(synchronize_session=False)
         )
         if _rowcount(changed):
             requeue.append(job_id)

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledgerline.invoices.schemas import BILLED_ITEM_OBJECTS
-from ledgerline.models import LINE_ITEM_TYPES
+from ledgerline.models import BILLED_ITEM_OBJECTS, LINE_ITEM_TYPES
 
 # Status mix of a typical studio's invoices; every status appears in the first eleven.
 STATUS_WEIGHTS: dict[str, int] = {
@@ -108,7 +107,7 @@ class TypeSpec:
     """How lines of one purchase type look: what they bill, and their price range (in GBP).
 
     `billed_object` is one of TeamUp's documented `billed_item.object` values
-    (`invoices.schemas.BILLED_ITEM_OBJECTS`), or None for a line that bills no record.
+    (`models.BILLED_ITEM_OBJECTS`), or None for a line that bills no record.
     """
 
     weight: int
