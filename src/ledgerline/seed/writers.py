@@ -83,7 +83,16 @@ def _column_list(columns: Sequence[str]) -> str:
 
 
 class BulkWriter:
+    """One database's bulk path, on a raw DBAPI connection of the engine (not a session: the
+    writer commits one transaction per chunk itself)."""
+
     spelling: Spelling
+
+    def __init__(self, engine: Engine) -> None:
+        self.raw = engine.raw_connection()
+        connection = self.raw.driver_connection
+        assert connection is not None
+        self.connection: Any = connection
 
     def next_ids(self) -> Ids:
         raise NotImplementedError
@@ -114,10 +123,7 @@ class _SqliteWriter(BulkWriter):
     spelling = SQLITE_SPELLING
 
     def __init__(self, engine: Engine) -> None:
-        self.raw = engine.raw_connection()
-        connection = self.raw.driver_connection
-        assert connection is not None
-        self.connection: Any = connection
+        super().__init__(engine)
         self.connection.execute("PRAGMA foreign_keys=OFF")
 
     def next_ids(self) -> Ids:
@@ -161,20 +167,13 @@ class _PostgresWriter(BulkWriter):
     """COPY in one transaction per chunk, under a lock that lets readers through but holds
     other writers back; the id sequences are moved past the ids used."""
 
-    TABLE_NAMES = ("venues", "customers", "invoices", "line_item_groups", "line_items")
     spelling = POSTGRES_SPELLING
-
-    def __init__(self, engine: Engine) -> None:
-        self.raw = engine.raw_connection()
-        connection = self.raw.driver_connection
-        assert connection is not None
-        self.connection: Any = connection
 
     def next_ids(self) -> Ids:
         cursor = self.connection.cursor()
-        cursor.execute(f"LOCK TABLE {', '.join(self.TABLE_NAMES)} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"LOCK TABLE {', '.join(SEEDED_TABLES)} IN SHARE ROW EXCLUSIVE MODE")
         values = []
-        for table in self.TABLE_NAMES:
+        for table in SEEDED_TABLES:
             cursor.execute(
                 f"SELECT GREATEST(COALESCE(MAX(id), 0) + 1,"
                 f" nextval(pg_get_serial_sequence('{table}', 'id'))) FROM {table}"
@@ -208,7 +207,7 @@ class _PostgresWriter(BulkWriter):
         self.connection.rollback()
         self.connection.autocommit = True
         try:
-            self.connection.execute(f"VACUUM (ANALYZE) {', '.join(self.TABLE_NAMES)}")
+            self.connection.execute(f"VACUUM (ANALYZE) {', '.join(SEEDED_TABLES)}")
         finally:
             self.connection.autocommit = False
 
