@@ -25,14 +25,11 @@ from ledgerline.exports.storage import (
     storage_from_url,
 )
 from ledgerline.jobs.retention import sweep_abandoned
+from tests.exports.writing import read_all
 
 
 def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-def read_all(storage: LocalStorage, key: str) -> bytes:
-    return b"".join(storage.open(key))
 
 
 def test_nothing_is_visible_under_the_key_until_the_block_succeeds(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import os
 import tracemalloc
-from collections.abc import Callable
 
 import pytest
 
@@ -23,6 +22,7 @@ from ledgerline.exports.storage import (
 )
 from ledgerline.jobs.retention import sweep_abandoned
 from tests.exports.s3server import S3Server
+from tests.exports.writing import Crash, write_then_crash
 
 
 @pytest.fixture
@@ -33,20 +33,6 @@ def bucket(s3_server: S3Server) -> str:
 @pytest.fixture
 def storage(s3_server: S3Server, bucket: str) -> S3Storage:
     return S3Storage(s3_server.client(), bucket, "exports/")
-
-
-class Crash(Exception):
-    """The failure of a worker in the middle of writing a file."""
-
-
-def write_then_crash(
-    storage: S3Storage, key: str, data: bytes, during: Callable[[], None] = lambda: None
-) -> None:
-    with storage.writer(key) as out:
-        out.write(data)
-        out.flush()
-        during()
-        raise Crash
 
 
 def open_uploads(s3_server: S3Server, bucket: str) -> list[str]:

@@ -28,6 +28,7 @@ from ledgerline.exports.storage import (
     Storage,
 )
 from tests.exports.s3server import S3Server
+from tests.exports.writing import Crash, read_all, write_then_crash
 
 S3_PREFIX = "exports"
 
@@ -80,24 +81,6 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Subject:
         return local_subject(tmp_path)
     # Only the S3 cases start (and need) the moto server.
     return s3_subject(cast(S3Server, request.getfixturevalue("s3_server")))
-
-
-class Crash(Exception):
-    """The failure of a worker in the middle of writing a file."""
-
-
-def write_then_crash(
-    storage: Storage, key: str, data: bytes, during: Callable[[], None] = lambda: None
-) -> None:
-    with storage.writer(key) as out:
-        out.write(data)
-        out.flush()
-        during()
-        raise Crash
-
-
-def read_all(storage: Storage, key: str) -> bytes:
-    return b"".join(storage.open(key))
 
 
 def assert_absent(storage: Storage, key: str) -> None:
