@@ -113,11 +113,10 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port")] = None,
 ) -> None:
     """Apply migrations, then serve the API (and, embedded, run the job workers)."""
-    import uvicorn
-
     from ledgerline.app import create_app
     from ledgerline.http import configure_logging
     from ledgerline.jobs.queue import QueueConfigError, embedded_workers
+    from ledgerline.server import run_server
 
     settings = ready_settings()
     configure_logging(settings.log_level)
@@ -125,19 +124,14 @@ def serve(
         workers = embedded_workers(settings)
     except QueueConfigError as exc:
         fail(str(exc))
-    # uvicorn shuts down on SIGTERM/SIGINT and then raises the signal again with the handler
-    # it found; the default SIGTERM handler would end the process before the `finally`, leaving
-    # the child worker running until it noticed its parent was gone.
+    # The server handles SIGTERM/SIGINT while it runs and returns after a graceful shutdown;
+    # outside it (starting the worker, stopping it) the default SIGTERM handler would end the
+    # process before the `finally`, leaving the child worker running until it noticed its
+    # parent was gone.
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         workers.start()
-        uvicorn.run(
-            create_app(settings),
-            host=host or settings.host,
-            port=port or settings.port,
-            log_config=None,
-            access_log=False,
-        )
+        run_server(create_app(settings), settings, host or settings.host, port or settings.port)
     except (_Terminated, KeyboardInterrupt):
         pass  # a requested stop: the worker is stopped below and serve exits 0
     finally:
@@ -145,7 +139,7 @@ def serve(
 
 
 class _Terminated(Exception):
-    """SIGTERM reached `serve` (after uvicorn's own graceful shutdown)."""
+    """SIGTERM reached `serve` while its server was not running."""
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:

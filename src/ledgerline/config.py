@@ -36,6 +36,20 @@ class Settings(BaseSettings):
     embedded_worker_mode: Literal["process", "thread"] = "process"
     log_level: str = "INFO"
 
+    # --- HTTP limits of `serve` (src/ledgerline/server.py), enforced before the app runs ---
+    # The request line and every header together; hypercorn answers 431 past it. A bearer
+    # token is under 100 bytes, so 16 KiB leaves room for proxies' headers and cookies.
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    # Header fields in one request (431 past it).
+    http_max_headers: int = Field(default=100, ge=10)
+    # `METHOD path?query HTTP/1.1` (414 past it); the longest report URL is under 2 KiB.
+    http_max_request_line_bytes: int = Field(default=8 * 1024, ge=256)
+    # From a connection's opening, or the end of a response, until the next request's head
+    # is complete: bounds both a slow (slowloris) head and an idle keep-alive connection.
+    http_idle_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How long requests in flight may finish after SIGTERM before their connections close.
+    http_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'ledgerline.db'}"

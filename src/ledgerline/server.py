@@ -1,0 +1,199 @@
+"""The HTTP server `ledgerline serve` runs: hypercorn, configured so that no client can stall
+or exhaust it (issue 10; docs/decisions.md "Issue 10: bounded HTTP" says why not uvicorn).
+
+Hypercorn enforces, before the app is called:
+- the head (request line and every header) at most `http_max_header_bytes` while it is
+  incomplete: its h11 parser stops buffering there and answers 431 (empty body). A head that
+  arrives whole in one read (up to 64 KiB) is parsed first, so memory per connection stays
+  under the limit plus one read;
+- `http_idle_timeout_seconds` from the moment a connection opens or a response ends until
+  the next request's head is complete: a client that sends nothing, trickles its headers
+  (slowloris) or idles on keep-alive is closed then.
+
+`HeadLimits`, the outermost layer of the app, holds every parsed head to the exact limits and
+answers in problem+json: the head's size (the case above), the number of header fields and the
+request line, which hypercorn has no setting for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import http
+import logging
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ledgerline.errors import PROBLEM_TYPE_BASE
+
+if TYPE_CHECKING:
+    from hypercorn.config import Config
+
+    from ledgerline.config import Settings
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class HeadLimits:
+    """Refuse a head over its size (431), with too many header fields (431) or with too long
+    a request line (414) before any middleware or endpoint sees it."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_header_bytes: int,
+        max_headers: int,
+        max_request_line_bytes: int,
+    ) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+        self.max_request_line_bytes = max_request_line_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                status, code, detail = refusal
+                await _send_problem(send, status, code, detail)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str, str] | None:
+        if _head_bytes(scope) > self.max_header_bytes:
+            return (
+                431,
+                "headers-too-large",
+                "The request line and headers together are longer than "
+                f"at most {self.max_header_bytes} bytes.",
+            )
+        if len(scope["headers"]) > self.max_headers:
+            return (
+                431,
+                "too-many-headers",
+                f"The request has {len(scope['headers'])} header fields; "
+                f"at most {self.max_headers} header fields are accepted.",
+            )
+        if _request_line_bytes(scope) > self.max_request_line_bytes:
+            return (
+                414,
+                "request-line-too-long",
+                "The request line (method, path and query) is longer than "
+                f"at most {self.max_request_line_bytes} bytes.",
+            )
+        return None
+
+
+def _head_bytes(scope: Scope) -> int:
+    """The request line and the headers as sent: `name: value CRLF` each, then CRLF."""
+    fields = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+    return _request_line_bytes(scope) + 2 + fields + 2
+
+
+def _request_line_bytes(scope: Scope) -> int:
+    """`METHOD SP target SP HTTP/x.y`: the target as the client sent it."""
+    query: bytes = scope.get("query_string", b"")
+    target = len(scope.get("raw_path") or scope["path"].encode()) + (len(query) + 1 if query else 0)
+    return len(scope["method"]) + 1 + target + 1 + len("HTTP/") + len(scope["http_version"])
+
+
+async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
+    from ledgerline.http import JSONResponse
+
+    body = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": http.HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    rendered = JSONResponse(body).body
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(rendered)).encode()),
+                # The head was read whole and refused; nothing of this request is worth
+                # keeping the connection for.
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": rendered})
+
+
+def server_config(settings: Settings, host: str, port: int) -> Config:
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.h11_max_incomplete_size = settings.http_max_header_bytes
+    config.h2_max_header_list_size = settings.http_max_header_bytes
+    config.keep_alive_timeout = settings.http_idle_timeout_seconds
+    # No per-read timeout: it would also cut a client that sends nothing while it downloads
+    # a long streamed report or export.
+    config.read_timeout = None
+    config.graceful_timeout = settings.http_shutdown_grace_seconds
+    config.backlog = 2048
+    config.include_server_header = False
+    # Our JSON log handler on the root logger, not hypercorn's own stderr format.
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.accesslog = None
+    return config
+
+
+def guarded(app: ASGIApp, settings: Settings) -> ASGIApp:
+    return HeadLimits(
+        app,
+        max_header_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+        max_request_line_bytes=settings.http_max_request_line_bytes,
+    )
+
+
+def run_server(app: ASGIApp, settings: Settings, host: str, port: int) -> None:
+    """Serve `app` until SIGINT or SIGTERM, then return after a graceful shutdown."""
+    config = server_config(settings, host, port)
+    _freeze_startup_heap()
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve(guarded(app, settings), config))
+
+
+def _freeze_startup_heap() -> None:
+    """Exempt what startup built (modules, the app, its routes and schemas) from the cyclic
+    garbage collector. Otherwise the first burst of connections (200 at once in the
+    slowloris test) set off a full collection over that whole heap, which held the event
+    loop, and everyone's requests, for 0.2-0.5 s."""
+    gc.collect()
+    gc.freeze()
+
+
+async def _serve(app: ASGIApp, config: Config) -> None:
+    from hypercorn.asyncio import serve
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await serve(app, config, shutdown_trigger=stopping.wait, mode="asgi")  # type: ignore[arg-type]
+    finally:
+        # The caller's handlers again, so a signal during its own cleanup (stopping the
+        # embedded worker) is handled as it expects.
+        for signum, handler in previous.items():
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, handler)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # Windows, PyPy: asyncio's own loop
+        return None
+    return uvloop.new_event_loop
