@@ -20,7 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledgerline.errors import PROBLEM_TYPE_BASE, TITLES, AppError
+from ledgerline.errors import PROBLEM_TYPE_BASE, TITLES, AppError, BadRequest, ValidationFailed
+from ledgerline.request_types import LONE_SURROGATE, MAX_JSON_DEPTH, json_body_violation
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -37,8 +38,9 @@ class JSONResponse(StarletteJSONResponse):
         text = simplejson.dumps(
             content, use_decimal=True, ensure_ascii=False, separators=(",", ":"), default=str
         )
-        # A lone surrogate (echoed from a client's "\ud800") has no UTF-8 form; written as
-        # its JSON escape it stays valid JSON instead of failing the whole response.
+        # A lone surrogate has no UTF-8 form. Bodies holding one are refused and problems
+        # print U+FFFD for it, so none should reach here; if one does, its JSON escape keeps
+        # the answer valid instead of failing it.
         return text.encode("utf-8", "backslashreplace")
 
 
@@ -138,6 +140,68 @@ class _BodyTooLarge(Exception):
     pass
 
 
+def _is_json(scope: Scope) -> bool:
+    """A body every reader here parses as JSON: FastAPI's (`application/json`, `…+json`) and
+    the export endpoint's."""
+    headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
+    media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    return media_type.endswith((b"/json", b"+json"))
+
+
+class JSONBodyRulesMiddleware:
+    """Every JSON body checked once, before any endpoint reads it, against the rules no schema
+    states (`request_types.json_body_violation`): nested past MAX_JSON_DEPTH is a 400, text
+    with a lone surrogate a 422 naming where it is. Body parsers differ (FastAPI's for the
+    bodies it validates, the export endpoint's own), so the rules sit in front of both.
+
+    The body (at most 1 MiB: `BodyLimitMiddleware` runs outside this) is read whole, parsed,
+    and handed on unchanged; a body that is not JSON at all is left to its endpoint's 400.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left before its body arrived: there is no one to answer
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        refusal = _body_refusal(body)
+        if refusal is not None:
+            await render_error(refusal)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _body_refusal(body: bytes) -> AppError | None:
+    violation = json_body_violation(body) if body.strip() else None
+    if violation is None:
+        return None
+    if violation.too_deep:
+        return BadRequest(
+            f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.",
+            errors=[{"loc": violation.loc, "msg": violation.msg}],
+        )
+    return ValidationFailed.field(violation.loc, violation.msg)
+
+
 class RequestContextMiddleware:
     """A request id on every response (`X-Request-ID`) and one JSON log line per request."""
 
@@ -214,6 +278,17 @@ def configure_logging(level: str = "INFO") -> None:
 error_log = logging.getLogger("ledgerline.errors")
 
 
+def _printable(text: str) -> str:
+    """Text a client sent may hold a lone surrogate, which has no UTF-8 form: an answer
+    quoting it shows U+FFFD in its place, never the character or its escape."""
+    return LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _printable_error(error: dict[str, Any]) -> dict[str, Any]:
+    loc = [_printable(part) if isinstance(part, str) else part for part in error.get("loc", ())]
+    return {**error, "loc": loc, "msg": _printable(str(error.get("msg", "")))}
+
+
 def problem(
     status: int,
     detail: str,
@@ -226,13 +301,17 @@ def problem(
         "type": PROBLEM_TYPE_BASE + (code or TITLES.get(status, "error").lower().replace(" ", "-")),
         "title": TITLES.get(status, "Error"),
         "status": status,
-        "detail": detail,
+        "detail": _printable(detail),
     }
     if errors:
-        body["errors"] = list(errors)
+        body["errors"] = [_printable_error(error) for error in errors]
     return JSONResponse(
         body, status_code=status, headers=headers, media_type="application/problem+json"
     )
+
+
+def render_error(exc: AppError) -> Response:
+    return problem(exc.status, exc.detail, code=exc.code, errors=exc.errors, headers=exc.headers)
 
 
 def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict[str, Any]]]:
@@ -267,9 +346,7 @@ def allowed_methods(app: FastAPI, request: Request) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> Response:
-        return problem(
-            exc.status, exc.detail, code=exc.code, errors=exc.errors, headers=exc.headers
-        )
+        return render_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:

@@ -84,7 +84,8 @@ async def export_request_params(request: Request) -> dict[str, ParamValue]:
             return merged
         try:
             parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
+        # Depth and lone surrogates were checked before (http.JSONBodyRulesMiddleware).
+        except ValueError as exc:  # UnicodeDecodeError included
             raise BadRequest(
                 "The request body is not valid JSON.",
                 errors=[{"loc": ["body"], "msg": "invalid JSON"}],
