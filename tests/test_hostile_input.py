@@ -3,7 +3,7 @@ wrong, never a 500, and nothing is written.
 
 Ids beyond BIGINT, JSON nested past the bound, text holding a lone UTF-16 surrogate (which
 has no UTF-8 form, so it can neither be stored nor echoed), and the methods HTTP itself
-defines on every resource.
+defines on every resource (`OPTIONS`, `HEAD`).
 """
 
 from __future__ import annotations
@@ -232,3 +232,61 @@ def test_undecodable_query_and_form_text_is_never_echoed_raw(api: Api) -> None:
         if response.status_code == 422:
             assert body["errors"][0]["loc"][-1] in ("columns", "invoice_status")
     assert _counts(api)["jobs"] == 0
+
+
+# ---- (d) OPTIONS and HEAD, as HTTP defines them for every resource ------------------------
+
+
+def _allow(response: Any) -> list[str]:
+    return [method.strip() for method in response.headers["allow"].split(",")]
+
+
+def test_options_lists_every_method_of_the_path(api: Api) -> None:
+    invoice = create_invoice(api)
+    line = add_line_item(api, invoice["id"], type="flat_fee", amount="1")
+    for path, methods in (
+        (f"/invoices/{invoice['id']}", ["GET", "HEAD", "OPTIONS", "PATCH"]),
+        ("/invoices", ["GET", "HEAD", "OPTIONS", "POST"]),
+        ("/customers", ["GET", "HEAD", "OPTIONS", "POST"]),
+        (
+            f"/invoices/{invoice['id']}/line_items/{line['id']}",
+            ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH"],
+        ),
+        ("/venues", ["OPTIONS", "POST"]),
+        (FLAT_EXPORT, ["OPTIONS", "POST"]),
+    ):
+        response = api.request("OPTIONS", path)
+        assert response.status_code == 204, response.text
+        assert _allow(response) == methods
+        assert response.content == b""
+    response = api.client.options("/healthz")
+    assert response.status_code == 204
+    assert _allow(response) == ["GET", "HEAD", "OPTIONS"]
+    assert_problem(api.request("OPTIONS", "/no-such-thing"), 404)
+
+
+def test_a_method_not_served_is_405_with_the_same_allow(api: Api) -> None:
+    invoice = create_invoice(api)
+    response = api.delete(f"/invoices/{invoice['id']}")
+    assert_problem(response, 405)
+    assert _allow(response) == ["GET", "HEAD", "OPTIONS", "PATCH"]
+    assert api.get(f"/invoices/{invoice['id']}").status_code == 200
+
+
+def test_head_answers_like_get_without_a_body(api: Api) -> None:
+    invoice = create_invoice(api)
+    for path in (f"/invoices/{invoice['id']}", "/invoices", "/customers", "/jobs"):
+        got = api.get(path)
+        head = api.request("HEAD", path)
+        assert head.status_code == got.status_code == 200, head.text
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == got.headers["content-length"]
+    assert api.client.head("/healthz").status_code == 200
+    missing = api.request("HEAD", f"/invoices/{MAX_ID}")
+    assert missing.status_code == 404
+    assert missing.content == b""
+    assert api.client.head("/api/v2/invoices").status_code == 401
+    post_only = api.request("HEAD", "/venues")
+    assert post_only.status_code == 405
+    assert _allow(post_only) == ["OPTIONS", "POST"]

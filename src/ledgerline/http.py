@@ -14,6 +14,7 @@ from typing import Any
 import simplejson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
@@ -202,6 +203,28 @@ def _body_refusal(body: bytes) -> AppError | None:
     return ValidationFailed.field(violation.loc, violation.msg)
 
 
+class HeadAsGetMiddleware:
+    """`HEAD` answered as `GET` is, without the body (RFC 9110 §9.3.2): routes declare GET
+    only, so the document lists each operation once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 class RequestContextMiddleware:
     """A request id on every response (`X-Request-ID`) and one JSON log line per request."""
 
@@ -332,14 +355,17 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict
 
 
 def allowed_methods(app: FastAPI, request: Request) -> list[str]:
-    """Every method some route serves at this path: Starlette's own 405 names only the first
-    route that matched the path, one per method here."""
-    methods: set[str] = set()
-    for route in app.router.routes:
+    """Every method some route serves at this path, with the two HTTP answers for any
+    resource (HEAD where GET is served, and OPTIONS): Starlette's own 405 names only the
+    first route that matched the path, one per method here. Included routers are walked
+    through FastAPI's `iter_route_contexts`, which sees each route under its full path."""
+    methods = {"OPTIONS"}
+    for route in iter_route_contexts(app.router.routes):
         match, _child = route.matches({**request.scope, "method": "GET"})
-        route_methods = getattr(route, "methods", None)
-        if match != Match.NONE and route_methods:
-            methods |= set(route_methods)
+        if match != Match.NONE and route.methods:
+            methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")
     return sorted(methods)
 
 
@@ -360,8 +386,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource."
         if exc.status_code == 405:
+            allow = {"Allow": ", ".join(allowed_methods(app, request))}
+            # No route declares OPTIONS: the router's 405 for it is where the path is known
+            # to exist, so the answer is the methods it serves.
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=allow)
             detail = "This method is not allowed on this resource."
-            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request))}
+            headers = {**(headers or {}), **allow}
         return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(Exception)
