@@ -22,6 +22,8 @@ from ledgerline.dependencies import declared_parameters_only
 from ledgerline.groups.endpoints import router as groups_router
 from ledgerline.http import (
     BodyLimitMiddleware,
+    HeadAsGetMiddleware,
+    JSONBodyRulesMiddleware,
     JSONResponse,
     NormalisePathMiddleware,
     RequestContextMiddleware,
@@ -103,7 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     _operations(app)
 
-    # Outermost last: the path is normalised before anything routes on it.
+    # Outermost last: the path is normalised before anything routes on it; a body is refused
+    # for its size before it is read whole for its JSON rules.
+    app.add_middleware(JSONBodyRulesMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)

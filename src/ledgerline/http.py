@@ -14,13 +14,15 @@ from typing import Any
 import simplejson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledgerline.errors import PROBLEM_TYPE_BASE, TITLES, AppError
+from ledgerline.errors import PROBLEM_TYPE_BASE, TITLES, AppError, BadRequest, ValidationFailed
+from ledgerline.request_types import LONE_SURROGATE, MAX_JSON_DEPTH, json_body_violation
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -37,8 +39,9 @@ class JSONResponse(StarletteJSONResponse):
         text = simplejson.dumps(
             content, use_decimal=True, ensure_ascii=False, separators=(",", ":"), default=str
         )
-        # A lone surrogate (echoed from a client's "\ud800") has no UTF-8 form; written as
-        # its JSON escape it stays valid JSON instead of failing the whole response.
+        # A lone surrogate has no UTF-8 form. Bodies holding one are refused and problems
+        # print U+FFFD for it, so none should reach here; if one does, its JSON escape keeps
+        # the answer valid instead of failing it.
         return text.encode("utf-8", "backslashreplace")
 
 
@@ -138,6 +141,90 @@ class _BodyTooLarge(Exception):
     pass
 
 
+def _is_json(scope: Scope) -> bool:
+    """A body every reader here parses as JSON: FastAPI's (`application/json`, `…+json`) and
+    the export endpoint's."""
+    headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
+    media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    return media_type.endswith((b"/json", b"+json"))
+
+
+class JSONBodyRulesMiddleware:
+    """Every JSON body checked once, before any endpoint reads it, against the rules no schema
+    states (`request_types.json_body_violation`): nested past MAX_JSON_DEPTH is a 400, text
+    with a lone surrogate a 422 naming where it is. Body parsers differ (FastAPI's for the
+    bodies it validates, the export endpoint's own), so the rules sit in front of both.
+
+    The body (at most 1 MiB: `BodyLimitMiddleware` runs outside this) is read whole, parsed,
+    and handed on unchanged; a body that is not JSON at all is left to its endpoint's 400.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left before its body arrived: there is no one to answer
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        refusal = _body_refusal(body)
+        if refusal is not None:
+            await render_error(refusal)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _body_refusal(body: bytes) -> AppError | None:
+    violation = json_body_violation(body) if body.strip() else None
+    if violation is None:
+        return None
+    if violation.too_deep:
+        return BadRequest(
+            f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.",
+            errors=[{"loc": violation.loc, "msg": violation.msg}],
+        )
+    return ValidationFailed.field(violation.loc, violation.msg)
+
+
+class HeadAsGetMiddleware:
+    """`HEAD` answered as `GET` is, without the body (RFC 9110 §9.3.2): routes declare GET
+    only, so the document lists each operation once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 class RequestContextMiddleware:
     """A request id on every response (`X-Request-ID`) and one JSON log line per request."""
 
@@ -214,6 +301,17 @@ def configure_logging(level: str = "INFO") -> None:
 error_log = logging.getLogger("ledgerline.errors")
 
 
+def _printable(text: str) -> str:
+    """Text a client sent may hold a lone surrogate, which has no UTF-8 form: an answer
+    quoting it shows U+FFFD in its place, never the character or its escape."""
+    return LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _printable_error(error: dict[str, Any]) -> dict[str, Any]:
+    loc = [_printable(part) if isinstance(part, str) else part for part in error.get("loc", ())]
+    return {**error, "loc": loc, "msg": _printable(str(error.get("msg", "")))}
+
+
 def problem(
     status: int,
     detail: str,
@@ -226,13 +324,17 @@ def problem(
         "type": PROBLEM_TYPE_BASE + (code or TITLES.get(status, "error").lower().replace(" ", "-")),
         "title": TITLES.get(status, "Error"),
         "status": status,
-        "detail": detail,
+        "detail": _printable(detail),
     }
     if errors:
-        body["errors"] = list(errors)
+        body["errors"] = [_printable_error(error) for error in errors]
     return JSONResponse(
         body, status_code=status, headers=headers, media_type="application/problem+json"
     )
+
+
+def render_error(exc: AppError) -> Response:
+    return problem(exc.status, exc.detail, code=exc.code, errors=exc.errors, headers=exc.headers)
 
 
 def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict[str, Any]]]:
@@ -253,23 +355,24 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict
 
 
 def allowed_methods(app: FastAPI, request: Request) -> list[str]:
-    """Every method some route serves at this path: Starlette's own 405 names only the first
-    route that matched the path, one per method here."""
-    methods: set[str] = set()
-    for route in app.router.routes:
+    """Every method some route serves at this path, with the two HTTP answers for any
+    resource (HEAD where GET is served, and OPTIONS): Starlette's own 405 names only the
+    first route that matched the path, one per method here. Included routers are walked
+    through FastAPI's `iter_route_contexts`, which sees each route under its full path."""
+    methods = {"OPTIONS"}
+    for route in iter_route_contexts(app.router.routes):
         match, _child = route.matches({**request.scope, "method": "GET"})
-        route_methods = getattr(route, "methods", None)
-        if match != Match.NONE and route_methods:
-            methods |= set(route_methods)
+        if match != Match.NONE and route.methods:
+            methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")
     return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> Response:
-        return problem(
-            exc.status, exc.detail, code=exc.code, errors=exc.errors, headers=exc.headers
-        )
+        return render_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
@@ -283,8 +386,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource."
         if exc.status_code == 405:
+            allow = {"Allow": ", ".join(allowed_methods(app, request))}
+            # No route declares OPTIONS: the router's 405 for it is where the path is known
+            # to exist, so the answer is the methods it serves.
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=allow)
             detail = "This method is not allowed on this resource."
-            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request))}
+            headers = {**(headers or {}), **allow}
         return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(Exception)

@@ -1,13 +1,16 @@
 """The request-side primitives every domain's bodies and query parameters share: the strict
-body, text without NUL, whole numbers, id bounds, ISO dates and aware date-times, and list
-query parameters. Neutral ground, so one domain's schemas never import another's.
+body, text without NUL, whole numbers, id bounds, ISO dates and aware date-times, list query
+parameters, and the two rules every JSON body obeys before any schema reads it (its depth, and
+text that has a UTF-8 form). Neutral ground, so one domain's schemas never import another's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -89,6 +92,90 @@ AwareDateTime = Annotated[dt.datetime, BeforeValidator(_aware_datetime)]
 class StrictBody(BaseModel):
     # Python's `re` for patterns, as the JSON Schema validators clients use read them.
     model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
+
+
+# ---- rules over a whole JSON body (enforced for every body by http.JSONBodyRulesMiddleware) --
+
+# Deeper than any body we define (a batch of line items is 4 levels), shallow enough that no
+# parser or renderer downstream ever recurses near Python's limit.
+MAX_JSON_DEPTH = 32
+
+# A UTF-16 surrogate on its own (JSON's "\ud800") is a Python str but has no UTF-8 form: it can
+# be neither stored nor written back in an answer. A JSON body is the only way one arrives
+# (query strings, forms and paths are decoded from UTF-8 bytes, with replacement characters).
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+UNENCODABLE = "must be valid Unicode text: it holds a lone UTF-16 surrogate"
+
+
+@dataclass(frozen=True)
+class BodyViolation:
+    """Where a JSON body breaks a rule, as a problem's `loc`; the value is never kept, so no
+    answer can echo it."""
+
+    loc: list[str | int]
+    msg: str
+    too_deep: bool = False
+
+
+def json_body_violation(body: bytes) -> BodyViolation | None:
+    """Where a JSON body is nested past MAX_JSON_DEPTH or holds text with a lone surrogate (in
+    a value or a key); None when it has neither, or is not JSON at all (its endpoint answers
+    that)."""
+    try:
+        document = json.loads(body)
+    except RecursionError:  # deeper than the parser itself can go
+        return _too_deep()
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    return _first_violation(document)
+
+
+def _too_deep() -> BodyViolation:
+    return BodyViolation(["body"], f"nested deeper than {MAX_JSON_DEPTH} levels", too_deep=True)
+
+
+def _unencodable(text: str) -> bool:
+    return not text.isascii() and LONE_SURROGATE.search(text) is not None
+
+
+def _first_violation(document: Any) -> BodyViolation | None:
+    """One pass over every container (without recursion, so any depth the parser returned is
+    safe); only a body that holds unencodable text is walked again to say where."""
+    if isinstance(document, str):
+        return BodyViolation(["body"], UNENCODABLE) if _unencodable(document) else None
+    pending: list[tuple[Any, int]] = [(document, 1)] if isinstance(document, dict | list) else []
+    unencodable = False
+    while pending:
+        container, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            return _too_deep()
+        if isinstance(container, dict):
+            unencodable = unencodable or any(_unencodable(key) for key in container)
+            container = container.values()
+        for item in container:
+            if isinstance(item, str):
+                unencodable = unencodable or _unencodable(item)
+            elif isinstance(item, dict | list):
+                pending.append((item, depth + 1))
+    return _unencodable_text(document) if unencodable else None
+
+
+def _unencodable_text(document: Any) -> BodyViolation | None:
+    """Where the first lone surrogate is: the path of keys and indexes to a value, or to the
+    object whose key holds it (the key itself is never repeated)."""
+    pending: list[tuple[Any, list[str | int]]] = [(document, [])]
+    while pending:
+        value, loc = pending.pop()
+        if isinstance(value, str) and LONE_SURROGATE.search(value):
+            return BodyViolation(loc or ["body"], UNENCODABLE)
+        if isinstance(value, list):
+            pending.extend((item, [*loc, index]) for index, item in enumerate(value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if LONE_SURROGATE.search(key):
+                    return BodyViolation(loc or ["body"], "a key " + UNENCODABLE)
+                pending.append((item, [*loc, key]))
+    return None
 
 
 def query_values(values: Sequence[str] | None) -> list[str]:

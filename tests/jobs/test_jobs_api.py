@@ -15,7 +15,7 @@ from ledgerline.exports.links import sign_download
 from ledgerline.jobs.queue import JobQueue
 from ledgerline.models import Job
 from tests.conftest import Api, Backend, TenantFactory, assert_problem
-from tests.jobs.conftest import bulk_lines, create_lines, download, wait_for_job
+from tests.jobs.conftest import bulk_lines, create_lines, csv_rows, download, wait_for_job
 from tests.openapi_check import assert_matches_openapi
 
 GROUPED = "/reports/invoice_line_items.grouped/export"
@@ -357,3 +357,26 @@ def test_bad_ids_tokens_and_keys_are_client_errors(api: Api) -> None:
     too_long = {"Idempotency-Key": "k" * 256}
     assert_problem(api.post(GROUPED, json={}, headers=too_long), 422, "Idempotency-Key")
     assert api.get("/jobs").json()["count"] == 0
+
+
+# Every start a spreadsheet runs as a formula (issue 10 item 8), each followed by a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def test_exported_csv_guards_every_formula_start(api: Api, consumer: JobQueue) -> None:
+    invoice = api.post("/invoices", json={"currency": "GBP"}).json()
+    items = [
+        {"type": "flat_fee", "amount": "1", "description": start + "HYPERLINK(1)"}
+        for start in FORMULA_STARTS
+    ]
+    added = api.post(f"/invoices/{invoice['id']}/line_items", json={"items": items})
+    assert added.status_code == 201, added.text
+    job_id = export(api, FLAT, format="csv", columns="id,description", sort="id")
+    job = wait_for_job(api, job_id)
+    assert job["status"] == "succeeded", job
+    rows = csv_rows(download(api, job))
+    # Line breaks inside a cell are written CRLF; the guard comes before the text itself.
+    written = {"\r": "\r\n", "\n": "\r\n"}
+    assert [row["Description"] for row in rows] == [
+        "'" + written.get(start, start) + "HYPERLINK(1)" for start in FORMULA_STARTS
+    ]

@@ -28,7 +28,7 @@ def plain(minor: int, currency: str) -> str:
 def guarded(text: str | None) -> str:
     if text is None:
         return ""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") else text
 
 
 def field(line: Line, key: str) -> Any:

@@ -31,6 +31,7 @@ NASTY_TEXT = [
     "two\rlines cr",
     "\r\nstarts with crlf",
     "\nstarts with lf",
+    '\n=HYPERLINK("http://x")',
     "ends with lf\n",
     "=1+2",
     "+44 20",
@@ -140,7 +141,7 @@ def _both(data: Data, params: ReportParams) -> tuple[bytes, bytes, int]:
 def _text(value: str | None) -> str:
     if not value:
         return ""
-    if value[0] in ("=", "+", "-", "@", "\t", "\r"):
+    if value[0] in ("=", "+", "-", "@", "\t", "\r", "\n"):
         value = "'" + value
     return value.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
 

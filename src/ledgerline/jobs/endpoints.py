@@ -36,6 +36,7 @@ from ledgerline.pagination import PageWindow, list_response
 from ledgerline.reports.columns import FLAT, GROUPED
 from ledgerline.reports.endpoints import report_parameter_schemas, report_query
 from ledgerline.reports.query import parse_report_params
+from ledgerline.request_types import MAX_ID
 
 log = logging.getLogger("ledgerline.jobs")
 
@@ -83,7 +84,8 @@ async def export_request_params(request: Request) -> dict[str, ParamValue]:
             return merged
         try:
             parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
+        # Depth and lone surrogates were checked before (http.JSONBodyRulesMiddleware).
+        except ValueError as exc:  # UnicodeDecodeError included
             raise BadRequest(
                 "The request body is not valid JSON.",
                 errors=[{"loc": ["body"], "msg": "invalid JSON"}],
@@ -294,7 +296,7 @@ def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
 
 
 # Ids beyond BIGINT would be a database error, not a 404.
-JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.get("/jobs", response_model=TeamUpList[JobModel])

@@ -24,6 +24,7 @@ from ledgerline.errors import ValidationFailed
 from ledgerline.models import INVOICE_STATUSES
 from ledgerline.openapi import name_list_schema
 from ledgerline.reports.columns import Join, invoices, line_items
+from ledgerline.request_types import MAX_ID
 
 # ASCII digits only (`\d` would also match "１２"); RFC 3339's lower-case t and z, and
 # fractions of any length (the database keeps microseconds; see `parse_datetime_bound`).
@@ -33,7 +34,6 @@ _DATETIME_RE = re.compile(
     r"(:(?P<seconds>[0-9]{2})(\.(?P<fraction>[0-9]+))?)?"
     r"(?P<offset>[Zz]|[+-][0-9]{2}:?[0-9]{2})?$"
 )
-_MAX_ID = 2**63 - 1
 
 # filter key -> invoices column, for the date-time bounds.
 DATETIME_FILTERS: dict[str, str] = {
@@ -142,7 +142,7 @@ def parse_id_gt(key: str, value: Any) -> int:
         value = int(text)
     if not isinstance(value, int):
         raise _invalid(key, "must be an integer")
-    if not -_MAX_ID <= value <= _MAX_ID:
+    if not -MAX_ID <= value <= MAX_ID:
         raise _invalid(key, "is out of range")
     return value
 
@@ -241,7 +241,7 @@ _DATE = {"type": "string", "format": "date"}
 def filter_schema(key: str) -> dict[str, Any]:
     """What `parse_filters` accepts for `key`, as a JSON schema."""
     if key == "id_gt":
-        return {"anyOf": [{"type": "integer", "minimum": -_MAX_ID, "maximum": _MAX_ID}, _EMPTY]}
+        return {"anyOf": [{"type": "integer", "minimum": -MAX_ID, "maximum": MAX_ID}, _EMPTY]}
     if key == "invoice_status":
         return name_list_schema(list(INVOICE_STATUSES))
     if key.startswith("invoice_due_date_"):

@@ -41,8 +41,10 @@ Piece = tuple[str, list[ColumnElement[Any]]]
 
 # --- Python values: what the generated row makers call ---------------------------------------
 
-# A text cell starting with one of these is run as a formula by spreadsheets (SPEC §5).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A text cell starting with one of these is run as a formula by spreadsheets (SPEC §5). A
+# leading line break hides what follows from a reader of the cell while a spreadsheet may still
+# run it, so LF is guarded as CR is.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 _FORMULA_CHARS = frozenset(FORMULA_START)
 
 
