@@ -44,11 +44,11 @@ def fail(message: str) -> None:
 
 def ready_settings() -> Settings:
     """Settings with the database migrated: every command works on a fresh data dir."""
-    from ledgerline.config import get_settings
+    from ledgerline.config import get_settings, private_dir
     from ledgerline.db import upgrade_database
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     upgrade_database(settings.resolved_database_url)
     return settings
 

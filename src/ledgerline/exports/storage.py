@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 from urllib.parse import urlsplit
 
-from ledgerline.config import Settings
+from ledgerline.config import Settings, open_private, private_dir
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -133,19 +133,19 @@ class LocalStorage:
 
     @staticmethod
     def _create(temp: Path) -> BinaryIO:
-        # `delete` prunes directories it empties; one may vanish between mkdir and open.
-        # mkdir itself can lose that race: it finds the directory, it is pruned, and its
-        # exist_ok check then sees nothing and raises FileExistsError.
+        # Export files hold customer data: created 0600 (kept by the rename that publishes
+        # them), their directories 0700. `delete` prunes directories it empties; one may
+        # vanish between mkdir and open, hence the retries.
         for _ in range(9):
             try:
-                temp.parent.mkdir(parents=True, exist_ok=True)
-                return temp.open("xb")
+                private_dir(temp.parent)
+                return os.fdopen(open_private(temp), "wb")
             except (FileNotFoundError, FileExistsError):
                 if temp.exists():  # the temp name itself clashed: not the race above
                     raise
                 continue
-        temp.parent.mkdir(parents=True, exist_ok=True)
-        return temp.open("xb")
+        private_dir(temp.parent)
+        return os.fdopen(open_private(temp), "wb")
 
     def open(self, key: str) -> Iterator[bytes]:
         try:
@@ -182,7 +182,7 @@ class LocalStorage:
 
     def check(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            private_dir(self.root)
         except OSError as exc:
             raise StorageUnavailable(f"cannot create {self.root}: {exc}") from exc
         if not os.access(self.root, os.W_OK | os.X_OK):

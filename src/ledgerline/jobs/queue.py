@@ -23,7 +23,7 @@ from huey import PostgresHuey, RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
-from ledgerline.config import Settings
+from ledgerline.config import Settings, touch_private
 
 log = logging.getLogger("ledgerline.jobs.queue")
 
@@ -51,7 +51,8 @@ def build_huey(url: str, name: str) -> Huey:
     """The huey instance for a queue URL (results off: the jobs table keeps the outcome)."""
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Job ids only, but in the data dir beside the database: private like it (0600).
+        touch_private(path)
         return SqliteHuey(name, filename=str(path), results=False, utc=True)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisHuey(
