@@ -99,7 +99,7 @@ def test_quickstart_serve_and_an_export_leave_only_private_files(
     found = modes_under(data)
     # What must be there: the database in WAL mode, the queue, the key, the token, the file.
     job_dir = f"exports/{demo['account']}/{job_id}"
-    for name in ("ledgerline.db", "queue.db", "secret_key", job_dir):
+    for name in ("ledgerline.db", "queue.db", "secret_key", "demo_token", job_dir):
         assert name in found, sorted(found)
     assert any(name.startswith(job_dir + "/") for name in found), sorted(found)
     assert found == expected_modes(data)
