@@ -10,6 +10,7 @@ run. One smoke test still runs the installed console script end to end: `demo`, 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -26,13 +27,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from fastapi.testclient import TestClient
+from sqlalchemy import event, func, select, update
 from typer.testing import CliRunner
 
+from ledgerline.app import create_app
+from ledgerline.auth import LAST_USED_GRANULARITY, hash_secret
 from ledgerline.cli import app
-from ledgerline.config import get_settings
-from ledgerline.db import engine_for, make_engine
-from ledgerline.models import Account, Invoice, LineItem
+from ledgerline.config import Settings, get_settings
+from ledgerline.db import engine_for, make_engine, transaction
+from ledgerline.models import Account, ApiKey, Invoice, LineItem
 from tests.conftest import POSTGRES_URL, _create_postgres_database, require_service
 
 SCRIPT = Path(sys.executable).with_name("ledgerline")
@@ -190,6 +194,8 @@ def test_accounts_and_tokens_create_print_one_json_object(sqlite_cli: Cli) -> No
         (("tokens", "create", "--account", "987654"), "987654"),
         (("seed", "--account", "987654", "--line-items", "10"), "987654"),
         (("seed", "--account", "1", "--line-items", "0"), "line-items"),
+        (("tokens", "list", "--account", "987654"), "987654"),
+        (("tokens", "revoke", "key_00000000deadbeef"), "key_00000000deadbeef"),
     ],
 )
 def test_bad_input_exits_non_zero_with_a_message_and_nothing_on_stdout(
@@ -234,8 +240,111 @@ def test_quickstart_on_a_fresh_data_dir_creates_the_demo_once(sqlite_cli: Cli) -
     assert second.returncode == 0, second.stderr
     again = json.loads(second.stdout)
     assert again["account"] == payload["account"]
-    assert again["token"] != payload["token"]
+    # The same token again (issue 10: `make run` used to mint one per run), not a new key.
+    assert again["token"] == payload["token"]
+    assert f"Token {payload['token']}" in second.stderr
+    listed = sqlite_cli.created("tokens", "list", "--account", str(payload["account"]))
+    assert len(listed["tokens"]) == 1
     assert sqlite_cli.count(LineItem, payload["account"]) == 10_000
+
+    # Once it is revoked, the next run shows a new token, and keeps showing that one.
+    sqlite_cli.created("tokens", "revoke", payload["token"].split(".")[0])
+    third = json.loads(sqlite_cli.run("quickstart").stdout)
+    assert third["account"] == payload["account"]
+    assert third["token"] != payload["token"]
+    assert json.loads(sqlite_cli.run("quickstart").stdout)["token"] == third["token"]
+
+
+# --- the token lifecycle: list, use, revoke ------------------------------------------------
+
+
+def api_of(cli: Cli) -> TestClient:
+    """The API on the command's database and data dir, in this process."""
+    settings = Settings(
+        data_dir=cli.cwd / "data", database_url=cli.database_url, embedded_workers=0
+    )
+    return TestClient(create_app(settings), base_url="http://testserver/api/v2")
+
+
+def api_key_updates(cli: Cli) -> list[str]:
+    """Every UPDATE of api_keys the API's engine sends from now on (its statements observed,
+    not changed)."""
+    sent: list[str] = []
+
+    def observe(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE API_KEYS"):
+            sent.append(statement)
+
+    event.listen(engine_for(cli.database_url), "before_cursor_execute", observe)
+    return sent
+
+
+def test_tokens_list_shows_use_and_a_revoked_token_answers_401_at_once(cli: Cli) -> None:
+    account = cli.created("accounts", "create", "Lifecycle")["id"]
+    token = cli.created("tokens", "create", "--account", str(account))
+    reader = cli.created("tokens", "create", "--account", str(account), "--scope", "read")
+    listed = cli.created("tokens", "list", "--account", str(account))
+    assert listed["account"] == account
+    assert [t["key_id"] for t in listed["tokens"]] == [token["key_id"], reader["key_id"]]
+    first = listed["tokens"][0]
+    assert set(first) == {
+        "key_id", "account", "scopes", "created_at", "last_used_at", "revoked_at"
+    }  # fmt: skip
+    assert first["scopes"] == ["read", "write"]
+    assert first["last_used_at"] is None
+    assert first["revoked_at"] is None
+    # Never the secret, nor its hash, anywhere in what is printed.
+    printed = cli.run("tokens", "list", "--account", str(account)).stdout
+    assert token["secret"] not in printed
+    assert hash_secret(token["secret"]) not in printed
+
+    api = api_of(cli)
+    updates = api_key_updates(cli)
+    headers = {"Authorization": f"Token {token['token']}"}
+    for _ in range(5):
+        assert api.get("/customers", headers=headers).status_code == 200
+    assert len(updates) == 1  # last use recorded once, not once per request
+    used = cli.created("tokens", "list", "--account", str(account))["tokens"][0]
+    assert used["last_used_at"] is not None
+    assert used["last_used_at"] >= first["created_at"]
+    other = cli.created("tokens", "list", "--account", str(account))["tokens"][1]
+    assert other == listed["tokens"][1]  # the other key untouched
+
+    revoked = cli.created("tokens", "revoke", token["key_id"])
+    assert revoked["key_id"] == token["key_id"]
+    assert revoked["revoked_at"] is not None
+    refused = api.get("/customers", headers=headers)  # the same app: nothing cached
+    assert refused.status_code == 401
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert (
+        api.get("/customers", headers={"Authorization": f"Token {reader['token']}"}).status_code
+        == 200
+    )
+    # Revoking again is harmless and keeps the first time.
+    assert cli.created("tokens", "revoke", token["key_id"])["revoked_at"] == revoked["revoked_at"]
+    assert (
+        cli.created("tokens", "list", "--account", str(account))["tokens"][0]["revoked_at"]
+        == revoked["revoked_at"]
+    )
+
+
+def test_last_use_is_written_again_once_it_is_stale(sqlite_cli: Cli) -> None:
+    account = sqlite_cli.created("accounts", "create", "Stale")["id"]
+    token = sqlite_cli.created("tokens", "create", "--account", str(account))
+    api = api_of(sqlite_cli)
+    headers = {"Authorization": f"Token {token['token']}"}
+    assert api.get("/customers", headers=headers).status_code == 200
+    long_ago = dt.datetime.now(dt.UTC) - LAST_USED_GRANULARITY - dt.timedelta(seconds=1)
+    with transaction(sqlite_cli.database_url, writes=True) as session:
+        session.execute(
+            update(ApiKey).where(ApiKey.key_id == token["key_id"]).values(last_used_at=long_ago)
+        )
+    updates = api_key_updates(sqlite_cli)
+    assert api.get("/customers", headers=headers).status_code == 200
+    assert api.get("/customers", headers=headers).status_code == 200
+    assert len(updates) == 1
+    listed = sqlite_cli.created("tokens", "list", "--account", str(account))["tokens"][0]
+    assert dt.datetime.fromisoformat(listed["last_used_at"]) > long_ago + LAST_USED_GRANULARITY
 
 
 # --- the one smoke test through the installed console script --------------------------------

@@ -6,26 +6,37 @@ Accepted forms (SPEC §3): `Token <key_id>.<secret>`, `Bearer <key_id>.<secret>`
 `Basic base64(<key_id>:<secret>)`. A secret is 32 random bytes, so a single SHA-256 is a
 sufficient one-way hash (a slow password hash protects low-entropy secrets, which these
 are not) and keeps authentication to one indexed lookup.
+
+Nothing is cached: every request reads its key's row, so a revoked key answers 401 from the
+next request on. `last_used_at` is kept to within `LAST_USED_GRANULARITY`: a request writes
+it only when the stored value is older than that (see `_record_use`), so the cost is one
+write per key per five minutes, not one per request.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Executable, FromClause, Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Executable, FromClause, Select, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
-from ledgerline.db import utcnow
+from ledgerline.db import after_commit, transaction, utcnow
 from ledgerline.errors import NotFound, Unauthorized
 from ledgerline.models import Account, ApiKey
 
+log = logging.getLogger("ledgerline.auth")
+
 SCOPES = ("read", "write")
+# How stale `api_keys.last_used_at` may be before a request writes it again.
+LAST_USED_GRANULARITY = dt.timedelta(minutes=5)
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ledgerline", Basic realm="ledgerline"'}
 
 
@@ -89,13 +100,8 @@ def parse_authorization(header: str) -> tuple[str, str] | None:
     return key_id, secret
 
 
-def authenticate(session: Session, header: str | None) -> Principal:
-    if not header:
-        raise Unauthorized("Credentials are required.", headers=CHALLENGE)
-    parsed = parse_authorization(header)
-    if parsed is None:
-        raise Unauthorized("The Authorization header is not a valid credential.", headers=CHALLENGE)
-    key_id, secret = parsed
+def live_key(session: Session, key_id: str, secret: str) -> tuple[ApiKey, Account] | None:
+    """The key (and its account) that `key_id` and `secret` name, unless it is revoked."""
     row = session.execute(
         across_accounts(
             select(ApiKey, Account)
@@ -104,14 +110,114 @@ def authenticate(session: Session, header: str | None) -> Principal:
         )
     ).first()
     if row is None or not hmac.compare_digest(row[0].secret_hash, hash_secret(secret)):
+        return None
+    return row[0], row[1]
+
+
+def authenticate(session: Session, header: str | None) -> Principal:
+    if not header:
+        raise Unauthorized("Credentials are required.", headers=CHALLENGE)
+    parsed = parse_authorization(header)
+    if parsed is None:
+        raise Unauthorized("The Authorization header is not a valid credential.", headers=CHALLENGE)
+    row = live_key(session, *parsed)
+    if row is None:
         raise Unauthorized("The credentials are not valid.", headers=CHALLENGE)
     api_key, account = row
+    now = utcnow()
+    if api_key.last_used_at is None or api_key.last_used_at < now - LAST_USED_GRANULARITY:
+        _record_use(session, api_key.id, now)
     return Principal(
         account_id=account.id,
         scopes=frozenset(api_key.scopes.split()),
         timezone=account.timezone,
         currency=account.currency,
     )
+
+
+def _record_use(session: Session, api_key_pk: int, now: dt.datetime) -> None:
+    """Set the key's `last_used_at` once the request's transaction has committed, in a short
+    write transaction of its own.
+
+    Not in the request's transaction: a read request would then hold a write lock (all of
+    SQLite's, or the key's row on PostgreSQL, blocking its other requests) until it ends,
+    and on SQLite its read snapshot could not be upgraded to a write at all. The UPDATE is
+    conditional, so of concurrent requests that all saw a stale value one changes the row.
+    A request that fails (rolls back) does not count; recording is best-effort and never
+    fails the request that triggered it.
+    """
+    engine = session.get_bind()
+    stale_before = now - LAST_USED_GRANULARITY
+
+    def record() -> None:
+        try:
+            with transaction(sessionmaker(bind=engine), writes=True) as own:
+                own.execute(
+                    across_accounts(  # the key authentication found, whoever owns it
+                        update(ApiKey)
+                        .where(
+                            ApiKey.id == api_key_pk,
+                            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < stale_before),
+                        )
+                        .values(last_used_at=now)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
+        except Exception:
+            log.warning("could not record a token's last use", exc_info=True)
+
+    after_commit(session, record)
+
+
+# ---- the command line's token lifecycle ------------------------------------------------------
+
+
+class TokenNotFound(LookupError):
+    """No API key with that key id."""
+
+
+def list_tokens(session: Session, account_id: int) -> list[ApiKey]:
+    """The account's keys, oldest first, revoked ones included (they say so)."""
+    return list(
+        session.execute(
+            select(ApiKey).where(owned(ApiKey, account_id)).order_by(ApiKey.id)
+        ).scalars()
+    )
+
+
+def revoke_token(session: Session, key_id: str) -> ApiKey:
+    """Revoke the key now; revoking it again keeps the first `revoked_at`. The next request
+    with it answers 401 (`authenticate` reads the row every time)."""
+    session.execute(
+        across_accounts(  # an operator's command: the key id names the key, in any account
+            update(ApiKey)
+            .where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    )
+    key = session.execute(
+        across_accounts(select(ApiKey).where(ApiKey.key_id == key_id))
+    ).scalar_one_or_none()
+    if key is None:
+        raise TokenNotFound(key_id)
+    return key
+
+
+def token_json(key: ApiKey) -> dict[str, Any]:
+    """What `tokens list` and `tokens revoke` print of a key: never its secret or hash."""
+
+    def when(value: dt.datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "key_id": key.key_id,
+        "account": key.account_id,
+        "scopes": key.scopes.split(),
+        "created_at": when(key.created_at),
+        "last_used_at": when(key.last_used_at),
+        "revoked_at": when(key.revoked_at),
+    }
 
 
 class AccountOwned(Protocol):

@@ -44,11 +44,11 @@ def fail(message: str) -> None:
 
 def ready_settings() -> Settings:
     """Settings with the database migrated: every command works on a fresh data dir."""
-    from ledgerline.config import get_settings
+    from ledgerline.config import get_settings, private_dir
     from ledgerline.db import upgrade_database
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     upgrade_database(settings.resolved_database_url)
     return settings
 
@@ -105,6 +105,36 @@ def tokens_create(
                 "scopes": issued.scopes,
             }
         )
+
+
+@tokens_app.command("list")
+def tokens_list(
+    account: Annotated[int, typer.Option("--account", help="account id")],
+) -> None:
+    """The account's tokens (revoked ones too), without their secrets."""
+    from ledgerline.auth import list_tokens, token_json
+    from ledgerline.db import transaction
+    from ledgerline.models import Account
+
+    settings = ready_settings()
+    with transaction(settings.resolved_database_url, writes=False) as session:
+        if session.get(Account, account) is None:
+            fail(f"no account with id {account}")
+        emit({"account": account, "tokens": [token_json(k) for k in list_tokens(session, account)]})
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(key_id: Annotated[str, typer.Argument(help="the token's key_id")]) -> None:
+    """Revoke a token: from the next request on it answers 401. Revoking twice is harmless."""
+    from ledgerline.auth import TokenNotFound, revoke_token, token_json
+    from ledgerline.db import transaction
+
+    settings = ready_settings()
+    try:
+        with transaction(settings.resolved_database_url, writes=True) as session:
+            emit(token_json(revoke_token(session, key_id)))
+    except TokenNotFound:
+        fail(f"no token with key id {key_id}")
 
 
 @app.command()
@@ -276,27 +306,51 @@ def demo(
     emit(_create_demo(ready_settings(), line_items, seed))
 
 
+# `make run`'s demo token: the secret is stored only as a hash, so quickstart keeps the token
+# itself here (0600, like the database it opens) to show it again on the next run.
+DEMO_TOKEN_FILE = "demo_token"  # noqa: S105 - a file name, not a secret
+
+
+def _saved_demo_token(settings: Settings) -> str | None:
+    try:
+        return (settings.data_dir / DEMO_TOKEN_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 @app.command()
 def quickstart() -> None:
-    """For `make run`: migrate, create the demo data once, and mint a fresh token."""
+    """For `make run`: migrate, create the demo data once, and show a token: the one shown
+    last time while it is still valid, else a new one."""
     from sqlalchemy import select
 
-    from ledgerline.auth import SCOPES, issue_token
+    from ledgerline.auth import SCOPES, issue_token, live_key
+    from ledgerline.config import write_private_file
     from ledgerline.db import transaction
     from ledgerline.models import Account
 
     settings = ready_settings()
+    saved = _saved_demo_token(settings)
+    token: str | None = None
     with transaction(settings.resolved_database_url, writes=True) as session:
         first = session.execute(
             select(Account.id).order_by(Account.id).limit(1)
         ).scalar_one_or_none()
-        if first is not None:
-            issued = issue_token(session, first, list(SCOPES))
+        key_id, dot, secret = (saved or "").partition(".")
+        found = live_key(session, key_id, secret) if dot else None
+        if found is not None:  # still there and not revoked: show it again
+            first, token = found[1].id, saved
+        elif first is not None:
+            token = issue_token(session, first, list(SCOPES)).token
     if first is None:
         stderr.print(f"First run: generating demo data ({DEMO_LINE_ITEMS:,} line items)…")
         payload = _create_demo(settings, DEMO_LINE_ITEMS, 0)
     else:
-        payload = {"account": first, "token": issued.token, "base_url": _base_url(settings)}
+        payload = {"account": first, "token": token, "base_url": _base_url(settings)}
+    if payload["token"] != saved:
+        write_private_file(
+            settings.data_dir / DEMO_TOKEN_FILE, f"{payload['token']}\n", overwrite=True
+        )
     docs = payload["base_url"].removesuffix("/api/v2") + "/docs"
     stderr.print(
         "\n[bold green]Ledgerline is ready.[/bold green]\n"

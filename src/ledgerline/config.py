@@ -1,8 +1,15 @@
-"""Settings: one object, read from `LEDGERLINE_*` environment variables and an optional `.env`."""
+"""Settings: one object, read from `LEDGERLINE_*` environment variables and an optional `.env`.
+
+Also how the files of the data dir are made private: the database, the queue file, the secret
+key, the demo token and local export files hold customer data or credentials, so each is
+created 0600 and each directory 0700 (owner only), whatever the process's umask allows.
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -73,10 +80,63 @@ class Settings(BaseSettings):
             return self.secret_key
         key_file = self.data_dir / "secret_key"
         if not key_file.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(secrets.token_urlsafe(48))
-            key_file.chmod(0o600)
+            # Processes starting at once each write a key; the first to publish wins.
+            write_private_file(key_file, secrets.token_urlsafe(48), overwrite=False)
         return key_file.read_text().strip()
+
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` and each missing parent 0700. (`Path.mkdir(mode, parents=True)` gives
+    the parents the umask's mode, typically 0755.) An existing directory is left as it is:
+    an operator who chose its mode knows why."""
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        with suppress(FileExistsError):  # made by another process meanwhile
+            directory.mkdir(mode=PRIVATE_DIR_MODE)
+
+
+def open_private(path: Path) -> int:
+    """A new file, 0600 from its first moment (no window in which it is world-readable, as
+    with creating and then chmod-ing), as a raw descriptor; FileExistsError if it exists."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+
+
+def touch_private(path: Path) -> None:
+    """Create `path` empty and 0600 unless it exists: done before SQLite opens a database
+    file, because SQLite creates a new file with the umask's mode and gives its -wal and
+    -shm files the database file's mode."""
+    private_dir(path.parent)
+    with suppress(FileExistsError):
+        os.close(open_private(path))
+
+
+def write_private_file(path: Path, text: str, *, overwrite: bool) -> None:
+    """Publish `text` at `path` as a 0600 file in one step: a reader sees the whole file or
+    none. With `overwrite=False` a file already there wins (and is kept)."""
+    private_dir(path.parent)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        with os.fdopen(open_private(temp), "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if overwrite:
+            os.replace(temp, path)
+        else:
+            with suppress(FileExistsError):
+                os.link(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 @lru_cache

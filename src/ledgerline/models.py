@@ -95,6 +95,8 @@ class ApiKey(Base):
     scopes: Mapped[str] = mapped_column(String(100))  # space-separated
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # When a request last authenticated with it, to within auth.LAST_USED_GRANULARITY.
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Venue(Base):

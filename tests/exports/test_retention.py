@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from sqlalchemy import func, select
 from ledgerline.accounts import create_account
 from ledgerline.db import transaction
 from ledgerline.exports.storage import LocalStorage
-from ledgerline.jobs.retention import sweep_expired
+from ledgerline.jobs.retention import sweep_expired, sweep_partials
 from ledgerline.models import Job
 from tests.conftest import Backend
 
@@ -210,3 +212,53 @@ def test_concurrent_sweeps_expire_each_job_once(backend: Backend, tmp_path: Path
     assert sum(counts) == expected
     assert set(statuses(backend, [job_id for job_id, _ in jobs]).values()) == {"expired"}
     assert all(storage.size(key) is None for _, key in jobs)
+
+
+def test_partial_files_are_kept_only_for_the_attempt_holding_the_lease(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """`sweep_partials`: a file being written by the job's lease holder stays, however long
+    since it was written to; every other attempt's goes (its job was re-queued, failed, was
+    canceled or taken over), as does any attempt's once the job is no longer running."""
+    storage = LocalStorage(tmp_path / "exports")
+    account_id = make_account(backend)
+    far = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+
+    def job(status: str, owner: str | None) -> int:
+        with transaction(backend.database_url, writes=True) as session:
+            made = Job(
+                account_id=account_id,
+                report="invoice_line_items",
+                format="csv",
+                params={},
+                status=status,
+                lease_owner=owner,
+                lease_expires_at=far if owner else None,
+            )
+            session.add(made)
+            session.flush()
+            return made.id
+
+    running = job("running", "host:1:aaaaaaaaaaaa")
+    requeued = job("queued", None)
+    failed = job("failed", None)
+    keys = {
+        "live": f"{account_id}/{running}/aaaaaaaaaaaa-invoice_line_items-{running}.csv",
+        "taken over": f"{account_id}/{running}/bbbbbbbbbbbb-invoice_line_items-{running}.csv",
+        "re-queued": f"{account_id}/{requeued}/cccccccccccc-invoice_line_items-{requeued}.csv",
+        "failed": f"{account_id}/{failed}/dddddddddddd-invoice_line_items-{failed}.csv",
+        "not an export's": "elsewhere/notes.csv",
+    }
+    for key in keys.values():
+        # The temporary file a writer of `key` fills (named as LocalStorage names it),
+        # untouched for a day: age is no reason to keep or remove one.
+        temp = storage.root / Path(key).parent / f".{Path(key).name}.0123456789abcdef.part"
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        temp.write_bytes(b"half a file")
+        os.utime(temp, (time.time() - 86_400, time.time() - 86_400))
+    with transaction(backend.database_url, writes=False) as session:
+        assert sweep_partials(session, storage) == 3
+    left = sorted(partial.key for partial in storage.partial_writes())
+    assert left == sorted([keys["live"], keys["not an export's"]])
+    # The emptied job directories are pruned, as `delete` prunes them.
+    assert not (storage.root / str(account_id) / str(requeued)).exists()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+from botocore.exceptions import ClientError
 
 from ledgerline.exports.storage import (
     CHUNK_SIZE,
@@ -251,6 +252,32 @@ def test_sweeping_abandoned_writes_never_touches_published_objects(subject: Subj
     assert storage.remove_abandoned(far_future()) == 0
     assert read_all(storage, "2/1.csv") == b"published"
     assert subject.stored() == ["2/1.csv"]
+
+
+def test_a_partial_write_is_listed_under_its_key_and_once_discarded_never_published(
+    subject: Subject,
+) -> None:
+    """What the sweep of dead attempts' files relies on (jobs/retention.sweep_partials)."""
+    storage = subject.storage
+    with storage.writer("5/9/1.csv") as out:
+        out.write(b"published")
+    assert list(storage.partial_writes()) == []  # a published object is not a partial one
+
+    def write_discarded() -> None:
+        with storage.writer("5/9/2.csv") as out:
+            out.write(os.urandom(PART_SIZE + 1))  # one S3 part uploaded: an open upload
+            out.flush()
+            (partial,) = storage.partial_writes()
+            assert partial.key == "5/9/2.csv"
+            storage.discard(partial)
+            storage.discard(partial)  # already gone: nothing happens
+            assert list(storage.partial_writes()) == []
+            out.write(b"the rest")
+
+    with pytest.raises((OSError, ClientError)):  # the writer cannot publish it any more
+        write_discarded()
+    assert_absent(storage, "5/9/2.csv")
+    assert subject.stored() == ["5/9/1.csv"]
 
 
 def test_a_reader_may_stop_early(subject: Subject) -> None:

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -129,6 +130,11 @@ def test_sigkilled_worker_job_is_finished_by_another_with_every_row_once(
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
+        # What the killed attempt leaves: its partial file, private like every export file.
+        folder = backend.data_dir / "exports" / str(tenant.account_id) / str(job_id)
+        (dead_part,) = [p for p in folder.iterdir() if p.name.endswith(".part")]
+        assert stat.S_IMODE(dead_part.stat().st_mode) == 0o600
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
         second = start_ledgerline(env, "worker", "--concurrency", "1", log=log)
         deadline = time.monotonic() + 120
         while True:
@@ -154,9 +160,103 @@ def test_sigkilled_worker_job_is_finished_by_another_with_every_row_once(
         assert amount_total == total
         assert job["result"]["row_count"] == rows
         assert job["progress"] == {"rows_done": rows, "rows_total": rows, "percent": 100}
-        # The dead worker's temporary file was never published.
-        folder = backend.data_dir / "exports" / str(tenant.account_id) / str(job_id)
+        # The dead worker's temporary file was never published, and was removed when the
+        # job was handed on: the published file is all that is left.
         assert len([p for p in folder.iterdir() if not p.name.startswith(".")]) == 1
+        assert len(list(folder.iterdir())) == 1
+    finally:
+        first.kill() if first.poll() is None else None
+        if second is not None:
+            stop(second)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def own_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A database and data dir of its own, migrated, that no other consumer sweeps (the
+    session's in-process consumer would re-queue a lapsed job with its own attempt limit)."""
+    from ledgerline.config import Settings
+    from ledgerline.db import engine_for, upgrade_database
+
+    data = tmp_path / "own-data"
+    if request.param == "postgres":
+        admin_url = require_service("PostgreSQL", POSTGRES_URL, "LEDGERLINE_TEST_POSTGRES_URL")
+        url, drop = _create_postgres_database(admin_url)
+    else:
+        url = f"sqlite:///{data / 'ledgerline.db'}"
+
+        def drop() -> None:
+            engine_for(url).dispose()
+
+    upgrade_database(url)
+    settings = Settings(data_dir=data, database_url=url, secret_key="own-backend-" + "k" * 40)
+    yield Backend(request.param, url, data, settings)
+    drop()
+
+
+def test_a_killed_workers_partial_file_goes_within_seconds_when_its_job_fails_for_good(
+    own_backend: Backend, tmp_path: Path
+) -> None:
+    """With no attempt left, the job is failed when its lease runs out, not re-run: the dead
+    attempt's partial file is removed then, by the next worker's sweep (not by an hourly
+    sweep of files a day old)."""
+    from ledgerline.accounts import create_account
+    from ledgerline.auth import issue_token
+    from ledgerline.db import transaction
+
+    backend = own_backend
+    rows = 150_000
+    with transaction(backend.database_url, writes=True) as session:
+        account_id = create_account(session, "Lost", "GBP", "Europe/London").id
+        token = issue_token(session, account_id, ["read", "write"]).token
+    bulk_lines(backend, account_id, rows)
+    api = Api(
+        TestClient(create_app(backend.settings), raise_server_exceptions=False),
+        token,
+        account_id,
+        "GBP",
+        "Europe/London",
+    )
+    env = ledgerline_env(
+        backend,
+        LEDGERLINE_JOB_LEASE_SECONDS="2",
+        LEDGERLINE_JOB_MAX_ATTEMPTS="1",
+    )
+    log = tmp_path / "workers.log"
+    first = start_ledgerline(env, "worker", "--concurrency", "1", log=log)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        response = api.post(
+            FLAT,
+            json={
+                "columns": ["id", "invoice.number", "type", "description", "amount", "tax_amount"],
+                "sort": ["id"],
+                "format": "json",  # the row-by-row writer: slow enough to be killed mid-way
+            },
+        )
+        assert response.status_code == 200, response.text
+        job_id = response.json()["job"]
+        folder = backend.data_dir / "exports" / str(account_id) / str(job_id)
+        deadline = time.monotonic() + 60
+        while True:
+            job = api.get(f"/jobs/{job_id}").json()
+            if job["status"] == "running" and 0 < job["progress"]["rows_done"] < rows:
+                break
+            assert job["status"] in ("queued", "running"), "finished before it could be killed"
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        killed_at = time.monotonic()
+        assert [p.name for p in folder.iterdir() if p.name.endswith(".part")]
+        second = start_ledgerline(env, "worker", "--concurrency", "1", log=log)
+        while (job := api.get(f"/jobs/{job_id}").json())["status"] == "running" or (
+            folder.exists() and list(folder.iterdir())
+        ):
+            assert time.monotonic() - killed_at < 30, (job, log.read_text()[-3000:])
+            time.sleep(0.1)
+        assert job["status"] == "failed", job
+        assert job["error"]["code"] == "worker_lost", job
+        assert not folder.exists()  # the emptied job directory is pruned too
     finally:
         first.kill() if first.poll() is None else None
         if second is not None:

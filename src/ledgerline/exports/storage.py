@@ -13,12 +13,13 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 from urllib.parse import urlsplit
 
-from ledgerline.config import Settings
+from ledgerline.config import Settings, open_private, private_dir
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -51,6 +52,15 @@ class StorageUnavailable(StorageError):
     """The storage cannot be reached or written (raised by `check`)."""
 
 
+@dataclass(frozen=True)
+class PartialWrite:
+    """A write begun and neither published nor discarded (its writer died): a `.part` file
+    or an open multipart upload. Never visible under its key."""
+
+    key: str  # the key it would have been published under
+    ref: str  # the backend's own name for it: the temporary file's path, or the upload id
+
+
 class Storage(Protocol):
     def writer(self, key: str) -> AbstractContextManager[BinaryIO]:
         """A file to write the object into; published under `key` only if the block succeeds."""
@@ -74,6 +84,16 @@ class Storage(Protocol):
 
     def remove_abandoned(self, started_before: datetime) -> int:
         """Discard temporary objects (of crashed writers) begun before the given time."""
+        ...
+
+    def partial_writes(self) -> Iterator[PartialWrite]:
+        """Every write in progress or abandoned, with the key it is for (the caller decides,
+        from the job behind the key, which are abandoned)."""
+        ...
+
+    def discard(self, partial: PartialWrite) -> None:
+        """Remove a partial write; nothing happens when it is already gone. A writer still
+        filling it then fails to publish instead of publishing."""
         ...
 
 
@@ -133,19 +153,19 @@ class LocalStorage:
 
     @staticmethod
     def _create(temp: Path) -> BinaryIO:
-        # `delete` prunes directories it empties; one may vanish between mkdir and open.
-        # mkdir itself can lose that race: it finds the directory, it is pruned, and its
-        # exist_ok check then sees nothing and raises FileExistsError.
+        # Export files hold customer data: created 0600 (kept by the rename that publishes
+        # them), their directories 0700. `delete` prunes directories it empties; one may
+        # vanish between mkdir and open, hence the retries.
         for _ in range(9):
             try:
-                temp.parent.mkdir(parents=True, exist_ok=True)
-                return temp.open("xb")
+                private_dir(temp.parent)
+                return os.fdopen(open_private(temp), "wb")
             except (FileNotFoundError, FileExistsError):
                 if temp.exists():  # the temp name itself clashed: not the race above
                     raise
                 continue
-        temp.parent.mkdir(parents=True, exist_ok=True)
-        return temp.open("xb")
+        private_dir(temp.parent)
+        return os.fdopen(open_private(temp), "wb")
 
     def open(self, key: str) -> Iterator[bytes]:
         try:
@@ -169,10 +189,13 @@ class LocalStorage:
             return
         with suppress(FileNotFoundError):  # another delete pruned the directory already
             _fsync_path(path.parent)
-        # Prune the directories this leaves empty (the job's, then the account's), so
-        # retention does not leave one empty directory per job behind.
+        self._prune(path.parent)
+
+    def _prune(self, directory: Path) -> None:
+        """Remove the directories a deletion left empty (the job's, then the account's), so
+        retention does not leave one empty directory per job behind."""
         root = self.root.resolve()
-        directory = path.parent.resolve()
+        directory = directory.resolve()
         while directory != root and directory.is_relative_to(root):
             try:
                 directory.rmdir()
@@ -182,7 +205,7 @@ class LocalStorage:
 
     def check(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            private_dir(self.root)
         except OSError as exc:
             raise StorageUnavailable(f"cannot create {self.root}: {exc}") from exc
         if not os.access(self.root, os.W_OK | os.X_OK):
@@ -208,6 +231,23 @@ class LocalStorage:
                 except FileNotFoundError:
                     continue
         return removed
+
+    def partial_writes(self) -> Iterator[PartialWrite]:
+        for directory, _dirs, names in os.walk(self.root):
+            for name in names:
+                if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                    # `.<name>.<16 hex>.part`, beside where <name> is published.
+                    target = name[1 : -len(TEMP_SUFFIX)].rsplit(".", 1)[0]
+                    folder = Path(directory).relative_to(self.root)
+                    key = target if folder == Path(".") else f"{folder.as_posix()}/{target}"
+                    yield PartialWrite(key=key, ref=str(Path(directory) / name))
+
+    def discard(self, partial: PartialWrite) -> None:
+        temp = Path(partial.ref)
+        if not temp.resolve().is_relative_to(self.root.resolve()):
+            raise InvalidStorageKey(f"{partial.ref!r} is not under the storage root")
+        temp.unlink(missing_ok=True)
+        self._prune(temp.parent)
 
 
 def _file_chunks(file: BinaryIO) -> Iterator[bytes]:
@@ -403,6 +443,24 @@ class S3Storage:
                     )
                     removed += 1
         return removed
+
+    def partial_writes(self) -> Iterator[PartialWrite]:
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                yield PartialWrite(key=upload["Key"][len(prefix) :], ref=upload["UploadId"])
+
+    def discard(self, partial: PartialWrite) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.object_key(partial.key), UploadId=partial.ref
+            )
+        except ClientError as exc:
+            if _error_code(exc) not in {"NoSuchUpload", "404"}:  # already gone: fine
+                raise
 
 
 def _body_chunks(body: Any) -> Iterator[bytes]:

@@ -26,6 +26,11 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
+def attempt_of(owner: str) -> str:
+    """The random part of a lease owner: the attempt, as named in its file's storage key."""
+    return owner.rsplit(":", 1)[1]
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     """What an attempt needs of the row it claimed, read inside the claim's transaction."""
@@ -54,7 +59,7 @@ class JobLease:
     @property
     def attempt_key(self) -> str:
         """The owner's random part: unique to this attempt, so it can name the attempt's file."""
-        return self.owner.rsplit(":", 1)[1]
+        return attempt_of(self.owner)
 
     def _write(self) -> AbstractContextManager[Session]:
         # Each call reads the row, then writes it: IMMEDIATE on SQLite (see db._sqlite_begin).

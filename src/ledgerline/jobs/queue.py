@@ -23,7 +23,7 @@ from huey import PostgresHuey, RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
-from ledgerline.config import Settings
+from ledgerline.config import Settings, touch_private
 
 log = logging.getLogger("ledgerline.jobs.queue")
 
@@ -40,6 +40,8 @@ POLL_MAX_DELAY = 0.025
 BLOCKING_READ_TIMEOUT = 1
 SWEEP_INTERVAL_SECONDS = 1.0
 RETENTION_INTERVAL_SECONDS = 60.0
+# The lease-aware pass over partial writes also runs right after any lease lapses.
+PARTIALS_INTERVAL_SECONDS = 60.0
 ABANDONED_INTERVAL_SECONDS = 3600.0
 
 
@@ -51,7 +53,8 @@ def build_huey(url: str, name: str) -> Huey:
     """The huey instance for a queue URL (results off: the jobs table keeps the outcome)."""
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Job ids only, but in the data dir beside the database: private like it (0600).
+        touch_private(path)
         return SqliteHuey(name, filename=str(path), results=False, utc=True)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisHuey(
@@ -139,8 +142,9 @@ def queue_for(settings: Settings) -> JobQueue:
 class Sweeper:
     """The thread every consumer process runs beside its workers.
 
-    Every second it hands jobs whose lease ran out (their worker died) back to the queue;
-    every minute it removes the files of jobs past their retention.
+    Every second it hands jobs whose lease ran out (their worker died) back to the queue,
+    first removing the partial file the dead attempt left (so a job is re-run only once
+    that is gone); every minute it removes the files of jobs past their retention.
     """
 
     def __init__(self, queue: JobQueue, stop: threading.Event | None = None) -> None:
@@ -149,6 +153,7 @@ class Sweeper:
         self.thread = threading.Thread(target=self._run, name="ledgerline-sweep", daemon=True)
         self._next_retention = 0.0
         self._next_abandoned = 0.0
+        self._next_partials = 0.0
         self.parent_pid: int | None = None
         self.on_orphaned: Callable[[], None] | None = None
 
@@ -178,6 +183,9 @@ class Sweeper:
                     max_attempts=settings.job_max_attempts,
                     stale_after_seconds=stale_after,
                 )
+        if due or time.monotonic() >= self._next_partials:
+            self._next_partials = time.monotonic() + PARTIALS_INTERVAL_SECONDS
+            self._sweep_partials()
         for job_id in ids:
             self.queue.enqueue(job_id)
         if time.monotonic() >= self._next_retention:
@@ -191,8 +199,8 @@ class Sweeper:
             if removed:
                 log.info("expired export files removed", extra={"jobs": removed})
         if time.monotonic() >= self._next_abandoned:
-            # What writers killed mid-export left behind (.part files, open multipart
-            # uploads); it walks the whole storage, hence hourly.
+            # Partial writes under keys that name no export attempt, by age (a backstop:
+            # `_sweep_partials` handles every export's).
             self._next_abandoned = time.monotonic() + ABANDONED_INTERVAL_SECONDS
             from ledgerline.exports.storage import storage_from_settings
             from ledgerline.jobs.retention import sweep_abandoned
@@ -201,6 +209,23 @@ class Sweeper:
             if abandoned:
                 log.info("abandoned partial uploads removed", extra={"count": abandoned})
         return ids
+
+    def _sweep_partials(self) -> None:
+        """Remove dead attempts' partial files; a failure (storage unreachable) is logged and
+        must not keep the lapsed jobs from being handed on."""
+        from ledgerline.db import transaction
+        from ledgerline.exports.storage import storage_from_settings
+        from ledgerline.jobs.retention import sweep_partials
+
+        settings = self.queue.settings
+        try:
+            with transaction(settings.resolved_database_url, writes=False) as session:
+                removed = sweep_partials(session, storage_from_settings(settings))
+        except Exception:
+            log.exception("removing dead attempts' partial files failed; will retry")
+            return
+        if removed:
+            log.info("dead attempts' partial files removed", extra={"count": removed})
 
     def _run(self) -> None:
         while not self.stop_event.is_set():

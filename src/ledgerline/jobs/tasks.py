@@ -125,9 +125,7 @@ def run_export(settings: Settings, job_id: int, requeue: Callable[[int], None]) 
     log.info("job started", extra={"job": job_id, "attempt": job.attempt, "owner": lease.owner})
 
     file_name = f"{job.report}-{job_id}.{FILE_EXTENSIONS[job.format]}"
-    # Each attempt writes its own object: a slow worker that lost its lease can never
-    # overwrite or delete the file of the worker that took over.
-    storage_key = f"{job.account_id}/{job_id}/{lease.attempt_key}-{file_name}"
+    storage_key = export_key(job.account_id, job_id, lease.attempt_key, file_name)
     storage = storage_from_settings(settings)
     engine = engine_for(settings.resolved_database_url)
     try:
@@ -158,6 +156,24 @@ def run_export(settings: Settings, job_id: int, requeue: Callable[[int], None]) 
         log.exception("job attempt failed", extra={"job": job_id, "attempt": job.attempt})
         if lease.fail("export_failed", _failure_message(exc, job.attempt)):
             requeue(job_id)
+
+
+def export_key(account_id: int, job_id: int, attempt: str, file_name: str) -> str:
+    """Where an attempt writes: each attempt its own object, so a slow worker that lost its
+    lease can never overwrite or delete the file of the worker that took over, and the
+    sweep can tell a dead attempt's partial file from a live one's (`job_of_key`)."""
+    return f"{account_id}/{job_id}/{attempt}-{file_name}"
+
+
+def job_of_key(key: str) -> tuple[int, str] | None:
+    """(job id, attempt) of a key made by `export_key`; None for any other key."""
+    parts = key.split("/")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    attempt, dash, _file_name = parts[2].partition("-")
+    if not dash or not attempt:
+        return None
+    return int(parts[1]), attempt
 
 
 def _write_file(
