@@ -121,6 +121,8 @@ def json_body_violation(body: bytes) -> BodyViolation | None:
     """Where a JSON body is nested past MAX_JSON_DEPTH or holds text with a lone surrogate (in
     a value or a key); None when it has neither, or is not JSON at all (its endpoint answers
     that)."""
+    if not _may_violate(body):
+        return None
     try:
         document = json.loads(body)
     except RecursionError:  # deeper than the parser itself can go
@@ -128,6 +130,20 @@ def json_body_violation(body: bytes) -> BodyViolation | None:
     except ValueError:  # UnicodeDecodeError included
         return None
     return _first_violation(document)
+
+
+# A surrogate reaches parsed text only through a `\uD800`-`\uDFFF` escape: raw UTF-8 cannot
+# carry one (the decoder refuses it), and UTF-16/32 bodies, which json.loads also reads, hold NUL
+# bytes, so they are always parsed.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _may_violate(body: bytes) -> bool:
+    """Whether the body can break either rule at all, read from its bytes: a body with no more
+    than MAX_JSON_DEPTH brackets cannot nest deeper, and one without a surrogate escape (nor a
+    NUL byte) cannot hold a lone surrogate. Most bodies are neither, and skip the second parse."""
+    too_many_brackets = body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH
+    return too_many_brackets or b"\x00" in body or _SURROGATE_ESCAPE.search(body) is not None
 
 
 def _too_deep() -> BodyViolation:
