@@ -228,6 +228,11 @@ def ledgerline_env(backend: Backend, **extra: str) -> dict[str, str]:
             "LEDGERLINE_DATABASE_URL": backend.database_url,
             "LEDGERLINE_SECRET_KEY": backend.settings.secret_key or "",
             "LEDGERLINE_LOG_LEVEL": "WARNING",
+            # The suite's processes run exports and fuzzers (thousands of requests with one
+            # token, bad tokens on purpose), not the limits: those are tested on their own.
+            "LEDGERLINE_RATE_LIMIT_PER_KEY": "off",
+            "LEDGERLINE_RATE_LIMIT_FAILED_AUTH": "off",
+            "LEDGERLINE_MAX_ACTIVE_EXPORTS_PER_ACCOUNT": "0",
         }
     )
     env.update(extra)
