@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -186,6 +186,15 @@ def write_private_file(path: Path, text: str, *, overwrite: bool) -> None:
                 os.link(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def invalid_settings_message(error: ValidationError) -> str:
+    """Each invalid setting by its environment variable, with what is wrong with it."""
+    lines = []
+    for item in error.errors():
+        name = "LEDGERLINE_" + "_".join(str(part) for part in item["loc"]).upper()
+        lines.append(f"{name}: {str(item['msg']).removeprefix('Value error, ')}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
 
 
 @lru_cache

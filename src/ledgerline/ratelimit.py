@@ -88,6 +88,10 @@ def _per(item: RateLimitItem) -> str:
     return unit if item.multiples == 1 else f"{item.multiples} {unit}s"
 
 
+def _requests(count: int) -> str:
+    return f"{count} request" if count == 1 else f"{count} requests"
+
+
 @dataclass(frozen=True)
 class Quota:
     """Where one client stands against one limit after this request."""
@@ -191,7 +195,7 @@ class RateLimits:
         if allowed:
             return quota
         raise RateLimited(
-            f"Rate limit reached: at most {item.amount} requests per {_per(item)} per API "
+            f"Rate limit reached: at most {_requests(item.amount)} per {_per(item)} per API "
             f"key. Retry after {quota.reset_seconds} s.",
             headers={"Retry-After": str(quota.reset_seconds), **quota.headers()},
         )
