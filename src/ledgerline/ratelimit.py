@@ -39,6 +39,9 @@ REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
 # A Redis that does not answer must not hold requests up: past this a request goes through
 # uncounted (fail open, logged).
 REDIS_TIMEOUT_SECONDS = 0.5
+# After a storage failure requests go uncounted for this long before the storage is tried
+# again, so a Redis that is down costs one timeout per this interval, not one per request.
+STORAGE_RETRY_SECONDS = 5.0
 # One warning per this many seconds while the storage is failing, not one per request.
 STORAGE_WARNING_INTERVAL_SECONDS = 30.0
 
@@ -126,8 +129,9 @@ class RateLimits:
         self.per_key = per_key if storage is not None else None
         self.failed_auth = failed_auth if storage is not None else None
         self._limiter = MovingWindowRateLimiter(storage) if storage is not None else None
-        self._warning_lock = threading.Lock()
+        self._failure_lock = threading.Lock()
         self._next_warning = 0.0
+        self._skip_until = 0.0  # monotonic: until then the storage is not asked (it failed)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
@@ -154,12 +158,13 @@ class RateLimits:
         refused (429) whatever it sends, a valid token included, so guessing stops being
         useful (answering a right guess differently would tell the guesser). Not counted."""
         item = self.failed_auth
-        if item is None or self._limiter is None:
-            return None
+        limiter = self._counting()
+        if item is None or limiter is None:
+            return
         try:
-            if self._limiter.test(item, "failed-auth", address):
+            if limiter.test(item, "failed-auth", address):
                 return
-            quota = self._quota(item, "failed-auth", address)
+            quota = self._quota(limiter, item, "failed-auth", address)
         except StorageError:
             self._storage_failed()
             return
@@ -170,10 +175,11 @@ class RateLimits:
         )
 
     def count_failed_authentication(self, address: str) -> None:
-        if self.failed_auth is None or self._limiter is None:
+        limiter = self._counting()
+        if self.failed_auth is None or limiter is None:
             return
         try:
-            self._limiter.hit(self.failed_auth, "failed-auth", address)
+            limiter.hit(self.failed_auth, "failed-auth", address)
         except StorageError:
             self._storage_failed()
 
@@ -184,11 +190,12 @@ class RateLimits:
         when the key is past its limit (the request is not counted then). None when there is
         no limit, or the storage failed (the request goes through)."""
         item = self.per_key
-        if item is None or self._limiter is None:
+        limiter = self._counting()
+        if item is None or limiter is None:
             return None
         try:
-            allowed = self._limiter.hit(item, "key", key_id)
-            quota = self._quota(item, "key", key_id)
+            allowed = limiter.hit(item, "key", key_id)
+            quota = self._quota(limiter, item, "key", key_id)
         except StorageError:
             self._storage_failed()
             return None
@@ -200,9 +207,15 @@ class RateLimits:
             headers={"Retry-After": str(quota.reset_seconds), **quota.headers()},
         )
 
-    def _quota(self, item: RateLimitItem, *identifiers: str) -> Quota:
-        assert self._limiter is not None
-        stats = self._limiter.get_window_stats(item, *identifiers)
+    def _counting(self) -> MovingWindowRateLimiter | None:
+        """The limiter, unless the storage failed within the last STORAGE_RETRY_SECONDS."""
+        if self._limiter is None or time.monotonic() < self._skip_until:
+            return None
+        return self._limiter
+
+    @staticmethod
+    def _quota(limiter: MovingWindowRateLimiter, item: RateLimitItem, *identifiers: str) -> Quota:
+        stats = limiter.get_window_stats(item, *identifiers)
         remaining = max(stats.remaining, 0)
         # Retry-After is whole seconds and at least 1 (RFC 9110 allows 0, which would only
         # make a client retry at once into another 429). With slots free, it is the time
@@ -213,8 +226,9 @@ class RateLimits:
     def _storage_failed(self) -> None:
         """Fail open: a rate limit is protection, not a dependency of every answer; a Redis
         that is down lets requests through uncounted rather than failing them all."""
-        with self._warning_lock:
+        with self._failure_lock:
             now = time.monotonic()
+            self._skip_until = now + STORAGE_RETRY_SECONDS
             if now < self._next_warning:
                 return
             self._next_warning = now + STORAGE_WARNING_INTERVAL_SECONDS
