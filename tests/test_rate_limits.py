@@ -402,3 +402,30 @@ def test_retry_after_is_whole_seconds_until_a_slot_frees(
     refused = api.get("/customers")
     assert_problem(refused, 429, "at most 1 request per 3 seconds per API key")
     assert 1 <= int(refused.headers["Retry-After"]) <= 3
+
+
+def test_the_document_describes_the_429_and_the_fields_the_api_sends(
+    limited: Limited, make_tenant: TenantFactory
+) -> None:
+    client = limited(rate_limit_per_key="1/minute")
+    document = client.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in operations.items():
+            too_many = operation["responses"]["429"]
+            assert too_many["headers"]["Retry-After"]["required"] is True, (method, path)
+            assert "application/problem+json" in too_many["content"]
+            for status, response in operation["responses"].items():
+                if status.startswith("2"):
+                    assert "RateLimit-Remaining" in response["headers"], (method, path, status)
+
+    api = api_of(client, make_tenant())
+    documented = document["paths"]["/api/v2/customers"]["get"]["responses"]
+    answered = api.get("/customers")
+    refused = api.get("/customers")
+    assert refused.status_code == 429
+    for response, status in ((answered, "200"), (refused, "429")):
+        for name, header in documented[status]["headers"].items():
+            if header.get("required") or name.startswith("RateLimit-"):
+                assert name in response.headers, (status, name)
