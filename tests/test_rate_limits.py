@@ -211,6 +211,38 @@ def test_an_address_that_fails_authentication_too_often_gets_429_whatever_it_sen
     assert_problem(bad_token(elsewhere), 401)
 
 
+def test_a_forwarding_header_is_believed_only_from_a_trusted_proxy(limited: Limited) -> None:
+    """By default the address is the TCP peer's: a client that claims another address each
+    time in `X-Forwarded-For` is still counted as itself. From a proxy named in
+    `LEDGERLINE_TRUSTED_PROXIES`, the client it forwarded for is counted, and what that
+    client wrote further left in the header is not believed."""
+    direct = limited(rate_limit_failed_auth="2/minute", client=("198.51.100.20", 1))
+    for n in range(2):
+        claimed = {"Authorization": "Token key_0.wrong", "X-Forwarded-For": f"192.0.2.{n}"}
+        assert_problem(direct.get("/api/v2/customers", headers=claimed), 401)
+    assert_problem(direct.get("/api/v2/customers", headers=claimed), 429)
+
+    proxied = limited(
+        rate_limit_failed_auth="2/minute",
+        trusted_proxies="10.0.0.0/8, 10.1.2.3",
+        client=("10.0.0.1", 1),
+    )
+
+    def through_proxy(forwarded_for: str) -> Any:
+        headers = {"Authorization": "Token key_0.wrong", "X-Forwarded-For": forwarded_for}
+        return proxied.get("/api/v2/customers", headers=headers)
+
+    # Two clients behind the proxy (and a second proxy hop) have a counter each.
+    for _ in range(2):
+        assert_problem(through_proxy("203.0.113.1"), 401)
+        assert_problem(through_proxy("203.0.113.2, 10.1.2.3"), 401)
+    assert_problem(through_proxy("203.0.113.1"), 429)
+    assert_problem(through_proxy("203.0.113.2"), 429)
+    # A spoofed entry left of the one the proxy appended changes nothing.
+    assert_problem(through_proxy("192.0.2.50, 203.0.113.1"), 429)
+    assert_problem(through_proxy("203.0.113.3"), 401)
+
+
 def limited_twin(client: TestClient, address: tuple[str, int]) -> TestClient:
     """The same app (the same counters) as seen from another client address."""
     return TestClient(client.app, raise_server_exceptions=False, client=address)
@@ -335,6 +367,7 @@ def test_an_unreachable_redis_lets_requests_through_uncounted(
         ("rate_limit_failed_auth", "10/second;100/minute", "one limit"),
         ("rate_limit_storage_url", "memcached://127.0.0.1:11211", "must be one of"),
         ("max_active_exports_per_account", "-1", "greater than or equal to 0"),
+        ("trusted_proxies", "10.0.0.1,proxy.internal", "'proxy.internal' is not an IP"),
     ],
 )
 def test_invalid_limit_settings_are_refused_at_start(

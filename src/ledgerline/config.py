@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # Prefix of every counter's key in Redis, so deployments (or test runs) sharing one
     # Redis keep separate counters.
     rate_limit_key_prefix: str = Field(default="ledgerline-ratelimit", min_length=1)
+    # Proxies whose `X-Forwarded-For` is believed for the client address the failed-auth
+    # limit counts (comma-separated addresses or networks). Empty (the default): the TCP
+    # peer's address, as hypercorn gives it; a client cannot choose its own address.
+    trusted_proxies: str = ""
     # Export jobs queued or running at once per account (429 past it); 0 for no cap.
     max_active_exports_per_account: int = Field(default=10, ge=0)
 
@@ -82,6 +86,14 @@ class Settings(BaseSettings):
 
         parse_limit(value)  # ValueError at start, naming the value, not at the first request
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        from ledgerline.ratelimit import parse_networks
+
+        parse_networks(value)
+        return value
 
     @field_validator("rate_limit_storage_url")
     @classmethod

@@ -24,7 +24,7 @@ from ledgerline.auth import Principal, authenticate
 from ledgerline.db import after_commit as after_commit
 from ledgerline.db import transaction
 from ledgerline.errors import Forbidden, Unauthorized, ValidationFailed
-from ledgerline.ratelimit import RateLimits
+from ledgerline.ratelimit import RateLimits, forwarded_client
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -39,9 +39,14 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def client_address(request: Request) -> str:
-    """The peer's address as the server saw it. hypercorn trusts no proxy header, so behind
-    a reverse proxy this is the proxy's address (docs/decisions.md, issue 10)."""
-    return request.client.host if request.client is not None else "unknown"
+    """The address the failed-authentication limit counts: the peer's as the server saw it
+    (hypercorn trusts no proxy header), or, from a proxy in `LEDGERLINE_TRUSTED_PROXIES`, the
+    client it forwarded for (docs/decisions.md, issue 10)."""
+    peer = request.client.host if request.client is not None else "unknown"
+    proxies = request.app.state.trusted_proxies
+    if not proxies:
+        return peer
+    return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), proxies)
 
 
 def authenticate_request(request: Request, session: Session) -> Principal:

@@ -12,6 +12,7 @@ Free of the web framework, like `auth.py`: `dependencies.py` calls it for each r
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import threading
@@ -83,6 +84,46 @@ def check_storage_url(url: str) -> str:
         accepted = ", ".join(f"{name}://" for name in (*MEMORY_SCHEMES, *REDIS_SCHEMES))
         raise ValueError(f"{url!r}: the rate limit storage must be one of {accepted}")
     return url
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(value: str) -> tuple[Network, ...]:
+    """`LEDGERLINE_TRUSTED_PROXIES`: comma-separated addresses or networks ("10.0.0.5,
+    192.168.0.0/16"); empty trusts none. ValueError naming an entry that is neither."""
+    networks = []
+    for entry in value.split(","):
+        if entry.strip():
+            try:
+                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{entry.strip()!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def forwarded_client(peer: str, forwarded_for: list[str], proxies: tuple[Network, ...]) -> str:
+    """The address a limit counts: the TCP peer's, unless the peer is a trusted proxy; then
+    the nearest address in `X-Forwarded-For` (read from the right, where each proxy appends
+    the peer it saw) that is not a trusted proxy. Entries left of that were written by the
+    client and are never believed."""
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
+    address = peer
+    for hop in reversed(hops):
+        address = hop
+        if not _trusted(hop, proxies):
+            break
+    return address
 
 
 def _per(item: RateLimitItem) -> str:
