@@ -42,6 +42,14 @@ def require_service(name: str, configured: str | None, reason: str = "") -> str:
     pytest.skip(message)
 
 
+# Settings that switch every rate limit and the export cap off (see the `backend` fixture).
+RATE_LIMITS_OFF: dict[str, Any] = {
+    "rate_limit_per_key": "off",
+    "rate_limit_failed_auth": "off",
+    "max_active_exports_per_account": 0,
+}
+
+
 @dataclass
 class Backend:
     name: str
@@ -93,6 +101,10 @@ def backend(
         database_url=url,
         secret_key="test-secret-" + request.param,
         embedded_workers=0,
+        # Off for the suite's shared app: its many tests (some sending bad tokens on
+        # purpose) share one client address and run faster than any limit allows. The
+        # limits are the subject of tests/test_rate_limits.py, which builds apps of its own.
+        **RATE_LIMITS_OFF,
     )
     yield Backend(request.param, url, data_dir, settings)
     if drop is not None:

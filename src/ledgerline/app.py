@@ -26,6 +26,7 @@ from ledgerline.http import (
     JSONBodyRulesMiddleware,
     JSONResponse,
     NormalisePathMiddleware,
+    RateLimitHeadersMiddleware,
     RequestContextMiddleware,
     install_error_handlers,
     problem,
@@ -34,6 +35,7 @@ from ledgerline.invoices.endpoints import router as invoices_router
 from ledgerline.jobs.endpoints import router as jobs_router
 from ledgerline.jobs.queue import queue_for
 from ledgerline.openapi import install_openapi, operation_id
+from ledgerline.ratelimit import RateLimits, parse_networks
 from ledgerline.reports.endpoints import router as reports_router
 from ledgerline.tax_categories.endpoints import router as tax_categories_router
 
@@ -91,6 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     app.state.secret_key = settings.resolved_secret_key
+    # One limiter (and one storage connection pool) per app, shared by every request.
+    app.state.rate_limits = RateLimits.from_settings(settings)
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     # Other parts (the queue) add checks here; /readyz runs them all.
     app.state.readiness_checks = [("queue", lambda: queue_for(settings).check())]
 
@@ -109,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # for its size before it is read whole for its JSON rules.
     app.add_middleware(JSONBodyRulesMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)

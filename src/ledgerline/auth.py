@@ -43,6 +43,8 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ledgerline", Basic realm="ledger
 @dataclass(frozen=True)
 class Principal:
     account_id: int
+    # The API key that authenticated: what the per-key rate limit counts against.
+    key_id: str
     scopes: frozenset[str]
     timezone: str
     currency: str
@@ -129,6 +131,7 @@ def authenticate(session: Session, header: str | None) -> Principal:
         _record_use(session, api_key.id, now)
     return Principal(
         account_id=account.id,
+        key_id=api_key.key_id,
         scopes=frozenset(api_key.scopes.split()),
         timezone=account.timezone,
         currency=account.currency,

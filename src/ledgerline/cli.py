@@ -44,10 +44,17 @@ def fail(message: str) -> None:
 
 def ready_settings() -> Settings:
     """Settings with the database migrated: every command works on a fresh data dir."""
-    from ledgerline.config import get_settings, private_dir
+    from pydantic import ValidationError
+
+    from ledgerline.config import get_settings, invalid_settings_message, private_dir
     from ledgerline.db import upgrade_database
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # A bad LEDGERLINE_* value stops every command at start, named, without a traceback.
+        fail(invalid_settings_message(exc))
+        raise  # not reached: fail() exits
     private_dir(settings.data_dir)
     upgrade_database(settings.resolved_database_url)
     return settings

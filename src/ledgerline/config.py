@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,67 @@ class Settings(BaseSettings):
     http_idle_timeout_seconds: float = Field(default=5.0, gt=0)
     # How long requests in flight may finish after SIGTERM before their connections close.
     http_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    # --- rate limits (src/ledgerline/ratelimit.py; docs/decisions.md, issue 10) ---
+    # Requests per API key, as a `limits` string; "0" or "off" for none. 1,200 a minute is
+    # 20 a second on average: paging a report, loading 1,000-line batches or polling jobs
+    # stays far below it, while a runaway loop is stopped within its first minute.
+    rate_limit_per_key: str = "1200/minute"
+    # Failed authentications (401) per client address; past it the address gets 429 for
+    # every request with or without credentials until the window frees a slot.
+    rate_limit_failed_auth: str = "30/minute"
+    # Where the counters live: memory:// (this process) or redis://… (every API process).
+    # Unset: memory:// with a SQLite queue, the queue's Redis with a Redis queue, and
+    # memory:// with a warning at start with a PostgreSQL queue (per process).
+    rate_limit_storage_url: str | None = None
+    # Prefix of every counter's key in Redis, so deployments (or test runs) sharing one
+    # Redis keep separate counters.
+    rate_limit_key_prefix: str = Field(default="ledgerline-ratelimit", min_length=1)
+    # Proxies whose `X-Forwarded-For` is believed for the client address the failed-auth
+    # limit counts (comma-separated addresses or networks). Empty (the default): the TCP
+    # peer's address, as hypercorn gives it; a client cannot choose its own address.
+    trusted_proxies: str = ""
+    # Export jobs queued or running at once per account (429 past it); 0 for no cap.
+    max_active_exports_per_account: int = Field(default=10, ge=0)
+
+    @field_validator("rate_limit_per_key", "rate_limit_failed_auth")
+    @classmethod
+    def _valid_limit(cls, value: str) -> str:
+        from ledgerline.ratelimit import parse_limit
+
+        parse_limit(value)  # ValueError at start, naming the value, not at the first request
+        return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        from ledgerline.ratelimit import parse_networks
+
+        parse_networks(value)
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _valid_storage(cls, value: str | None) -> str | None:
+        from ledgerline.ratelimit import check_storage_url
+
+        return None if value is None or not value.strip() else check_storage_url(value.strip())
+
+    @property
+    def resolved_rate_limit_storage_url(self) -> str:
+        if self.rate_limit_storage_url:
+            return self.rate_limit_storage_url
+        if self.resolved_queue_url.startswith(("redis://", "rediss://")):
+            return self.resolved_queue_url
+        return "memory://"
+
+    @property
+    def rate_limits_per_process_only(self) -> bool:
+        """Scaled (a PostgreSQL queue) but counting in memory: each API process has its own
+        counters, so N processes let N times the limit through."""
+        return self.resolved_queue_url.startswith("postgres") and (
+            self.resolved_rate_limit_storage_url.startswith("memory")
+        )
 
     @property
     def resolved_database_url(self) -> str:
@@ -137,6 +198,15 @@ def write_private_file(path: Path, text: str, *, overwrite: bool) -> None:
                 os.link(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def invalid_settings_message(error: ValidationError) -> str:
+    """Each invalid setting by its environment variable, with what is wrong with it."""
+    lines = []
+    for item in error.errors():
+        name = "LEDGERLINE_" + "_".join(str(part) for part in item["loc"]).upper()
+        lines.append(f"{name}: {str(item['msg']).removeprefix('Value error, ')}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
 
 
 @lru_cache

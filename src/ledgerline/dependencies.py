@@ -1,4 +1,5 @@
-"""The per-request database session: commit once at the end of a successful request.
+"""The per-request dependencies: the database session (commit once at the end of a successful
+request), the principal (credentials within the rate limits), declared parameters only.
 
 Work that must happen only once the transaction is durable (handing a job to the queue)
 is registered with `after_commit` and runs after the commit, never on rollback.
@@ -22,7 +23,8 @@ from ledgerline.auth import Principal, authenticate
 # Re-exported: endpoints register after-commit work beside the session they depend on.
 from ledgerline.db import after_commit as after_commit
 from ledgerline.db import transaction
-from ledgerline.errors import Forbidden, ValidationFailed
+from ledgerline.errors import Forbidden, Unauthorized, ValidationFailed
+from ledgerline.ratelimit import RateLimits, forwarded_client
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -36,9 +38,45 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+def client_address(request: Request) -> str:
+    """The address the failed-authentication limit counts: the peer's as the server saw it
+    (hypercorn trusts no proxy header), or, from a proxy in `LEDGERLINE_TRUSTED_PROXIES`, the
+    client it forwarded for (docs/decisions.md, issue 10)."""
+    peer = request.client.host if request.client is not None else "unknown"
+    proxies = request.app.state.trusted_proxies
+    if not proxies:
+        return peer
+    return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), proxies)
+
+
+def authenticate_request(request: Request, session: Session) -> Principal:
+    """The request's credentials, within the rate limits (SPEC §6), before any endpoint work:
+
+    1. an address past its failed-authentication limit is refused (429) without its
+       credentials being read;
+    2. a failed authentication (401) counts against the address;
+    3. an authenticated request counts against its API key: past the limit, 429. Where the
+       key stands goes into `request.state` for the `RateLimit-*` headers of the answer.
+
+    A 429 raised here rolls the request's transaction back: nothing is written.
+    """
+    limits: RateLimits = request.app.state.rate_limits
+    address = client_address(request)
+    limits.refuse_blocked_address(address)
+    try:
+        principal = authenticate(session, request.headers.get("authorization"))
+    except Unauthorized:
+        limits.count_failed_authentication(address)
+        raise
+    quota = limits.count_request(principal.key_id)
+    if quota is not None:
+        request.state.rate_limit_headers = quota.headers()
+    return principal
+
+
 def _principal(request: Request, session: SessionDep) -> Principal:
     """Authenticate, then require `read` for GET/HEAD and `write` for everything else."""
-    principal = authenticate(session, request.headers.get("authorization"))
+    principal = authenticate_request(request, session)
     needed = "read" if request.method in ("GET", "HEAD") else "write"
     if needed not in principal.scopes:
         raise Forbidden(f"This token lacks the '{needed}' scope.")

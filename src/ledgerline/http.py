@@ -225,6 +225,35 @@ class HeadAsGetMiddleware:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
+class RateLimitHeadersMiddleware:
+    """The `RateLimit-*` headers of the key's quota (`dependencies.authenticate_request` puts
+    them in the request state) on whatever the request is answered with: the endpoint's
+    answer or any error after authentication, a 404 or a 422 included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+
+        async def send_with_quota(message: Message) -> None:
+            quota: dict[str, str] | None = state.get("rate_limit_headers")
+            if message["type"] == "http.response.start" and quota:
+                present = {name.lower() for name, _value in message.get("headers", [])}
+                added = [
+                    (name.lower().encode(), value.encode())
+                    for name, value in quota.items()
+                    if name.lower().encode() not in present
+                ]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_quota)
+
+
 class RequestContextMiddleware:
     """A request id on every response (`X-Request-ID`) and one JSON log line per request."""
 

@@ -153,11 +153,41 @@ ERROR_DESCRIPTIONS = {
     413: "The request body is over 1 MiB.",
     415: "The body's media type is not accepted here.",
     422: "A parameter or body field is not valid; `errors` names each one.",
-    429: "Too many requests; retry after the `Retry-After` header's seconds.",
+    429: (
+        "Too many requests: the API key is past its rate limit, this address has failed "
+        "authentication too often, or (exports) the account has too many export jobs queued "
+        "or running; `detail` says which. Retry after `Retry-After` seconds."
+    ),
     500: "An unexpected error; it has been logged with the request id.",
     503: "Not ready.",
 }
 _BODY_METHODS = ("post", "put", "patch")
+
+
+def _integer_header(description: str, *, required: bool = False) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": {"type": "integer"}}
+
+
+# draft-ietf-httpapi-ratelimit-headers-06's fields: on every authenticated answer while a
+# per-key limit is on, and on a 429 for a rate limit.
+RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "RateLimit-Limit": _integer_header("Requests the limit allows in its window."),
+    "RateLimit-Remaining": _integer_header("Requests left in the current window."),
+    "RateLimit-Reset": _integer_header(
+        "Seconds until the oldest counted request leaves the window."
+    ),
+    "RateLimit-Policy": {
+        "description": "The limit and its window in seconds, as `1200;w=60`.",
+        "required": False,
+        "schema": {"type": "string"},
+    },
+}
+TOO_MANY_REQUESTS_HEADERS: dict[str, Any] = {
+    "Retry-After": _integer_header(
+        "Whole seconds to wait before retrying (at least 1).", required=True
+    ),
+    **RATE_LIMIT_HEADERS,
+}
 _DROPPED_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
@@ -248,11 +278,18 @@ def contract_document(document: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             for status in sorted(_error_statuses(path, method, operation)):
                 declared = responses.get(str(status), {})
+                headers = declared.get("headers")
+                if status == 429:
+                    headers = {**TOO_MANY_REQUESTS_HEADERS, **(headers or {})}
                 responses[str(status)] = {
                     "description": _description(declared, status),
                     "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
-                    **({"headers": declared["headers"]} if "headers" in declared else {}),
+                    **({"headers": headers} if headers else {}),
                 }
+            if path.startswith("/api/"):
+                for status, response in responses.items():
+                    if status.startswith("2"):
+                        response["headers"] = {**RATE_LIMIT_HEADERS, **response.get("headers", {})}
             if path.startswith("/api/") and "security" not in operation:
                 operation["security"] = SECURITY
     return _exact_bounds(document)  # type: ignore[no-any-return]

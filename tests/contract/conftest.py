@@ -9,21 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Backend
-from tests.jobs.conftest import free_port, ledgerline_env, start_ledgerline, wait_ready
+from tests.jobs.conftest import ledgerline_env, serving
 
 
 @pytest.fixture
 def served(backend: Backend, tmp_path: Path) -> Iterator[str]:
     """The base URL of a `serve` process with its own embedded job worker, so that exports
     requested through it really run."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
     env = ledgerline_env(backend, LEDGERLINE_EMBEDDED_WORKERS="1")
-    server = start_ledgerline(env, "serve", "--port", str(port), log=log)
-    try:
-        wait_ready(server, base_url, log)
+    with serving(env, tmp_path / "serve.log") as base_url:
         yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -228,6 +229,11 @@ def ledgerline_env(backend: Backend, **extra: str) -> dict[str, str]:
             "LEDGERLINE_DATABASE_URL": backend.database_url,
             "LEDGERLINE_SECRET_KEY": backend.settings.secret_key or "",
             "LEDGERLINE_LOG_LEVEL": "WARNING",
+            # The suite's processes run exports and fuzzers (thousands of requests with one
+            # token, bad tokens on purpose), not the limits: those are tested on their own.
+            "LEDGERLINE_RATE_LIMIT_PER_KEY": "off",
+            "LEDGERLINE_RATE_LIMIT_FAILED_AUTH": "off",
+            "LEDGERLINE_MAX_ACTIVE_EXPORTS_PER_ACCOUNT": "0",
         }
     )
     env.update(extra)
@@ -243,6 +249,21 @@ def start_ledgerline(env: dict[str, str], *args: str, log: Path) -> subprocess.P
         stdout=handle,
         stderr=subprocess.STDOUT,
     )
+
+
+@contextmanager
+def serving(env: dict[str, str], log: Path) -> Iterator[str]:
+    """A `ledgerline serve` process with `env` on a free port, ready: its base URL. Stopped
+    (SIGTERM, then waited for) on leaving."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    server = start_ledgerline(env, "serve", "--port", str(port), log=log)
+    try:
+        wait_ready(server, base_url, log)
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def free_port() -> int:

@@ -307,6 +307,12 @@ def test_scaled_mode_twenty_exports_on_two_workers(scaled_database: str, tmp_pat
         LEDGERLINE_SECRET_KEY="scaled-test-secret",
         LEDGERLINE_EMBEDDED_WORKERS="0",
         LEDGERLINE_LOG_LEVEL="INFO",
+        # Twenty exports of one account at once is this test's load: above the default cap
+        # of active exports. Nor are the rate limits its subject: with a Redis queue they
+        # would count in Redis, shared with any other run using it.
+        LEDGERLINE_MAX_ACTIVE_EXPORTS_PER_ACCOUNT="0",
+        LEDGERLINE_RATE_LIMIT_PER_KEY="off",
+        LEDGERLINE_RATE_LIMIT_FAILED_AUTH="off",
     )
     account = cli_json(env, tmp_path, "accounts", "create", "Scaled Ltd")
     token = cli_json(env, tmp_path, "tokens", "create", "--account", str(account["id"]))["token"]

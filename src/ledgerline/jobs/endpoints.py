@@ -13,9 +13,9 @@ from pydantic import WithJsonSchema
 from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
-from ledgerline.auth import Principal, authenticate
+from ledgerline.auth import Principal
 from ledgerline.db import utcnow
-from ledgerline.dependencies import PrincipalDep, SessionDep, after_commit
+from ledgerline.dependencies import PrincipalDep, SessionDep, after_commit, authenticate_request
 from ledgerline.errors import (
     BadRequest,
     Conflict,
@@ -160,9 +160,15 @@ def _export(
     session: SessionDep,
 ) -> Response:
     params = parse_report_params(report, raw, timezone=principal.timezone, for_export=True)
-    job, created = service.create_export_job(session, principal, params, idempotency_key)
+    settings = request.app.state.settings
+    job, created = service.create_export_job(
+        session,
+        principal,
+        params,
+        idempotency_key,
+        max_active=settings.max_active_exports_per_account,
+    )
     if created:
-        settings = request.app.state.settings
         job_id = job.id
 
         def hand_over() -> None:
@@ -378,7 +384,7 @@ def download_job(
     now = utcnow()
     header = request.headers.get("authorization")
     if header or token is None:
-        principal = authenticate(session, header)
+        principal = authenticate_request(request, session)
         if "read" not in principal.scopes:
             raise Forbidden("This token lacks the 'read' scope.")
         account_id = principal.account_id

@@ -19,14 +19,18 @@ from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, across_accounts, get_owned, owned, scoped
 from ledgerline.db import utcnow
-from ledgerline.errors import Conflict, ValidationFailed
-from ledgerline.models import JOB_STATUSES, Job
+from ledgerline.errors import AppError, Conflict, ValidationFailed
+from ledgerline.models import JOB_STATUSES, Account, Job
 from ledgerline.pagination import OffsetPage
 from ledgerline.reports.query import ReportParams
 
 STATUSES = JOB_STATUSES
 ACTIVE = ("queued", "running")
 IDEMPOTENCY_KEY_MAX = 255
+# The `Retry-After` of a refusal for too many active exports: a hint, since when a slot frees
+# depends on the jobs ahead (a typical export finishes within seconds to a minute); a client
+# that polls its jobs knows sooner.
+ACTIVE_EXPORTS_RETRY_AFTER_SECONDS = 30
 
 
 class JobNotCancelable(Conflict):
@@ -35,6 +39,10 @@ class JobNotCancelable(Conflict):
 
 class IdempotencyKeyReused(ValidationFailed):
     code = "idempotency-key-reused"
+
+
+class TooManyActiveExports(AppError):
+    status, code = 429, "too-many-active-exports"
 
 
 def request_hash(report: str, params: ReportParams) -> str:
@@ -66,26 +74,59 @@ def _replay(
     return existing
 
 
+def _lock_account(session: Session, principal: Principal) -> None:
+    """The account row locked to the commit (PostgreSQL; NO KEY UPDATE, as for invoice
+    numbers, so inserts referencing the account are not blocked): the cap's count and the
+    insert of two concurrent requests then take turns, and the second one counts the first's
+    job. SQLite serialises writing requests already (`BEGIN IMMEDIATE`)."""
+    session.execute(
+        select(Account.id).where(Account.id == principal.account_id).with_for_update(key_share=True)
+    )
+
+
+def _refuse_over_cap(session: Session, principal: Principal, max_active: int) -> None:
+    """429 when the account already has `max_active` export jobs queued or running."""
+    active = session.execute(
+        scoped(Job, principal).where(Job.status.in_(ACTIVE)).with_only_columns(func.count())
+    ).scalar_one()
+    if active >= max_active:
+        raise TooManyActiveExports(
+            f"This account has {active} export jobs queued or running; at most {max_active} "
+            "may be at once. Wait for one to finish, or cancel one, and retry.",
+            headers={"Retry-After": str(ACTIVE_EXPORTS_RETRY_AFTER_SECONDS)},
+        )
+
+
 def create_export_job(
     session: Session,
     principal: Principal,
     params: ReportParams,
     idempotency_key: str | None,
+    *,
+    max_active: int = 0,
 ) -> tuple[Job, bool]:
     """The job for this request and whether it is new (a replayed key returns the first job).
 
     Two identical requests racing with one key: the unique (account_id, idempotency_key)
     constraint lets one insert win; the other, inside a savepoint, reads the winner's row.
+    With `max_active` (> 0) a new job is refused (429) while the account has that many
+    queued or running; a replayed key still returns its job, since it creates none.
     """
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationFailed.field(
             ["header", "Idempotency-Key"], f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters"
         )
     fingerprint = request_hash(params.report, params)
+    if max_active:
+        # The lock first: a replay of a job committed while this request waited for it is
+        # then found below and answered as a replay, not refused by the cap.
+        _lock_account(session, principal)
     if idempotency_key is not None:
         replayed = _replay(session, principal, idempotency_key, fingerprint)
         if replayed is not None:
             return replayed, False
+    if max_active:
+        _refuse_over_cap(session, principal, max_active)
     job = Job(
         account_id=principal.account_id,
         type="report_export",
