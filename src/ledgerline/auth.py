@@ -237,6 +237,17 @@ class AccountOwned(Protocol):
 Owned = TypeVar("Owned", bound=AccountOwned)
 
 
+class PubliclyNumbered(AccountOwned, Protocol):
+    """An account-owned table whose API id is its per-account `public_id` (see
+    `ledgerline.public_ids`): unique only together with the account."""
+
+    @property
+    def public_id(self) -> int: ...
+
+
+Numbered = TypeVar("Numbered", bound=PubliclyNumbered)
+
+
 def owned(model: type[AccountOwned], account_id: int) -> ColumnElement[bool]:
     """The account filter itself (the Core form), for statements that do not start from
     `scoped`: sums, updates, the reports' joined statements. `account_id = :account`."""
@@ -256,6 +267,19 @@ def get_owned(session: Session, model: type[Owned], ident: int, principal: Princ
     found: Owned | None = session.execute(statement).scalar_one_or_none()
     if found is None:
         raise NotFound(f"No {model.__name__.lower()} with id {ident}.")
+    return found
+
+
+def get_owned_by_public_id(
+    session: Session, model: type[Numbered], public_id: int, principal: Principal
+) -> Numbered:
+    """The principal's row with this public id, or 404 exactly as for an id that does not
+    exist. A public id alone names a row in every account that has one; the account filter
+    is what makes it this account's."""
+    statement = scoped(model, principal).where(model.__table__.c.public_id == public_id)
+    found: Numbered | None = session.execute(statement).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"No {model.__name__.lower()} with id {public_id}.")
     return found
 
 

@@ -5,7 +5,8 @@ signature the unpadded URL-safe base64 of
 
     HMAC-SHA256(secret_key, "ledgerline.download.v1:<job id>:<account id>:<expiry>")
 
-The job id is not in the token: it is the job of the URL the token is presented on, so a
+The job id is the job's public id, the one in the URL (unique only within the account, which
+the token names). It is not in the token: it is the job of the URL the token is presented on, so a
 token moved to another job's URL no longer matches its signature. The signature is checked
 (in constant time) before the expiry, so a tampered or misplaced token is always a 403 and
 only a genuine token that has run out is a 410. See docs/storage.md.
