@@ -222,8 +222,9 @@ def token_json(key: ApiKey) -> dict[str, Any]:
 
 class AccountOwned(Protocol):
     """A table of customer data: every row belongs to one account (in the manner of polar's
-    `ModelIDProtocol`). `scoped`, `get_owned` and `owned` take only such models, so passing a
-    model without `account_id` is a type error, not a query that forgot the filter."""
+    `ModelIDProtocol`). `scoped`, `get_owned_by_public_id` and `owned` take only such
+    models, so passing a model without `account_id` is a type error, not a query that forgot
+    the filter."""
 
     __table__: ClassVar[FromClause]
 
@@ -259,15 +260,6 @@ def scoped(model: type[Owned], principal: Principal) -> Select[Owned]:
     """`SELECT model WHERE account_id = principal's`: every read of customer data starts here
     (the ORM form)."""
     return select(model).where(owned(model, principal.account_id))
-
-
-def get_owned(session: Session, model: type[Owned], ident: int, principal: Principal) -> Owned:
-    """One row of the principal's account, or 404 exactly as for an id that does not exist."""
-    statement = scoped(model, principal).where(model.__table__.c.id == ident)
-    found: Owned | None = session.execute(statement).scalar_one_or_none()
-    if found is None:
-        raise NotFound(f"No {model.__name__.lower()} with id {ident}.")
-    return found
 
 
 def get_owned_by_public_id(

@@ -4,9 +4,10 @@ A global autoincrement key shown as the id would tell an account how many invoic
 other account created between two of its own. So each account numbers its own venues,
 customers, invoices, line items and jobs 1, 2, 3… in creation order (`public_id`, unique per
 (account_id, public_id)); the internal primary and foreign keys stay as they are and joins
-keep using them. Only the API boundary translates (`auth.get_owned_by_public_id`,
-`internal_ids`, `public_ids_of`). Per-account numbers keep `id_gt` (incremental sync) and
-sorting by id meaningful, which random ids would not.
+keep using them. Only the API boundary translates: paths and references in bodies are looked
+up by (account, public id) (`auth.get_owned_by_public_id`, `scoped(...)` on `public_id`), and
+rendered references are mapped back (`public_ids_of`). Per-account numbers keep `id_gt`
+(incremental sync) and sorting by id meaningful, which random ids would not.
 
 Allocation is one statement on `account_counters`, one row per (account, table):
 
@@ -34,7 +35,6 @@ from ledgerline.auth import owned
 from ledgerline.models import AccountCounter, Customer, Invoice, Job, LineItem, Venue
 
 # The tables numbered per account; `entity` in account_counters is the table name.
-NUMBERED = (Venue, Customer, Invoice, LineItem, Job)
 NumberedModel = type[Venue] | type[Customer] | type[Invoice] | type[LineItem] | type[Job]
 
 
@@ -64,20 +64,6 @@ def allocate(
     )
     last = int(executor.execute(statement).scalar_one())
     return last - count + 1
-
-
-def internal_ids(
-    session: Session, model: NumberedModel, account_id: int, public_ids: Collection[int]
-) -> dict[int, int]:
-    """public id → internal id, for the given public ids that exist in the account."""
-    if not public_ids:
-        return {}
-    rows = session.execute(
-        select(model.public_id, model.id).where(
-            owned(model, account_id), model.public_id.in_(list(public_ids))
-        )
-    ).all()
-    return {int(row[0]): int(row[1]) for row in rows}
 
 
 def public_ids_of(
