@@ -8,7 +8,11 @@ Before per-account ids, two accounts taking turns got interleaved global keys (1
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,7 +27,7 @@ from tests.factories import (
     create_invoice,
     create_venue,
 )
-from tests.jobs.conftest import consumer, csv_rows, download, wait_for_job
+from tests.jobs.conftest import consumer, csv_rows, download, job_key, wait_for_job
 
 __all__ = ["consumer"]  # the jobs' consumer fixture, for the exports made here
 
@@ -284,3 +288,23 @@ def test_concurrent_writers_of_one_account_get_consecutive_ids(
 def test_a_bad_id_is_still_a_422(api: Api, bad: str) -> None:
     for path in (f"/invoices/{bad}", f"/customers/{bad}", f"/jobs/{bad}"):
         assert_problem(api.get(path), 422)
+
+
+def test_a_download_link_signed_before_the_upgrade_is_refused(
+    api: Api, backend: Backend, consumer: Any
+) -> None:
+    """A v1 link signed the job's internal key; presented now, the same number would be read
+    as a public id (maybe another job of the account): it fails the signature instead."""
+    for _ in range(3):
+        job = wait_for_job(api, _export(api)["id"])
+    key = job_key(backend, api.account_id, job["id"])
+    expires = int(time.time()) + 600
+    for job_id in (key, job["id"]):
+        message = f"ledgerline.download.v1:{job_id}:{api.account_id}:{expires}".encode()
+        secret = (backend.settings.secret_key or "").encode()
+        digest = hmac.new(secret, message, hashlib.sha256).digest()
+        signature = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        token = f"{api.account_id}.{expires}.{signature}"
+        old_link = api.client.get(f"/api/v2/jobs/{job_id}/download", params={"token": token})
+        assert_problem(old_link, 403)
+    assert api.client.get(job["result"]["download_url"]).status_code == 200
