@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from ledgerline.db import engine_for
+from ledgerline.models import Customer, Invoice, Job, LineItem, Venue
 from tests.conftest import Api, Backend, assert_problem
 from tests.factories import (
     add_line_item,
@@ -308,3 +312,69 @@ def test_a_download_link_signed_before_the_upgrade_is_refused(
         old_link = api.client.get(f"/api/v2/jobs/{job_id}/download", params={"token": token})
         assert_problem(old_link, 403)
     assert api.client.get(job["result"]["download_url"]).status_code == 200
+
+
+ID_KEYS = frozenset({"id", "invoice", "customer", "invoiceId", "job"})
+NUMBERED_TABLES = (Venue, Customer, Invoice, LineItem, Job)
+
+
+def _ids_shown(value: Any, found: set[int]) -> set[int]:
+    """Every integer (or digit string, as Sequence writes `invoiceId`) under an id key."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ID_KEYS and isinstance(item, int) and not isinstance(item, bool):
+                found.add(item)
+            elif key in ID_KEYS and isinstance(item, str) and item.isdigit():
+                found.add(int(item))
+            else:
+                _ids_shown(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _ids_shown(item, found)
+    return found
+
+
+def test_no_answer_carries_an_internal_id(
+    api: Api, other_api: Api, backend: Backend, consumer: Any
+) -> None:
+    """Every id in every answer (objects, lists, expansions, report rows, the export file,
+    groups, jobs, links) is one of the account's public ids, never an internal key."""
+    for _ in range(3):  # another account's rows first, so this one's keys are not 1 or 2
+        theirs = create_invoice(other_api, customer=create_customer(other_api)["id"])
+        create_venue(other_api)
+        add_line_items(other_api, theirs["id"], [_line("1.00")])
+        wait_for_job(other_api, _export(other_api)["id"])
+    venue = create_venue(api)
+    customer = create_customer(api, venue=venue["id"])
+    invoice = create_invoice(api, customer=customer["id"], status="paid")
+    lines = add_line_items(api, invoice["id"], [_line("1.00"), _line("2.00")])
+    group = api.post(f"/invoices/{invoice['id']}/line-item-groups", json={"title": "G"}).json()
+    job = wait_for_job(api, _export(api, format="json")["id"])
+    with engine_for(backend.database_url).connect() as conn:
+        internal = {
+            int(key)
+            for model in NUMBERED_TABLES
+            for key in conn.execute(
+                select(model.id).where(model.account_id == api.account_id)
+            ).scalars()
+        }
+    public = {1, 2}  # one or two of each: venue, customer, invoice, lines 1-2, job
+    assert internal.isdisjoint(public), internal
+    answers = [
+        api.get("/customers").json(),
+        api.get(f"/customers/{customer['id']}").json(),
+        api.get("/invoices", params={"expand": "line_items"}).json(),
+        api.get(f"/invoices/{invoice['id']}", params={"expand": "line_items"}).json(),
+        api.get(f"/invoices/{invoice['id']}/line_items").json(),
+        api.get(f"/invoices/{invoice['id']}/line_items/{lines[1]['id']}").json(),
+        api.get(f"/invoices/{invoice['id']}/line-item-groups").json(),
+        group,
+        api.get(FLAT).json(),
+        api.get("/jobs").json(),
+        job,
+        json.loads(download(api, job)),
+    ]
+    shown = _ids_shown(answers, set())
+    assert shown == public, shown
+    assert f"/jobs/{job['id']}/download?" in job["result"]["download_url"]
+    assert job["result"]["file_name"] == f"invoice_line_items-{job['id']}.json"
