@@ -306,7 +306,9 @@ class Bench:
         with engine.connect() as conn:
             cutoff = conn.execute(
                 text(
-                    "SELECT id FROM line_items WHERE account_id = :a ORDER BY id DESC LIMIT 1 OFFSET 50000"
+                    # `id_gt` is on the account's public line item ids (issue 10).
+                    "SELECT public_id FROM line_items WHERE account_id = :a "
+                    "ORDER BY public_id DESC LIMIT 1 OFFSET 50000"
                 ),
                 {"a": account},
             ).scalar_one()

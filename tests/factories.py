@@ -11,6 +11,7 @@ JSON the API answered, so tests build their data the way a user would:
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -134,3 +135,14 @@ def random_line_item(
         amount = _decimal_text(rng, 1 * scale, 500 * scale, digits)
         item["amount"] = ("-" if sign < 0 else "") + amount
     return item
+
+
+def beyond(ids: Iterable[int], create: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A record made by `create` (in another account) whose id is greater than every id in
+    `ids`: ids are numbered per account, so only such an id is one this account lacks, and a
+    tenancy check with it cannot pass because the id happens to exist here."""
+    highest = max(ids, default=0)
+    while True:
+        record = create()
+        if record["id"] > highest:
+            return record

@@ -1,9 +1,9 @@
 """Tenancy cannot be forgotten: the account filter is written in one place, and every query
 on an account-owned table goes through it.
 
-`auth.scoped` (ORM), `auth.get_owned` (one row or 404) and `auth.owned` (Core) build every
-`account_id = …` condition, and they take only models the type checker knows to be
-account-owned (`auth.AccountOwned`). These tests read the source:
+`auth.scoped` (ORM), `auth.get_owned_by_public_id` (one row or 404) and `auth.owned` (Core)
+build every `account_id = …` condition, and they take only models the type checker knows to
+be account-owned (`auth.AccountOwned`). These tests read the source:
 
 - an `account_id ==` comparison outside `auth.py` is a filter written by hand;
 - a `select`, `update` or `delete` naming an account-owned model (or its table), or a
@@ -24,7 +24,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ledgerline"
 THE_HELPERS = SRC / "auth.py"
-HELPER_CALLS = frozenset({"scoped", "owned", "get_owned", "across_accounts"})
+HELPER_CALLS = frozenset({"scoped", "owned", "get_owned_by_public_id", "across_accounts"})
 QUERY_CALLS = frozenset({"select", "update", "delete"})
 
 
@@ -150,7 +150,7 @@ def test_every_query_on_an_owned_table_goes_through_the_helpers() -> None:
         for path in _sources()
         if (lines := unscoped_queries(path, owned))
     }
-    assert missing == {}, "start from auth.scoped/get_owned/owned, or say across_accounts"
+    assert missing == {}, "start from auth.scoped/get_owned_by_public_id/owned or across_accounts"
 
 
 def test_the_checks_see_a_hand_written_filter_and_a_missing_one(tmp_path: Path) -> None:

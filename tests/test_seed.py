@@ -240,13 +240,42 @@ def test_seeded_data_reads_back_through_the_api(backend: Backend, api: Api) -> N
 
 
 def test_ids_continue_after_a_seed(backend: Backend, api: Api) -> None:
-    """Explicit ids move the id sequences on: the next row the API creates does not clash."""
-    seed(backend, api, 300, seed=1)
+    """Explicit ids move the id sequences on: the next row the API creates does not clash,
+    and its public id continues the account's numbering."""
+    result = seed(backend, api, 300, seed=1)
     with transaction(backend.database_url, writes=False) as session:
         highest_venue = session.execute(select(func.max(Venue.id))).scalar_one()
     created = api.post("/venues", json={"name": "After the seed"})
     assert created.status_code == 201, created.text
-    assert created.json()["id"] > highest_venue
+    assert created.json()["id"] == result.venues + 1
+    venues = load(backend, api.account_id)["venues"]
+    assert venues[-1].public_id == created.json()["id"]
+    assert venues[-1].id > highest_venue
+
+
+def test_public_ids_number_each_account_from_one_across_chunks_and_runs(
+    backend: Backend, make_tenant: TenantFactory
+) -> None:
+    """The seed numbers each account's rows 1, 2, 3… in creation order (a block per chunk),
+    whatever another account holds, and a second run (or the API) continues from there."""
+    first, second = make_tenant(), make_tenant()
+    seed(backend, first, 1_500, seed=3)
+    seed(backend, second, 800, seed=4)
+    seed(backend, first, 900, seed=5)
+    invoice = first.post("/invoices", json={})
+    assert invoice.status_code == 201, invoice.text
+    for tenant in (first, second):
+        rows = load(backend, tenant.account_id)
+        for name in ("venues", "customers", "invoices", "lines"):
+            numbers = [row.public_id for row in rows[name]]  # in internal (creation) order
+            assert numbers == list(range(1, len(numbers) + 1)), (tenant.account_id, name)
+        invoices = {row.id: row.public_id for row in rows["invoices"]}
+        # Seeded invoice numbers carry the account's own count, not the global key.
+        seeded = [row for row in rows["invoices"] if not row.number.startswith("INV-")]
+        assert seeded
+        assert all(row.number.endswith(f"-{row.public_id:07d}") for row in seeded)
+        assert {line.invoice_id for line in rows["lines"]} <= set(invoices)
+    assert invoice.json()["id"] == len(load(backend, first.account_id)["invoices"])
 
 
 def test_unknown_account_and_bad_sizes_are_refused(backend: Backend, api: Api) -> None:

@@ -225,8 +225,9 @@ def token_json(key: ApiKey) -> dict[str, Any]:
 
 class AccountOwned(Protocol):
     """A table of customer data: every row belongs to one account (in the manner of polar's
-    `ModelIDProtocol`). `scoped`, `get_owned` and `owned` take only such models, so passing a
-    model without `account_id` is a type error, not a query that forgot the filter."""
+    `ModelIDProtocol`). `scoped`, `get_owned_by_public_id` and `owned` take only such
+    models, so passing a model without `account_id` is a type error, not a query that forgot
+    the filter."""
 
     __table__: ClassVar[FromClause]
 
@@ -238,6 +239,17 @@ class AccountOwned(Protocol):
 
 
 Owned = TypeVar("Owned", bound=AccountOwned)
+
+
+class PubliclyNumbered(AccountOwned, Protocol):
+    """An account-owned table whose API id is its per-account `public_id` (see
+    `ledgerline.public_ids`): unique only together with the account."""
+
+    @property
+    def public_id(self) -> int: ...
+
+
+Numbered = TypeVar("Numbered", bound=PubliclyNumbered)
 
 
 def owned(model: type[AccountOwned], account_id: int) -> ColumnElement[bool]:
@@ -253,12 +265,16 @@ def scoped(model: type[Owned], principal: Principal) -> Select[Owned]:
     return select(model).where(owned(model, principal.account_id))
 
 
-def get_owned(session: Session, model: type[Owned], ident: int, principal: Principal) -> Owned:
-    """One row of the principal's account, or 404 exactly as for an id that does not exist."""
-    statement = scoped(model, principal).where(model.__table__.c.id == ident)
-    found: Owned | None = session.execute(statement).scalar_one_or_none()
+def get_owned_by_public_id(
+    session: Session, model: type[Numbered], public_id: int, principal: Principal
+) -> Numbered:
+    """The principal's row with this public id, or 404 exactly as for an id that does not
+    exist. A public id alone names a row in every account that has one; the account filter
+    is what makes it this account's."""
+    statement = scoped(model, principal).where(model.__table__.c.public_id == public_id)
+    found: Numbered | None = session.execute(statement).scalar_one_or_none()
     if found is None:
-        raise NotFound(f"No {model.__name__.lower()} with id {ident}.")
+        raise NotFound(f"No {model.__name__.lower()} with id {public_id}.")
     return found
 
 

@@ -23,6 +23,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ledgerline.db import Base, BigIntId, UTCDateTime, utcnow
 
+# The id the API shows for the TeamUp-shaped records: numbered 1, 2, 3… per account and
+# table in creation order (`public_ids.allocate`), unique per (account_id, public_id), so no
+# id reveals another account's volume. Internal keys (`id`) and foreign keys stay as they are.
+PublicNumber = BigInteger
+
 InvoiceStatus = Literal[
     "draft",
     "upcoming",
@@ -83,6 +88,18 @@ class Account(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class AccountCounter(Base):
+    """The last public id handed out per account and table (`public_ids.allocate`). One row
+    per (account, table), so writers of one account and table take turns on its row lock
+    and nobody else waits."""
+
+    __tablename__ = "account_counters"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_value: Mapped[int] = mapped_column(BigInteger)
+
+
 class ApiKey(Base):
     """A credential. The secret is kept only as a SHA-256 hash (it is 256 random bits)."""
 
@@ -101,9 +118,13 @@ class ApiKey(Base):
 
 class Venue(Base):
     __tablename__ = "venues"
-    __table_args__ = (Index(None, "account_id", "id"),)
+    __table_args__ = (
+        Index(None, "account_id", "id"),
+        Index(None, "account_id", "public_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[int] = mapped_column(PublicNumber)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -111,9 +132,13 @@ class Venue(Base):
 
 class Customer(Base):
     __tablename__ = "customers"
-    __table_args__ = (Index(None, "account_id", "id"),)
+    __table_args__ = (
+        Index(None, "account_id", "id"),
+        Index(None, "account_id", "public_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[int] = mapped_column(PublicNumber)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
@@ -126,6 +151,7 @@ class Invoice(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "number"),
         Index(None, "account_id", "id"),
+        Index(None, "account_id", "public_id", unique=True),
         Index(None, "account_id", "status"),
         Index(None, "account_id", "due_date"),
         Index(None, "account_id", "paid_at"),
@@ -135,6 +161,7 @@ class Invoice(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[int] = mapped_column(PublicNumber)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     number: Mapped[str] = mapped_column(String(64))
@@ -198,6 +225,9 @@ class LineItem(Base):
     __tablename__ = "line_items"
     __table_args__ = (
         Index(None, "account_id", "id"),
+        # The report's `id`: default order, tie-breaker and `id_gt` (migration 0005). On
+        # PostgreSQL it carries the internal id, so a deep page's id walk stays index-only.
+        Index(None, "account_id", "public_id", unique=True, postgresql_include=["id"]),
         Index(None, "account_id", "type"),
         Index(None, "invoice_id", "id"),
         Index(None, "group_id"),
@@ -207,6 +237,7 @@ class LineItem(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[int] = mapped_column(PublicNumber)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
     group_id: Mapped[int | None] = mapped_column(
@@ -234,11 +265,13 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index(None, "account_id", "id"),
+        Index(None, "account_id", "public_id", unique=True),
         Index(None, "status", "lease_expires_at"),
         UniqueConstraint("account_id", "idempotency_key"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[int] = mapped_column(PublicNumber)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     type: Mapped[str] = mapped_column(String(40), default="report_export")
     report: Mapped[str] = mapped_column(String(60))

@@ -16,6 +16,7 @@ from ledgerline.db import transaction
 from ledgerline.exports.storage import LocalStorage
 from ledgerline.jobs.retention import sweep_expired, sweep_partials
 from ledgerline.models import Job
+from ledgerline.public_ids import allocate
 from tests.conftest import Backend
 
 
@@ -36,6 +37,7 @@ def make_job(
     with transaction(backend.database_url, writes=True) as session:
         job = Job(
             account_id=account_id,
+            public_id=allocate(session, account_id, Job),
             report="invoice_line_items",
             format="csv",
             params={},
@@ -228,6 +230,7 @@ def test_partial_files_are_kept_only_for_the_attempt_holding_the_lease(
         with transaction(backend.database_url, writes=True) as session:
             made = Job(
                 account_id=account_id,
+                public_id=allocate(session, account_id, Job),
                 report="invoice_line_items",
                 format="csv",
                 params={},

@@ -11,6 +11,7 @@ import pytest
 from ledgerline.auth import issue_token
 from ledgerline.db import transaction
 from tests.conftest import Api, Backend, assert_problem
+from tests.factories import beyond
 from tests.groups.conftest import InvoiceFactory
 from tests.groups.sequence_contract import GROUP, PAGE, validate
 
@@ -139,10 +140,11 @@ def test_groups_are_per_invoice(api: Api, new_invoice: InvoiceFactory) -> None:
 def test_another_accounts_invoice_and_group_are_404(
     api: Api, other_api: Api, new_invoice: InvoiceFactory
 ) -> None:
-    theirs = new_invoice(other_api)
-    their_group = create_group(other_api, theirs, title="Secret")
     mine = new_invoice(api)
     my_group = create_group(api, mine)
+    # Ids are numbered per account: theirs is one this account has no invoice under.
+    theirs = beyond([mine], lambda: {"id": new_invoice(other_api)})["id"]
+    their_group = create_group(other_api, theirs, title="Secret")
 
     missing = 10**12
     for invoice_id in (theirs, missing):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ledgerline.pagination import CursorInvalid, decode_cursor, encode_cursor
 from tests.conftest import Api, Backend, assert_problem
+from tests.factories import beyond
 from tests.groups.conftest import InvoiceFactory
 from tests.groups.sequence_contract import PAGE, validate
 
@@ -237,7 +238,8 @@ def test_cursor_of_another_invoice_or_account_is_400(
     api: Api, other_api: Api, new_invoice: InvoiceFactory
 ) -> None:
     mine, also_mine = new_invoice(api), new_invoice(api)
-    theirs = new_invoice(other_api)
+    # Ids are numbered per account: theirs is one this account has no invoice under.
+    theirs = beyond([mine, also_mine], lambda: {"id": new_invoice(other_api)})["id"]
     for invoice_id, owner in ((mine, api), (also_mine, api), (theirs, other_api)):
         create_groups(owner, invoice_id, 3)
     from_also_mine = get_page(api, also_mine, limit=1)["pagination"]["after"]

@@ -18,7 +18,7 @@ from sqlalchemy import event
 
 from ledgerline.db import engine_for
 from tests.conftest import Api, Backend, assert_problem
-from tests.factories import add_line_items, create_customer, create_invoice
+from tests.factories import add_line_items, beyond, create_customer, create_invoice
 from tests.invoices.expected import as_decimal, exact_json, expected_line
 
 DUE_DATES = [
@@ -285,12 +285,17 @@ def test_expand_line_items_is_not_a_query_per_invoice(api: Api, backend: Backend
 def test_list_parameters_never_reach_another_account(
     api: Api, other_api: Api, invoices: list[dict[str, Any]]
 ) -> None:
-    theirs = create_invoice(other_api, status="paid", due_date="2030-01-01")
+    # Ids are numbered per account: the other account's invoice has an id this one lacks.
+    theirs = beyond(
+        [row["id"] for row in invoices],
+        lambda: create_invoice(other_api, status="paid", due_date="2030-01-01"),
+    )
     add_line_items(other_api, theirs["id"], LINES)
     body = listed(api, status="paid", sort="-due_date", expand="line_items")
-    assert theirs["id"] not in result_ids(body)
+    assert theirs["number"] not in [r["number"] for r in body["results"]]
+    assert sorted(result_ids(body)) == sorted(r["id"] for r in invoices if r["status"] == "paid")
     assert body["count"] == sum(1 for row in invoices if row["status"] == "paid")
-    assert all(line["invoice"] != theirs["id"] for r in body["results"] for line in r["line_items"])
+    assert all(line["invoice"] == r["id"] for r in body["results"] for line in r["line_items"])
     assert_problem(api.get(f"/invoices/{theirs['id']}", params={"expand": "line_items"}), 404)
     assert_problem(api.get(f"/invoices/{theirs['id']}", params={"fields": "id"}), 404)
 
@@ -363,7 +368,9 @@ def test_customer_autocomplete_matches_from_the_start(
 def test_customer_ids_only_the_accounts_own(
     api: Api, other_api: Api, people: list[dict[str, Any]]
 ) -> None:
-    stranger = create_customer(other_api, name="Stranger")
+    stranger = beyond(
+        [person["id"] for person in people], lambda: create_customer(other_api, name="Stranger")
+    )
     wanted = [people[4]["id"], people[0]["id"], stranger["id"]]
     body = customers(api, ids=",".join(str(i) for i in wanted))
     assert [row["id"] for row in body["results"]] == sorted([people[0]["id"], people[4]["id"]])

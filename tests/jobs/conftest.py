@@ -25,11 +25,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from ledgerline.db import engine_for
 from ledgerline.jobs.queue import EmbeddedWorkers, JobQueue
-from ledgerline.models import Invoice, LineItem
+from ledgerline.models import Invoice, Job, LineItem
+from ledgerline.public_ids import allocate
 from tests.conftest import Api, Backend
 
 FINISHED = ("succeeded", "failed", "canceled", "expired")
@@ -168,6 +169,19 @@ def create_lines(
     return created
 
 
+def the_job(account_id: int, job_id: int) -> Any:
+    """The row of the job the API calls `job_id` (a public id: unique within the account)."""
+    return (Job.account_id == account_id) & (Job.public_id == job_id)
+
+
+def job_key(backend: Backend, account_id: int, job_id: int) -> int:
+    """The internal id of the job the API calls `job_id`: what a queue message carries and
+    the export's storage key holds."""
+    with engine_for(backend.database_url).begin() as conn:
+        key: int = conn.execute(select(Job.id).where(the_job(account_id, job_id))).scalar_one()
+    return key
+
+
 def bulk_lines(backend: Backend, account_id: int, count: int, currency: str = "GBP") -> int:
     """`count` line items on one invoice, inserted in bulk; returns the sum of their amounts."""
     now = dt.datetime.now(dt.UTC)
@@ -177,6 +191,7 @@ def bulk_lines(backend: Backend, account_id: int, count: int, currency: str = "G
             insert(Invoice)
             .values(
                 account_id=account_id,
+                public_id=allocate(conn, account_id, Invoice),
                 number=f"BULK-{time.monotonic_ns()}",
                 status="paid",
                 currency=currency,
@@ -192,12 +207,15 @@ def bulk_lines(backend: Backend, account_id: int, count: int, currency: str = "G
     batch = 20_000
     for start in range(0, count, batch):
         rows = []
+        with engine.begin() as conn:
+            first = allocate(conn, account_id, LineItem, min(batch, count - start))
         for n in range(start, min(start + batch, count)):
             amount = 100 + n % 997
             total += amount
             rows.append(
                 {
                     "account_id": account_id,
+                    "public_id": first + n - start,
                     "invoice_id": invoice_id,
                     "type": "flat_fee",
                     "description": f"bulk line {n}",

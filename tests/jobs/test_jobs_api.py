@@ -14,8 +14,18 @@ from ledgerline.db import engine_for
 from ledgerline.exports.links import sign_download
 from ledgerline.jobs.queue import JobQueue
 from ledgerline.models import Job
+from ledgerline.public_ids import allocate
 from tests.conftest import Api, Backend, TenantFactory, assert_problem
-from tests.jobs.conftest import bulk_lines, create_lines, csv_rows, download, wait_for_job
+from tests.factories import beyond
+from tests.jobs.conftest import (
+    bulk_lines,
+    create_lines,
+    csv_rows,
+    download,
+    job_key,
+    the_job,
+    wait_for_job,
+)
 from tests.openapi_check import assert_matches_openapi
 
 GROUPED = "/reports/invoice_line_items.grouped/export"
@@ -49,9 +59,9 @@ def export(api: Api, path: str = GROUPED, **body: Any) -> int:
     return job_id
 
 
-def set_job(backend: Backend, job_id: int, **values: Any) -> None:
+def set_job(backend: Backend, api: Api, job_id: int, **values: Any) -> None:
     with engine_for(backend.database_url).begin() as conn:
-        conn.execute(update(Job).where(Job.id == job_id).values(**values))
+        conn.execute(update(Job).where(the_job(api.account_id, job_id)).values(**values))
 
 
 def test_job_shape_and_download_with_header_or_signed_url(
@@ -142,7 +152,7 @@ def test_teamup_job_fields_on_every_job_object(
     assert canceled["status"] == "canceled"
     assert (canceled["result_url"], canceled["total_items"]) == (None, 0)
     # Counted but not finished: total_items is the count, complete_items the rows written.
-    set_job(backend, pending, rows_total=7, rows_done=3)
+    set_job(backend, api, pending, rows_total=7, rows_done=3)
     assert {
         k: api.get(f"/jobs/{pending}").json()[k] for k in ("total_items", "complete_items")
     } == {
@@ -159,7 +169,7 @@ def test_list_jobs_newest_first_with_status_filter_and_paging(
     for job_id in ids:
         wait_for_job(api, job_id)
     canceled = export(api)
-    set_job(backend, canceled, status="canceled")
+    set_job(backend, api, canceled, status="canceled")
     listed = api.get("/jobs").json()
     assert listed["count"] == 4
     assert [job["id"] for job in listed["results"]] == sorted([*ids, canceled], reverse=True)
@@ -191,8 +201,9 @@ def test_other_accounts_jobs_are_invisible(
     assert other_api.get("/jobs").json()["count"] == 0
     # The other account's own job, fetched with this account's signed link's token moved
     # onto its URL: the signature no longer matches.
+    # (Ids are per account: their job gets an id this account has no job under.)
     create_lines(other_api, ("GBP",))
-    theirs = wait_for_job(other_api, export(other_api))
+    theirs = beyond([job_id], lambda: wait_for_job(other_api, export(other_api)))
     token = job["result"]["download_url"].split("token=", 1)[1]
     moved = api.client.get(f"/api/v2/jobs/{theirs['id']}/download?token={token}")
     assert moved.status_code in (403, 404)
@@ -234,10 +245,10 @@ def test_download_is_409_before_success_and_410_after_expiry(
     assert job["status"] == "succeeded"
     # Before success: 409 (a queued job that no worker has taken).
     pending = export(api)
-    set_job(backend, pending, status="canceled")
+    set_job(backend, api, pending, status="canceled")
     assert_problem(api.get(f"/jobs/{pending}/download"), 409)
     # Past its retention: 410 at once, and the sweep removes the file and marks it expired.
-    set_job(backend, job_id, expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    set_job(backend, api, job_id, expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     assert_problem(api.get(f"/jobs/{job_id}/download"), 410)
     with transaction(backend.database_url, writes=True) as session:
         assert (
@@ -252,12 +263,13 @@ def test_download_is_409_before_success_and_410_after_expiry(
 
 
 def insert_queued_job(backend: Backend, api: Api, like: dict[str, Any]) -> int:
-    """A queued job whose hand-over to the queue has not happened yet."""
+    """A queued job whose hand-over to the queue has not happened yet; its (public) id."""
     with engine_for(backend.database_url).begin() as conn:
-        job_id: int = conn.execute(
-            insert(Job)
-            .values(
+        job_id = allocate(conn, api.account_id, Job)
+        conn.execute(
+            insert(Job).values(
                 account_id=api.account_id,
+                public_id=job_id,
                 type="report_export",
                 report=like["report"],
                 format=like["format"],
@@ -267,8 +279,7 @@ def insert_queued_job(backend: Backend, api: Api, like: dict[str, Any]) -> int:
                 attempts=0,
                 created_at=dt.datetime.now(dt.UTC),
             )
-            .returning(Job.__table__.c.id)
-        ).scalar_one()
+        )
     return job_id
 
 
@@ -282,7 +293,8 @@ def test_cancel_queued_job_is_never_run(api: Api, consumer: JobQueue, backend: B
     assert canceled.status_code == 200, canceled.text
     assert canceled.json()["status"] == "canceled"
     assert canceled.json()["finished_at"] is not None
-    consumer.enqueue(job_id)  # a late or duplicate message: the claim refuses it
+    # A late or duplicate message (it carries the internal id): the claim refuses it.
+    consumer.enqueue(job_key(backend, api.account_id, job_id))
     time.sleep(1)
     job = api.get(f"/jobs/{job_id}").json()
     assert job["status"] == "canceled"
@@ -299,7 +311,7 @@ def test_lost_hand_over_is_picked_up_by_the_sweep(
     create_lines(api, ("GBP",))
     model = wait_for_job(api, export(api))
     job_id = insert_queued_job(backend, api, model)
-    set_job(backend, job_id, created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+    set_job(backend, api, job_id, created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
     job = wait_for_job(api, job_id, timeout=20)
     assert job["status"] == "succeeded"
     assert download(api, job) == download(api, model)

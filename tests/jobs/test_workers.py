@@ -38,6 +38,7 @@ from tests.conftest import (
 from tests.jobs.conftest import (
     bulk_lines,
     free_port,
+    job_key,
     ledgerline_env,
     start_ledgerline,
     wait_ready,
@@ -131,7 +132,8 @@ def test_sigkilled_worker_job_is_finished_by_another_with_every_row_once(
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         # What the killed attempt leaves: its partial file, private like every export file.
-        folder = backend.data_dir / "exports" / str(tenant.account_id) / str(job_id)
+        key = job_key(backend, tenant.account_id, job_id)  # the storage key's internal id
+        folder = backend.data_dir / "exports" / str(tenant.account_id) / str(key)
         (dead_part,) = [p for p in folder.iterdir() if p.name.endswith(".part")]
         assert stat.S_IMODE(dead_part.stat().st_mode) == 0o600
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -235,7 +237,8 @@ def test_a_killed_workers_partial_file_goes_within_seconds_when_its_job_fails_fo
         )
         assert response.status_code == 200, response.text
         job_id = response.json()["job"]
-        folder = backend.data_dir / "exports" / str(account_id) / str(job_id)
+        key = job_key(backend, account_id, job_id)  # the storage key's internal id
+        folder = backend.data_dir / "exports" / str(account_id) / str(key)
         deadline = time.monotonic() + 60
         while True:
             job = api.get(f"/jobs/{job_id}").json()

@@ -2,7 +2,9 @@
 
 Rows are inserted with SQLAlchemy Core so the report tests do not depend on the invoice
 endpoints; every expected number in a test is computed from the `Line` values kept here,
-never by calling report code.
+never by calling report code. Each row takes its public id (the id the API shows) from the
+account's counter as the API does (`public_ids.allocate`); the records keep it as `id` and
+the internal key, which only children's foreign keys use, as `key`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import insert
 
 from ledgerline.db import engine_for
 from ledgerline.models import Customer, Invoice, LineItem, Venue
+from ledgerline.public_ids import allocate
 from tests.conftest import Api, Backend
 
 UTC = dt.UTC
@@ -25,7 +28,8 @@ _numbers = itertools.count(1)
 
 @dataclass
 class Line:
-    """One line item as a test created it, with its invoice's and customer's values."""
+    """One line item as a test created it, with its invoice's and customer's values; `id`
+    and `invoice_id` are public ids (what the API shows)."""
 
     id: int
     invoice_id: int
@@ -53,30 +57,39 @@ class Data:
     lines: list[Line] = field(default_factory=list)
 
     def venue(self, name: str) -> dict[str, Any]:
+        account_id = self.api.account_id
         with engine_for(self.backend.database_url).begin() as conn:
+            public_id = allocate(conn, account_id, Venue)
             venue_id = conn.execute(
                 insert(Venue)
-                .values(account_id=self.api.account_id, name=name, created_at=dt.datetime.now(UTC))
+                .values(
+                    account_id=account_id,
+                    public_id=public_id,
+                    name=name,
+                    created_at=dt.datetime.now(UTC),
+                )
                 .returning(Venue.id)
             ).scalar_one()
-        return {"id": venue_id, "name": name}
+        return {"id": public_id, "key": venue_id, "name": name}
 
     def customer(
         self, name: str, email: str | None = None, venue: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         with engine_for(self.backend.database_url).begin() as conn:
+            public_id = allocate(conn, self.api.account_id, Customer)
             customer_id = conn.execute(
                 insert(Customer)
                 .values(
                     account_id=self.api.account_id,
+                    public_id=public_id,
                     name=name,
                     email=email,
-                    venue_id=venue["id"] if venue else None,
+                    venue_id=venue["key"] if venue else None,
                     created_at=dt.datetime.now(UTC),
                 )
                 .returning(Customer.id)
             ).scalar_one()
-        return {"id": customer_id, "name": name, "email": email, "venue": venue}
+        return {"id": public_id, "key": customer_id, "name": name, "email": email, "venue": venue}
 
     def invoice(
         self,
@@ -97,7 +110,7 @@ class Data:
         now = dt.datetime.now(UTC)
         invoice_values = {
             "account_id": self.api.account_id,
-            "customer_id": customer["id"] if customer else None,
+            "customer_id": customer["key"] if customer else None,
             "number": number or f"INV-{next(_numbers):05d}",
             "status": status,
             "currency": currency,
@@ -112,12 +125,16 @@ class Data:
         }
         created: list[Line] = []
         with engine_for(self.backend.database_url).begin() as conn:
+            invoice_public_id = allocate(conn, self.api.account_id, Invoice)
             invoice_id = conn.execute(
-                insert(Invoice).values(**invoice_values).returning(Invoice.id)
+                insert(Invoice)
+                .values(public_id=invoice_public_id, **invoice_values)
+                .returning(Invoice.id)
             ).scalar_one()
             for item in items:
                 values = {
                     "account_id": self.api.account_id,
+                    "public_id": allocate(conn, self.api.account_id, LineItem),
                     "invoice_id": invoice_id,
                     "type": item.get("type", "flat_fee"),
                     "description": item.get("description", ""),
@@ -132,13 +149,11 @@ class Data:
                     "billed_item_id": item.get("billed_item_id"),
                     "created_at": now,
                 }
-                line_id = conn.execute(
-                    insert(LineItem).values(**values).returning(LineItem.id)
-                ).scalar_one()
+                conn.execute(insert(LineItem).values(**values))
                 created.append(
                     Line(
-                        id=line_id,
-                        invoice_id=invoice_id,
+                        id=values["public_id"],
+                        invoice_id=invoice_public_id,
                         type=values["type"],
                         description=values["description"],
                         currency=currency,
@@ -149,7 +164,7 @@ class Data:
                         refund_amount=values["refund_amount"],
                         billed_item_object=values["billed_item_object"],
                         billed_item_id=values["billed_item_id"],
-                        invoice={"id": invoice_id, **invoice_values},
+                        invoice={"id": invoice_public_id, "key": invoice_id, **invoice_values},
                         customer=customer,
                         venue=customer["venue"] if customer else None,
                     )

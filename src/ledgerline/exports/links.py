@@ -3,10 +3,13 @@
 A token is `<account id>.<expiry>.<signature>`: the expiry in whole Unix seconds and the
 signature the unpadded URL-safe base64 of
 
-    HMAC-SHA256(secret_key, "ledgerline.download.v1:<job id>:<account id>:<expiry>")
+    HMAC-SHA256(secret_key, "ledgerline.download.v2:<job id>:<account id>:<expiry>")
 
-The job id is not in the token: it is the job of the URL the token is presented on, so a
-token moved to another job's URL no longer matches its signature. The signature is checked
+The job id is the job's per-account public id, the one in the URL (unique only with the
+account, which the token names); v1 signed the global key, so a v1 token (minted before
+migration 0005) no longer verifies instead of naming another job of its account. The job id
+is not in the token: it is the job of the URL the token is presented on, so a token moved
+to another job's URL no longer matches its signature. The signature is checked
 (in constant time) before the expiry, so a tampered or misplaced token is always a 403 and
 only a genuine token that has run out is a 410. See docs/storage.md.
 """
@@ -21,7 +24,7 @@ from datetime import UTC, datetime
 
 from ledgerline.errors import Forbidden, Gone
 
-PURPOSE = "ledgerline.download.v1"
+PURPOSE = "ledgerline.download.v2"
 # The query parameter the jobs endpoints carry the token in.
 TOKEN_PARAM = "token"  # noqa: S105 (a parameter name, not a secret)
 

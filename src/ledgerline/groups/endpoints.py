@@ -108,7 +108,7 @@ def list_groups(
 
 
 def group_json(view: service.GroupView) -> dict[str, object]:
-    return render_group(view.group, view.invoice.currency, view.totals, view.tax_category)
+    return render_group(view.group, view.invoice, view.totals, view.tax_category)
 
 
 @router.post(GROUPS, status_code=201, response_model=LineItemGroupResponse)

@@ -19,6 +19,7 @@ from pydantic.json_schema import SkipJsonSchema
 from ledgerline.errors import ConflictingParameters
 from ledgerline.invoices.totals import Totals
 from ledgerline.models import (
+    Invoice,
     LineItemGroup,
     RevenueClassification,
     RevenueRecognitionMethod,
@@ -90,7 +91,7 @@ class GroupPage:
     groups: list[LineItemGroup]
     totals: dict[int, Totals]
     tax_categories: dict[int, TaxCategory]
-    currency: str
+    invoice: Invoice
     after: str | None
     before: str | None
     total: int
@@ -128,21 +129,23 @@ class LineItemGroupPage(BaseModel):
 
 
 def group_json(
-    group: LineItemGroup, currency: str, totals: Totals, tax_category: TaxCategory | None
+    group: LineItemGroup, invoice: Invoice, totals: Totals, tax_category: TaxCategory | None
 ) -> dict[str, Any]:
-    """One group as Sequence shows it; `invoiceId` is a string, as in the seed.
+    """One group of `invoice` as Sequence shows it; `invoiceId` is the invoice's public id
+    (the id the TeamUp-shaped invoice shows), as a string, as in the seed.
 
     The revenue fields and the service period are kept but not shown: Sequence's published
     response model does not carry them (docs/groups.md).
     """
     body: dict[str, Any] = {
         "id": str(group.public_id),
-        "invoiceId": str(group.invoice_id),
+        "invoiceId": str(invoice.public_id),
         "index": group.index,
         "title": group.title,
     }
     if group.description is not None:
         body["description"] = group.description
+    currency = invoice.currency
     body["netTotal"] = plain_decimal(totals.net, currency)
     body["totalTax"] = plain_decimal(totals.tax, currency)
     body["grossTotal"] = plain_decimal(totals.gross, currency)
@@ -168,7 +171,7 @@ def page_json(page: GroupPage) -> dict[str, Any]:
         "items": [
             group_json(
                 group,
-                page.currency,
+                page.invoice,
                 page.totals.get(group.id, Totals()),
                 page.tax_categories.get(group.tax_category_id or 0),
             )

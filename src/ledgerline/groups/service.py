@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from ledgerline.auth import Principal, get_owned, owned, scoped
+from ledgerline.auth import Principal, get_owned_by_public_id, owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import BadRequest, NotFound, UnknownReference
 from ledgerline.groups.lookup import find_group
@@ -121,7 +121,7 @@ def get_invoice(session: Session, principal: Principal, invoice_ref: str) -> Inv
     if not 1 <= invoice_id <= MAX_ID:
         raise InvoiceNotFound(f"No invoice with id {invoice_ref[:40]!r}.")
     try:
-        return get_owned(session, Invoice, invoice_id, principal)
+        return get_owned_by_public_id(session, Invoice, invoice_id, principal)
     except NotFound as exc:
         raise InvoiceNotFound(f"No invoice with id {invoice_id}.") from exc
 
@@ -131,7 +131,9 @@ def _get_group(
 ) -> LineItemGroup:
     group = find_group(session, principal, invoice.id, public_id)
     if group is None:
-        raise GroupNotFound(f"No line-item group with id {public_id} on invoice {invoice.id}.")
+        raise GroupNotFound(
+            f"No line-item group with id {public_id} on invoice {invoice.public_id}."
+        )
     return group
 
 
@@ -254,7 +256,8 @@ def delete_group(
 
 
 def _cursor_scope(invoice: Invoice) -> str:
-    return f"line-item-groups:{invoice.account_id}:{invoice.id}"
+    """What a cursor is bound to: this invoice (its public id, unique with the account)."""
+    return f"line-item-groups:{invoice.account_id}:{invoice.public_id}"
 
 
 def list_groups(
@@ -329,7 +332,7 @@ def list_groups(
         groups=rows,
         totals=group_totals(session, principal, [row.id for row in rows]),
         tax_categories=tax_categories_by_id(session, principal, [r.tax_category_id for r in rows]),
-        currency=invoice.currency,
+        invoice=invoice,
         after=(
             encode_cursor(secret_key, scope, last, order)
             if has_after and last is not None

@@ -52,6 +52,9 @@ from ledgerline.request_types import MAX_ID
 
 router = APIRouter()
 
+# Path ids are the account's public ids (`ledgerline.public_ids`); the services look them up
+# within the principal's account. A line item's `invoice` is the path's invoice id: the
+# service found the line through that invoice, so it is the line's invoice's public id.
 CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
 InvoiceId = Annotated[int, Path(ge=1, le=MAX_ID)]
 LineItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -116,7 +119,7 @@ SparseInvoice: Any = sparse_model(InvoiceOut)
 
 
 def _render_invoice(view: InvoiceView, selection: Selection | None) -> dict[str, Any]:
-    rendered = invoice_json(view.invoice, view.totals, view.line_items)
+    rendered = invoice_json(view.invoice, view.totals, view.customer_public_id, view.line_items)
     return rendered if selection is None else dict(select_fields(rendered, selection))
 
 
@@ -201,8 +204,8 @@ def create_invoice(body: InvoiceCreate, principal: PrincipalDep, session: Sessio
     """Create an invoice. `number` defaults to the account's next `INV-000001`-style number,
     `currency` to the account's, `status` to `draft`. Leaving draft sets `confirmed_at` and
     `paid` sets `paid_at` unless given (ISO 8601 with an offset)."""
-    invoice, totals = service.create_invoice(session, principal, body)
-    return JSONResponse(invoice_json(invoice, totals), status_code=201)
+    view = service.create_invoice(session, principal, body)
+    return JSONResponse(_render_invoice(view, None), status_code=201)
 
 
 @router.get("/invoices", tags=["invoices"], response_model=TeamUpList[SparseInvoice])
@@ -273,8 +276,8 @@ def update_invoice(
 ) -> Response:
     """Change the keys sent. The currency is fixed once the invoice has line items (409);
     a number already used in the account is a 409."""
-    invoice, totals = service.update_invoice(session, principal, invoice_id, body)
-    return JSONResponse(invoice_json(invoice, totals))
+    view = service.update_invoice(session, principal, invoice_id, body)
+    return JSONResponse(_render_invoice(view, None))
 
 
 @router.post(
@@ -295,7 +298,7 @@ def create_line_items(
     """Add one line item (answered with it), or `{"items": [...]}` of 1 to 1,000 (answered
     `{"items": [...]}` in order, all or none). Give `quantity` and `unit_price`, or `amount`."""
     lines, batch = service.add_line_items(session, principal, invoice_id, payload)
-    rendered = [line_item_json(line, group) for line, group in lines]
+    rendered = [line_item_json(line, group, invoice_id) for line, group in lines]
     return JSONResponse({"items": rendered} if batch else rendered[0], status_code=201)
 
 
@@ -313,7 +316,9 @@ def list_line_items(
 ) -> Response:
     """The invoice's line items, oldest first."""
     count, rows = service.list_line_items(session, principal, invoice_id, window)
-    return list_response(request, window, count, [line_item_json(li, g) for li, g in rows])
+    return list_response(
+        request, window, count, [line_item_json(li, g, invoice_id) for li, g in rows]
+    )
 
 
 @router.get(
@@ -326,7 +331,7 @@ def get_line_item(
 ) -> Response:
     """One line item."""
     line, group = service.get_line_item(session, principal, invoice_id, line_item_id)
-    return JSONResponse(line_item_json(line, group))
+    return JSONResponse(line_item_json(line, group, invoice_id))
 
 
 @router.patch(
@@ -343,7 +348,7 @@ def update_line_item(
 ) -> Response:
     """Change the keys sent; amount and tax are recomputed from the merged inputs."""
     line, group = service.update_line_item(session, principal, invoice_id, line_item_id, body)
-    return JSONResponse(line_item_json(line, group))
+    return JSONResponse(line_item_json(line, group, invoice_id))
 
 
 @router.delete(

@@ -101,7 +101,7 @@ class CustomerFilter:
     def clauses(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
         if self.ids is not None:
-            clauses.append(Customer.id.in_(self.ids))
+            clauses.append(Customer.public_id.in_(self.ids))
         if self.query is not None:
             pattern = f"%{self.query}%"
             clauses.append(or_(_like(Customer.name, pattern), _like(Customer.email, pattern)))
@@ -120,7 +120,7 @@ class CustomerFilter:
 # Sort keys of the invoice list: TeamUp documents due_date; the others are what a finance
 # user pages by. NULL due dates sort last ascending and first descending, as in reports.
 INVOICE_SORT_KEYS: dict[str, QueryableAttribute[Any]] = {
-    "id": Invoice.id,
+    "id": Invoice.public_id,
     "due_date": Invoice.due_date,
     "created_at": Invoice.created_at,
     "updated_at": Invoice.updated_at,
@@ -149,7 +149,7 @@ class InvoiceListQuery:
         )
 
     def order_by(self) -> list[Any]:
-        """The requested keys, then the id (ascending) so that equal keys keep one order."""
+        """The requested keys, then the (public) id ascending, so equal keys keep one order."""
         terms: list[Any] = []
         for key, descending in self.sort:
             column = INVOICE_SORT_KEYS[key]
@@ -158,7 +158,7 @@ class InvoiceListQuery:
                 term = nulls_first(term) if descending else nulls_last(term)
             terms.append(term)
         if not any(key == "id" for key, _ in self.sort):
-            terms.append(Invoice.id.asc())
+            terms.append(Invoice.public_id.asc())
         return terms
 
 

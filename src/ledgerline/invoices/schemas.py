@@ -163,9 +163,13 @@ class LineItemUpdate(StrictBody):
     refund_amount: MoneyText | SkipJsonSchema[None] = None
 
 
+# Every id rendered here is a per-account public id (`ledgerline.public_ids`), never an
+# internal key: the callers hand over the public ids of the records a row refers to.
+
+
 def venue_json(venue: Venue) -> dict[str, Any]:
     return {
-        "id": venue.id,
+        "id": venue.public_id,
         "object": "venue",
         "name": venue.name,
         "created_at": venue.created_at.isoformat(),
@@ -174,11 +178,11 @@ def venue_json(venue: Venue) -> dict[str, Any]:
 
 def customer_json(customer: Customer, venue: Venue | None) -> dict[str, Any]:
     return {
-        "id": customer.id,
+        "id": customer.public_id,
         "object": "customer",
         "name": customer.name,
         "email": customer.email,
-        "venue": {"id": venue.id, "name": venue.name} if venue else None,
+        "venue": {"id": venue.public_id, "name": venue.name} if venue else None,
         "created_at": customer.created_at.isoformat(),
     }
 
@@ -190,9 +194,11 @@ def _iso(value: dt.datetime | None) -> str | None:
 def invoice_json(
     invoice: Invoice,
     totals: Totals,
+    customer_public_id: int | None,
     line_items: list[tuple[LineItem, str | None]] | None = None,
 ) -> dict[str, Any]:
-    """An invoice; with `line_items` (expanded) they are embedded, rendered as on their own."""
+    """An invoice; with `line_items` (expanded) they are embedded, rendered as on their own.
+    `customer_public_id` is the public id of `invoice.customer_id`'s customer."""
     currency = invoice.currency
     discount = (
         {"name": invoice.discount_code_name, "code": invoice.discount_code_code}
@@ -200,12 +206,12 @@ def invoice_json(
         else None
     )
     rendered: dict[str, Any] = {
-        "id": invoice.id,
+        "id": invoice.public_id,
         "object": "invoice",
         "number": invoice.number,
         "status": invoice.status,
         "currency": currency,
-        "customer": invoice.customer_id,
+        "customer": customer_public_id,
         "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
         "created_at": invoice.created_at.isoformat(),
         "updated_at": invoice.updated_at.isoformat(),
@@ -219,7 +225,9 @@ def invoice_json(
         "total_amount_due": money_object(totals.amount_due, currency),
     }
     if line_items is not None:
-        rendered["line_items"] = [line_item_json(line, group) for line, group in line_items]
+        rendered["line_items"] = [
+            line_item_json(line, group, invoice.public_id) for line, group in line_items
+        ]
     return rendered
 
 
@@ -240,7 +248,10 @@ def unit_price_object(micros: int, currency: str) -> dict[str, Any]:
     }
 
 
-def line_item_json(line: LineItem, group_public_id: str | None) -> dict[str, Any]:
+def line_item_json(
+    line: LineItem, group_public_id: str | None, invoice_public_id: int
+) -> dict[str, Any]:
+    """A line item; `invoice_public_id` is the public id of its invoice (`line.invoice_id`)."""
     currency = line.currency
     billed = (
         {"object": line.billed_item_object, "id": line.billed_item_id}
@@ -248,9 +259,9 @@ def line_item_json(line: LineItem, group_public_id: str | None) -> dict[str, Any
         else None
     )
     return {
-        "id": line.id,
+        "id": line.public_id,
         "object": "invoice_line_item",
-        "invoice": line.invoice_id,
+        "invoice": invoice_public_id,
         "group_id": group_public_id,
         "type": line.type,
         "billed_item": billed,

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledgerline.auth import Principal, get_owned, owned, scoped
+from ledgerline.auth import Principal, get_owned_by_public_id, owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import (
     Conflict,
@@ -37,10 +37,16 @@ from ledgerline.invoices.totals import Totals, line_totals
 from ledgerline.models import Customer, Invoice, LineItem, LineItemGroup, Venue
 from ledgerline.money import MoneyError, micros_string, normalise_currency, plain_decimal
 from ledgerline.pagination import OffsetPage
+from ledgerline.public_ids import allocate, public_ids_of
 
 
 def create_venue(session: Session, principal: Principal, body: VenueCreate) -> Venue:
-    venue = Venue(account_id=principal.account_id, name=body.name, created_at=utcnow())
+    venue = Venue(
+        account_id=principal.account_id,
+        public_id=allocate(session, principal.account_id, Venue),
+        name=body.name,
+        created_at=utcnow(),
+    )
     session.add(venue)
     session.flush()
     return venue
@@ -49,11 +55,12 @@ def create_venue(session: Session, principal: Principal, body: VenueCreate) -> V
 def owned_venue_for_field(
     session: Session, principal: Principal, venue_id: int | None, field: str
 ) -> Venue | None:
-    """A venue referenced in a body: another account's id is a 422 naming the field."""
+    """A venue referenced in a body by its public id: another account's is a 422 naming the
+    field, as a missing one is."""
     if venue_id is None:
         return None
     venue = session.execute(
-        scoped(Venue, principal).where(Venue.id == venue_id)
+        scoped(Venue, principal).where(Venue.public_id == venue_id)
     ).scalar_one_or_none()
     if venue is None:
         raise UnknownReference.field(["body", field], f"no venue with id {venue_id}")
@@ -66,6 +73,7 @@ def create_customer(
     venue = owned_venue_for_field(session, principal, body.venue, "venue")
     customer = Customer(
         account_id=principal.account_id,
+        public_id=allocate(session, principal.account_id, Customer),
         name=body.name,
         email=body.email,
         venue_id=venue.id if venue else None,
@@ -79,7 +87,7 @@ def create_customer(
 def get_customer(
     session: Session, principal: Principal, customer_id: int
 ) -> tuple[Customer, Venue | None]:
-    customer = get_owned(session, Customer, customer_id, principal)
+    customer = get_owned_by_public_id(session, Customer, customer_id, principal)
     venue = (
         session.execute(
             scoped(Venue, principal).where(Venue.id == customer.venue_id)
@@ -98,7 +106,7 @@ def list_customers(
     rows = session.execute(
         base.add_columns(Venue)
         .outerjoin(Venue, and_(owned(Venue, principal.account_id), Venue.id == Customer.venue_id))
-        .order_by(Customer.id)
+        .order_by(Customer.public_id)
         .limit(page.limit)
         .offset(page.offset)
     ).all()
@@ -130,8 +138,9 @@ def invoice_totals(
 
 
 def _owned_customer(session: Session, principal: Principal, customer_id: int) -> Customer:
+    """The customer a body names by its public id; unknown in this account is a 422."""
     customer = session.execute(
-        scoped(Customer, principal).where(Customer.id == customer_id)
+        scoped(Customer, principal).where(Customer.public_id == customer_id)
     ).scalar_one_or_none()
     if customer is None:
         raise UnknownReference.field(["body", "customer"], f"no customer with id {customer_id}")
@@ -165,19 +174,19 @@ def _check_status_timestamps(invoice: Invoice, explicit: set[str]) -> None:
         invoice.paid_at = now
 
 
-def create_invoice(
-    session: Session, principal: Principal, body: InvoiceCreate
-) -> tuple[Invoice, Totals]:
+def create_invoice(session: Session, principal: Principal, body: InvoiceCreate) -> InvoiceView:
     currency = _currency(body.currency) if body.currency is not None else principal.currency
-    if body.customer is not None:
-        _owned_customer(session, principal, body.customer)
+    customer = (
+        _owned_customer(session, principal, body.customer) if body.customer is not None else None
+    )
     auto = body.number is None
     if body.number is not None and number_taken(session, principal, body.number):
         raise number_taken_error(body.number)
     now = utcnow()
     invoice = Invoice(
         account_id=principal.account_id,
-        customer_id=body.customer,
+        public_id=allocate(session, principal.account_id, Invoice),
+        customer_id=customer.id if customer else None,
         number=body.number if body.number is not None else "",  # auto: set under lock
         status=body.status,
         currency=currency,
@@ -192,15 +201,17 @@ def create_invoice(
     )
     _check_status_timestamps(invoice, set())
     insert_invoice(session, principal, invoice, auto)
-    return invoice, Totals()
+    return InvoiceView(invoice, Totals(), customer.public_id if customer else None)
 
 
 @dataclass(frozen=True)
 class InvoiceView:
-    """An invoice as listed: its totals and, when expanded, its line items in id order."""
+    """An invoice as shown: its totals, its customer's public id and, when expanded, its
+    line items in id order."""
 
     invoice: Invoice
     totals: Totals
+    customer_public_id: int | None
     line_items: list[tuple[LineItem, str | None]] | None = None
 
 
@@ -214,7 +225,7 @@ def _invoice_lines(
     lines = session.execute(
         scoped(LineItem, principal)
         .where(LineItem.invoice_id.in_(list(invoice_ids)))
-        .order_by(LineItem.invoice_id, LineItem.id)
+        .order_by(LineItem.invoice_id, LineItem.public_id)
     ).scalars()
     for line, group in with_group_ids(session, principal, list(lines)):
         by_invoice[line.invoice_id].append((line, group))
@@ -227,8 +238,19 @@ def invoice_views(
     ids = [invoice.id for invoice in invoices]
     totals = invoice_totals(session, principal, ids)
     lines = _invoice_lines(session, principal, ids) if line_items else {}
+    customers = public_ids_of(
+        session,
+        Customer,
+        principal.account_id,
+        {i.customer_id for i in invoices if i.customer_id is not None},
+    )
     return [
-        InvoiceView(i, totals.get(i.id, Totals()), lines.get(i.id) if line_items else None)
+        InvoiceView(
+            i,
+            totals.get(i.id, Totals()),
+            customers.get(i.customer_id) if i.customer_id is not None else None,
+            lines.get(i.id) if line_items else None,
+        )
         for i in invoices
     ]
 
@@ -258,7 +280,7 @@ def list_invoices(
 def get_invoice_view(
     session: Session, principal: Principal, invoice_id: int, *, line_items: bool
 ) -> InvoiceView:
-    invoice = get_owned(session, Invoice, invoice_id, principal)
+    invoice = get_owned_by_public_id(session, Invoice, invoice_id, principal)
     return invoice_views(session, principal, [invoice], line_items)[0]
 
 
@@ -267,9 +289,9 @@ _NOT_NULL_ON_PATCH = ("number", "status", "currency", "is_credit_note")
 
 def update_invoice(
     session: Session, principal: Principal, invoice_id: int, body: InvoiceUpdate
-) -> tuple[Invoice, Totals]:
+) -> InvoiceView:
     """Apply only the keys sent; `updated_at` moves when anything actually changed."""
-    invoice = get_owned(session, Invoice, invoice_id, principal)
+    invoice = get_owned_by_public_id(session, Invoice, invoice_id, principal)
     sent = set(body.model_fields_set)
     for name in _NOT_NULL_ON_PATCH:
         if name in sent and getattr(body, name) is None:
@@ -286,9 +308,12 @@ def update_invoice(
             )
         invoice.currency = currency
     if "customer" in sent:
-        if body.customer is not None:
+        customer = (
             _owned_customer(session, principal, body.customer)
-        invoice.customer_id = body.customer
+            if body.customer is not None
+            else None
+        )
+        invoice.customer_id = customer.id if customer else None
     if "number" in sent and body.number is not None and body.number != invoice.number:
         if number_taken(session, principal, body.number):
             raise number_taken_error(body.number)
@@ -313,7 +338,7 @@ def update_invoice(
             session.flush()
         except IntegrityError as exc:  # a concurrent writer took the number
             raise number_taken_error(invoice.number) from exc
-    return invoice, invoice_totals(session, principal, [invoice.id]).get(invoice.id, Totals())
+    return invoice_views(session, principal, [invoice], line_items=False)[0]
 
 
 def _invoice_state(invoice: Invoice) -> tuple[Any, ...]:
@@ -396,7 +421,7 @@ def add_line_items(
     session: Session, principal: Principal, invoice_id: int, payload: Any
 ) -> tuple[list[tuple[LineItem, str | None]], bool]:
     """Create one line item or a batch of up to 1,000, all or none; (lines, was_batch)."""
-    invoice = get_owned(session, Invoice, invoice_id, principal)
+    invoice = get_owned_by_public_id(session, Invoice, invoice_id, principal)
     items, batch = _validate_payload(payload)
     problems = LineItemProblems()
     groups = _groups_named(session, principal, invoice, [item.group_id for item in items])
@@ -433,6 +458,10 @@ def add_line_items(
         values.apply_to(line)
         created.append((line, str(group.public_id) if group else None))
     problems.raise_if_any()
+    # One block of public ids for the whole batch, numbered in the body's order.
+    first = allocate(session, principal.account_id, LineItem, len(created))
+    for offset, (line, _group) in enumerate(created):
+        line.public_id = first + offset
     session.add_all([line for line, _ in created])
     touch_invoice(invoice)
     session.flush()
@@ -464,11 +493,13 @@ def with_group_ids(
 def list_line_items(
     session: Session, principal: Principal, invoice_id: int, page: OffsetPage
 ) -> tuple[int, list[tuple[LineItem, str | None]]]:
-    invoice = get_owned(session, Invoice, invoice_id, principal)
+    invoice = get_owned_by_public_id(session, Invoice, invoice_id, principal)
     base = scoped(LineItem, principal).where(LineItem.invoice_id == invoice.id)
     count = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
     lines = list(
-        session.execute(base.order_by(LineItem.id).limit(page.limit).offset(page.offset)).scalars()
+        session.execute(
+            base.order_by(LineItem.public_id).limit(page.limit).offset(page.offset)
+        ).scalars()
     )
     return count, with_group_ids(session, principal, lines)
 
@@ -476,9 +507,11 @@ def list_line_items(
 def _owned_line(
     session: Session, principal: Principal, invoice_id: int, line_id: int
 ) -> tuple[Invoice, LineItem]:
-    invoice = get_owned(session, Invoice, invoice_id, principal)
+    invoice = get_owned_by_public_id(session, Invoice, invoice_id, principal)
     line = session.execute(
-        scoped(LineItem, principal).where(LineItem.id == line_id, LineItem.invoice_id == invoice.id)
+        scoped(LineItem, principal).where(
+            LineItem.public_id == line_id, LineItem.invoice_id == invoice.id
+        )
     ).scalar_one_or_none()
     if line is None:
         raise NotFound(f"No line item with id {line_id} on invoice {invoice_id}.")

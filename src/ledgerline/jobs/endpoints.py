@@ -179,7 +179,10 @@ def _export(
                 log.exception("could not enqueue job; the sweep will retry", extra={"job": job_id})
 
         after_commit(session, hand_over)
-    return JSONResponse({"job": job.id}, headers={"Location": f"/api/v2/jobs/{job.id}"})
+    # The client sees the job's public id; the queue carries the internal one (never shown).
+    return JSONResponse(
+        {"job": job.public_id}, headers={"Location": f"/api/v2/jobs/{job.public_id}"}
+    )
 
 
 @router.post(
@@ -260,8 +263,12 @@ def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
         if job.expires_at is not None:
             # A link never outlives the file it points at.
             link_expires = min(link_expires, link_expiry(job.expires_at, 0))
-        token = sign_download(request.app.state.secret_key, job.account_id, job.id, link_expires)
-        url = request.url_for("download_job", job_id=str(job.id)).include_query_params(token=token)
+        token = sign_download(
+            request.app.state.secret_key, job.account_id, job.public_id, link_expires
+        )
+        url = request.url_for("download_job", job_id=str(job.public_id)).include_query_params(
+            token=token
+        )
         result = {
             "file_name": job.file_name,
             "content_type": job.content_type,
@@ -275,7 +282,7 @@ def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
     if job.status == "failed" and job.error_code:
         error = {"code": job.error_code, "message": job.error_message}
     return {
-        "id": job.id,
+        "id": job.public_id,
         "object": "job",
         # TeamUp's job fields (docs/jobs.md "TeamUp's job fields"): its clients poll these.
         "result_url": result["download_url"] if result is not None else None,

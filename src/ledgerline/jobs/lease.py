@@ -36,6 +36,7 @@ class ClaimedJob:
     """What an attempt needs of the row it claimed, read inside the claim's transaction."""
 
     account_id: int
+    public_id: int  # the id the account sees (in the file's name); the lease holds `id`
     report: str
     format: str
     params: dict[str, Any]
@@ -80,7 +81,12 @@ class JobLease:
             if job is None:
                 return None
             return ClaimedJob(
-                job.account_id, job.report, job.format, dict(job.params), job.attempts
+                job.account_id,
+                job.public_id,
+                job.report,
+                job.format,
+                dict(job.params),
+                job.attempts,
             )
 
     def beat(self, rows_done: int, rows_total: int | None) -> bool:

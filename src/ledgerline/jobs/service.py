@@ -17,11 +17,12 @@ from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledgerline.auth import Principal, across_accounts, get_owned, owned, scoped
+from ledgerline.auth import Principal, across_accounts, get_owned_by_public_id, owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import AppError, Conflict, ValidationFailed
 from ledgerline.models import JOB_STATUSES, Account, Job
 from ledgerline.pagination import OffsetPage
+from ledgerline.public_ids import allocate
 from ledgerline.reports.query import ReportParams
 
 STATUSES = JOB_STATUSES
@@ -142,6 +143,9 @@ def create_export_job(
     )
     try:
         with session.begin_nested():
+            # In the savepoint: a request that loses the idempotency race gives its public
+            # id back with it, so the account's job ids keep no gap.
+            job.public_id = allocate(session, principal.account_id, Job)
             session.add(job)
             session.flush()
     except IntegrityError:
@@ -155,12 +159,14 @@ def create_export_job(
 
 
 def get_job(session: Session, principal: Principal, job_id: int) -> Job:
-    return get_owned(session, Job, job_id, principal)
+    """The principal's job with this public id (the id the API shows), or 404."""
+    return get_owned_by_public_id(session, Job, job_id, principal)
 
 
 def get_job_of_account(session: Session, account_id: int, job_id: int) -> Job | None:
+    """The account's job with this public id (a signed download link names both)."""
     return session.execute(
-        select(Job).where(Job.id == job_id, owned(Job, account_id))
+        select(Job).where(Job.public_id == job_id, owned(Job, account_id))
     ).scalar_one_or_none()
 
 
@@ -179,7 +185,9 @@ def list_jobs(
         select(func.count()).select_from(statement.order_by(None).subquery())
     ).scalar_one()
     jobs = (
-        session.execute(statement.order_by(Job.id.desc()).limit(window.limit).offset(window.offset))
+        session.execute(
+            statement.order_by(Job.public_id.desc()).limit(window.limit).offset(window.offset)
+        )
         .scalars()
         .all()
     )
@@ -204,7 +212,7 @@ def cancel_job(session: Session, principal: Principal, job_id: int) -> Job:
     )
     session.refresh(job)
     if not changed:
-        raise JobNotCancelable(f"Job {job.id} has already finished ({job.status}).")
+        raise JobNotCancelable(f"Job {job.public_id} has already finished ({job.status}).")
     return job
 
 

@@ -124,7 +124,9 @@ def run_export(settings: Settings, job_id: int, requeue: Callable[[int], None]) 
         return
     log.info("job started", extra={"job": job_id, "attempt": job.attempt, "owner": lease.owner})
 
-    file_name = f"{job.report}-{job_id}.{FILE_EXTENSIONS[job.format]}"
+    # The name users see carries the job id they know (its public id); the storage key
+    # keeps the internal id, which the sweeps map back to the row (`job_of_key`).
+    file_name = f"{job.report}-{job.public_id}.{FILE_EXTENSIONS[job.format]}"
     storage_key = export_key(job.account_id, job_id, lease.attempt_key, file_name)
     storage = storage_from_settings(settings)
     engine = engine_for(settings.resolved_database_url)

@@ -77,17 +77,22 @@ def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return type_coerce(column, NullType())
 
 
-# A flat report's row is a line item; its id is the tie-breaker and what a deep page joins by.
-LINE_ITEM_ID: ColumnElement[Any] = _c(line_items, "id")
+# A flat report's row is a line item. Its `id` column (and tie-breaker, and `id_gt`) is the
+# per-account public id the API shows; a deep page finds its rows by the internal key.
+LINE_ITEM_ID: ColumnElement[Any] = _c(line_items, "public_id")
+LINE_ITEM_KEY: ColumnElement[Any] = _c(line_items, "id")
 
+# Every id column shows the referenced row's public id (never an internal key), so each
+# needs that row's table joined.
 FLAT_COLUMNS: tuple[Column, ...] = (
     Column("id", "ID", "int", (LINE_ITEM_ID,)),
     Column(
         "invoice.id",
         "Invoice ID",
         "ref",
-        (_c(line_items, "invoice_id"),),
+        (_c(invoices, "public_id"),),
         aliases=("invoice_id", "invoice"),
+        needs=INVOICE,
     ),
     Column(
         "invoice.due_date",
@@ -170,11 +175,11 @@ FLAT_COLUMNS: tuple[Column, ...] = (
         "customer.id",
         "Customer ID",
         "ref",
-        (_c(invoices, "customer_id"),),
+        (_c(customers, "public_id"),),
         aliases=("customer_id", "customer"),
         holds_customer_id=True,
         nullable=True,
-        needs=INVOICE,
+        needs=CUSTOMER,
     ),
     Column(
         "customer.name",
@@ -198,10 +203,10 @@ FLAT_COLUMNS: tuple[Column, ...] = (
         "customer.venue.id",
         "Customer venue ID",
         "ref",
-        (_c(customers, "venue_id"),),
+        (_c(venues, "public_id"),),
         aliases=("customer_venue_id", "customer.venue"),
         nullable=True,
-        needs=CUSTOMER,
+        needs=VENUE,
     ),
     Column(
         "customer.venue.name",

@@ -95,7 +95,9 @@ class Filters:
     def clauses(self) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
         if self.id_gt is not None:
-            where.append(line_items.c.id > self.id_gt)
+            # The line item id a client knows is its per-account public id (incremental
+            # sync: "everything after the last id I saw"); (account_id, public_id) serves it.
+            where.append(line_items.c.public_id > self.id_gt)
         if self.invoice_status:
             where.append(invoices.c.status.in_(self.invoice_status))
         if self.invoice_due_date_gte is not None:

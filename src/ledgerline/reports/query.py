@@ -30,7 +30,7 @@ from ledgerline.reports.columns import (
     CATALOGS,
     CURRENCY,
     JOIN_ORDER,
-    LINE_ITEM_ID,
+    LINE_ITEM_KEY,
     Catalog,
     Column,
     Join,
@@ -293,14 +293,14 @@ def page_statement(
         return statement.limit(limit).offset(offset)
     sort_columns = tuple(params.catalog.by_name[key] for key, _ in params.sort)
     ids = (
-        select(LINE_ITEM_ID)
+        select(LINE_ITEM_KEY)
         .select_from(_joined_from(_needs(sort_columns) | params.filters.needs()))
         .where(owned(LineItem, account_id), *params.filters.clauses())
         .order_by(*_order_by(params))
         .limit(limit)
         .offset(offset)
     )
-    return statement.where(LINE_ITEM_ID.in_(ids.scalar_subquery()))
+    return statement.where(LINE_ITEM_KEY.in_(ids.scalar_subquery()))
 
 
 def count_rows(conn: Connection, account_id: int, params: ReportParams) -> int:

@@ -89,12 +89,12 @@ def seed_account(
     done = 0
     try:
         while done < line_items:
-            ids = writer.next_ids()
+            ids = writer.next_ids(account_id)
             chunk = Chunk()
             if done == 0:
                 generator.people(ids, line_items, chunk)
             generator.invoices(ids, min(batch_size, line_items - done), chunk)
-            writer.write(chunk)
+            writer.write(chunk, account_id, ids)
             done += len(chunk.lines)
             for key in counts:
                 counts[key] += len(getattr(chunk, key))

@@ -2,7 +2,8 @@
 
 Deterministic for a given seed and end date: the same calls to one `random.Random` in the
 same order. Rows get explicit ids (`Ids`, read by the writer under its lock), so children
-reference parents without round trips.
+reference parents without round trips: the internal keys, and the per-account public ids
+the API shows (`ledgerline.public_ids`), numbered on from the account's counters.
 
 Money follows SPEC §4 through `ledgerline.money`: `amount = round(quantity × unit_price) −
 discount_amount` and `tax_amount = round(amount × tax_rate)`, each rounded once.
@@ -124,13 +125,18 @@ def _build_pool(rng: random.Random, currency: str, kind: str) -> list[Template]:
 
 @dataclass
 class Ids:
-    """The next free id of each table, read under the write lock."""
+    """The next free id of each table, read under the write lock: the internal keys, and
+    the account's next public ids (`*_public`; line-item groups show UUIDs instead)."""
 
     venue: int
     customer: int
     invoice: int
     group: int
     line: int
+    venue_public: int = 1
+    customer_public: int = 1
+    invoice_public: int = 1
+    line_public: int = 1
 
 
 @dataclass
@@ -197,22 +203,33 @@ class Generator:
         for offset in range(venue_count):
             venue_id = ids.venue + offset
             self.venue_ids.append(venue_id)
-            chunk.venues.append((venue_id, self.account_id, VENUE_NAMES[offset], created))
+            chunk.venues.append(
+                (
+                    venue_id,
+                    ids.venue_public + offset,
+                    self.account_id,
+                    VENUE_NAMES[offset],
+                    created,
+                )
+            )
         ids.venue += venue_count
+        ids.venue_public += venue_count
         for offset in range(customer_count):
             customer_id = ids.customer + offset
+            public_id = ids.customer_public + offset
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             email = (
                 None
                 if rng.random() < 0.05
-                else f"{first}.{last}{customer_id}@example.com".lower().replace("'", "")
+                else f"{first}.{last}{public_id}@example.com".lower().replace("'", "")
             )
             venue = rng.choice(self.venue_ids) if rng.random() < 0.9 else None
             chunk.customers.append(
-                (customer_id, self.account_id, f"{first} {last}", email, venue, created)
+                (customer_id, public_id, self.account_id, f"{first} {last}", email, venue, created)
             )
             self.customer_ids.append(customer_id)
         ids.customer += customer_count
+        ids.customer_public += customer_count
 
     def group_uuid(self, group_id: int) -> str:
         value = uuid.uuid5(_GROUP_NAMESPACE, f"{group_id}:{self.rng.getrandbits(64)}")
@@ -227,6 +244,8 @@ class Generator:
         while len(chunk.lines) < target:
             invoice_id = ids.invoice
             ids.invoice += 1
+            invoice_public_id = ids.invoice_public
+            ids.invoice_public += 1
             ordinal = self.invoices_made
             self.invoices_made += 1
             if ordinal < len(self.statuses):
@@ -263,9 +282,11 @@ class Generator:
             chunk.invoices.append(
                 (
                     invoice_id,
+                    invoice_public_id,
                     account_id,
                     rng.choice(self.customer_ids),
-                    f"{time.gmtime(created).tm_year}-{invoice_id:07d}",
+                    # The account's own invoice count, not the global key (issue 10).
+                    f"{time.gmtime(created).tm_year}-{invoice_public_id:07d}",
                     status,
                     currency,
                     due.isoformat(),
@@ -285,7 +306,7 @@ class Generator:
                 for index in range(rng.randint(2, 3)):
                     group_id = ids.group
                     ids.group += 1
-                    title = GROUP_TITLES[(invoice_id + index) % len(GROUP_TITLES)]
+                    title = GROUP_TITLES[(invoice_public_id + index) % len(GROUP_TITLES)]
                     chunk.groups.append(
                         (
                             group_id,
@@ -305,6 +326,7 @@ class Generator:
             # The hot loop (millions of iterations): locals, one draw, one tuple per line.
             append = chunk.lines.append
             line_id = ids.line
+            line_public_id = ids.line_public
             first_types = max(0, len(LINE_ITEM_TYPES) - self.lines_made)
             for position in range(line_count):
                 draw = getrandbits(20)
@@ -323,6 +345,7 @@ class Generator:
                 append(
                     (
                         line_id + position,
+                        line_public_id + position,
                         account_id,
                         invoice_id,
                         group_ids[position % groups_in_turn],
@@ -343,4 +366,5 @@ class Generator:
                     )
                 )
             ids.line = line_id + line_count
+            ids.line_public = line_public_id + line_count
             self.lines_made += line_count

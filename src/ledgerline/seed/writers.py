@@ -3,7 +3,10 @@ PostgreSQL, one transaction per chunk, each on its own raw connection (a bulk lo
 request; its commit and rollback are the connection's own).
 
 Each writer takes its database's write lock before it reads the highest ids (`next_ids`), so
-the generator's explicit ids cannot collide with a concurrent writer's.
+the generator's explicit ids cannot collide with a concurrent writer's. The account's public
+id counters (`account_counters`, see `ledgerline.public_ids`) are read under the same lock
+(on PostgreSQL their rows are locked first, `FOR UPDATE`, as the API's allocation does) and
+moved past the public ids the chunk used before it commits: one block per table per chunk.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ SQLITE_SPELLING = Spelling(timestamp_suffix=".000000", uuid_as_hex=True)
 POSTGRES_SPELLING = Spelling(timestamp_suffix="+00", uuid_as_hex=False)
 
 
-VENUE_COLUMNS = ("id", "account_id", "name", "created_at")
-CUSTOMER_COLUMNS = ("id", "account_id", "name", "email", "venue_id", "created_at")
+VENUE_COLUMNS = ("id", "public_id", "account_id", "name", "created_at")
+CUSTOMER_COLUMNS = ("id", "public_id", "account_id", "name", "email", "venue_id", "created_at")
 INVOICE_COLUMNS = (
     "id",
+    "public_id",
     "account_id",
     "customer_id",
     "number",
@@ -50,6 +54,7 @@ GROUP_COLUMNS = (
 )
 LINE_COLUMNS = (
     "id",
+    "public_id",
     "account_id",
     "invoice_id",
     "group_id",
@@ -78,8 +83,43 @@ TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+# The public id counter of each numbered table the seed writes, and the `Ids` field that
+# holds its next value.
+COUNTERS: tuple[tuple[str, str], ...] = (
+    ("customers", "customer_public"),
+    ("invoices", "invoice_public"),
+    ("line_items", "line_public"),
+    ("venues", "venue_public"),
+)
+# Makes sure the account has a row per counter, so `FOR UPDATE` has rows to lock.
+_ENSURE_COUNTERS = (
+    "INSERT INTO account_counters (account_id, entity, last_value) VALUES {rows} "
+    "ON CONFLICT (account_id, entity) DO NOTHING"
+)
+_READ_COUNTERS = (
+    "SELECT entity, last_value FROM account_counters WHERE account_id = {param} "
+    "ORDER BY entity{lock}"
+)
+_WRITE_COUNTER = (
+    "UPDATE account_counters SET last_value = {param} "
+    "WHERE account_id = {param} AND entity = {param}"
+)
+
+
 def _column_list(columns: Sequence[str]) -> str:
     return ", ".join(f'"{name}"' for name in columns)
+
+
+def _with_public_ids(ids: Ids, counters: dict[str, int]) -> Ids:
+    """`ids` with each table's next public id: one past the account's counter."""
+    for entity, attribute in COUNTERS:
+        setattr(ids, attribute, counters[entity] + 1)
+    return ids
+
+
+def _counter_updates(account_id: int, ids: Ids) -> list[tuple[int, int, str]]:
+    """(last value, account, entity) of each counter after the chunk: its last public id."""
+    return [(getattr(ids, attribute) - 1, account_id, entity) for entity, attribute in COUNTERS]
 
 
 class BulkWriter:
@@ -94,10 +134,13 @@ class BulkWriter:
         assert connection is not None
         self.connection: Any = connection
 
-    def next_ids(self) -> Ids:
+    def next_ids(self, account_id: int) -> Ids:
+        """Take the write lock and read the next free ids (the account's public ones too)."""
         raise NotImplementedError
 
-    def write(self, chunk: Chunk) -> None:
+    def write(self, chunk: Chunk, account_id: int, ids: Ids) -> None:
+        """Insert the chunk, move the account's counters to `ids` (the next free public ids
+        after it) and commit."""
         raise NotImplementedError
 
     def analyze(self) -> None:
@@ -126,15 +169,23 @@ class _SqliteWriter(BulkWriter):
         super().__init__(engine)
         self.connection.execute("PRAGMA foreign_keys=OFF")
 
-    def next_ids(self) -> Ids:
+    def next_ids(self, account_id: int) -> Ids:
         self.connection.execute("BEGIN IMMEDIATE")
         values = [
             self.connection.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0]
             for table in ("venues", "customers", "invoices", "line_item_groups", "line_items")
         ]
-        return Ids(*values)
+        rows = ", ".join("(?, ?, 0)" for _ in COUNTERS)
+        self.connection.execute(
+            _ENSURE_COUNTERS.format(rows=rows),
+            [value for entity, _ in COUNTERS for value in (account_id, entity)],
+        )
+        counters = self.connection.execute(
+            _READ_COUNTERS.format(param="?", lock=""), (account_id,)
+        ).fetchall()
+        return _with_public_ids(Ids(*values), dict(counters))
 
-    def write(self, chunk: Chunk) -> None:
+    def write(self, chunk: Chunk, account_id: int, ids: Ids) -> None:
         try:
             for key, table, columns in TABLES:
                 rows: list[Any] = getattr(chunk, key)
@@ -145,6 +196,9 @@ class _SqliteWriter(BulkWriter):
                     f"INSERT INTO {table} ({_column_list(columns)}) VALUES ({placeholders})",
                     rows,
                 )
+            self.connection.executemany(
+                _WRITE_COUNTER.format(param="?"), _counter_updates(account_id, ids)
+            )
             self.connection.execute("COMMIT")
         except BaseException:
             self.connection.execute("ROLLBACK")
@@ -169,8 +223,17 @@ class _PostgresWriter(BulkWriter):
 
     spelling = POSTGRES_SPELLING
 
-    def next_ids(self) -> Ids:
+    def next_ids(self, account_id: int) -> Ids:
         cursor = self.connection.cursor()
+        # The counters' rows before the tables: the API locks a counter row and then inserts,
+        # so taking them in the other order could deadlock with a request of this account.
+        rows = ", ".join("(%s, %s, 0)" for _ in COUNTERS)
+        cursor.execute(
+            _ENSURE_COUNTERS.format(rows=rows),
+            [value for entity, _ in COUNTERS for value in (account_id, entity)],
+        )
+        cursor.execute(_READ_COUNTERS.format(param="%s", lock=" FOR UPDATE"), (account_id,))
+        counters = dict(cursor.fetchall())
         cursor.execute(f"LOCK TABLE {', '.join(SEEDED_TABLES)} IN SHARE ROW EXCLUSIVE MODE")
         values = []
         for table in SEEDED_TABLES:
@@ -179,9 +242,9 @@ class _PostgresWriter(BulkWriter):
                 f" nextval(pg_get_serial_sequence('{table}', 'id'))) FROM {table}"
             )
             values.append(cursor.fetchone()[0])
-        return Ids(*values)
+        return _with_public_ids(Ids(*values), counters)
 
-    def write(self, chunk: Chunk) -> None:
+    def write(self, chunk: Chunk, account_id: int, ids: Ids) -> None:
         cursor = self.connection.cursor()
         try:
             for key, table, columns in TABLES:
@@ -195,6 +258,7 @@ class _PostgresWriter(BulkWriter):
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
                     f" (SELECT MAX(id) FROM {table}))"
                 )
+            cursor.executemany(_WRITE_COUNTER.format(param="%s"), _counter_updates(account_id, ids))
             self.connection.commit()
         except BaseException:
             self.connection.rollback()
