@@ -19,13 +19,12 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, Query, Request
 from pydantic import WithJsonSchema
 from starlette.responses import Response
 
+from ledgerline.crypto import derive_key
 from ledgerline.errors import BadRequest, ConflictingParameters, ValidationFailed
 from ledgerline.http import JSONResponse
 
@@ -55,9 +54,7 @@ class _CursorKeys:
 @lru_cache(maxsize=8)
 def _keys(secret: str) -> _CursorKeys:
     """Two independent keys from the server secret: one encrypts, one derives the nonce."""
-    material = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=_CURSOR_VERSION).derive(
-        secret.encode("utf-8")
-    )
+    material = derive_key(secret, _CURSOR_VERSION, 64)
     return _CursorKeys(cipher=AESGCM(material[:32]), nonce_key=material[32:])
 
 

@@ -1,34 +1,39 @@
-"""Signed, short-lived download links for export files.
+"""Sealed, short-lived download links for export files.
 
-A token is `<account id>.<expiry>.<signature>`: the expiry in whole Unix seconds and the
-signature the unpadded URL-safe base64 of
+A token is the unpadded URL-safe base64 of `nonce || AES-GCM(key, nonce, "<account id>.<expiry>",
+associated data "ledgerline.download.v3:<job id>")`: the account and the expiry (whole Unix
+seconds) are encrypted as well as authenticated, so a link shows nothing of the account it
+was minted for, not even its internal id (which would hint at how many accounts exist). The
+key is derived from the server secret for this purpose alone (HKDF), apart from the cursors'.
 
-    HMAC-SHA256(secret_key, "ledgerline.download.v2:<job id>:<account id>:<expiry>")
-
-The job id is the job's per-account public id, the one in the URL (unique only with the
-account, which the token names); v1 signed the global key, so a v1 token (minted before
-migration 0005) no longer verifies instead of naming another job of its account. The job id
-is not in the token: it is the job of the URL the token is presented on, so a token moved
-to another job's URL no longer matches its signature. The signature is checked
-(in constant time) before the expiry, so a tampered or misplaced token is always a 403 and
-only a genuine token that has run out is a 410. See docs/storage.md.
+The job id is not in the token: it is the job of the URL the token is presented on, bound as
+associated data, so a token moved to another job's URL fails to open. The job id is the job's
+per-account public id; v1 and v2 tokens (HMAC-signed, readable) no longer open. Authenticity
+is checked before the expiry, so a tampered or misplaced token is always a 403 and only a
+genuine token that has run out is a 410. See docs/storage.md.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import re
+import binascii
+import os
 from datetime import UTC, datetime
+from functools import lru_cache
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ledgerline.crypto import derive_key
 from ledgerline.errors import Forbidden, Gone
 
-PURPOSE = "ledgerline.download.v2"
+PURPOSE = b"ledgerline.download.v3"
 # The query parameter the jobs endpoints carry the token in.
 TOKEN_PARAM = "token"  # noqa: S105 (a parameter name, not a secret)
 
-_TOKEN = re.compile(r"([1-9][0-9]{0,18})\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})")
+_NONCE_BYTES = 12
+# A real token is about 60 characters; anything much longer is refused before decoding.
+_MAX_TOKEN_CHARS = 200
 
 
 class DownloadLinkInvalid(Forbidden):
@@ -39,10 +44,13 @@ class DownloadLinkExpired(Gone):
     code = "download-link-expired"
 
 
-def _signature(secret_key: str, account_id: int, job_id: int, expires: int) -> str:
-    message = f"{PURPOSE}:{job_id}:{account_id}:{expires}".encode()
-    digest = hmac.new(secret_key.encode(), message, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+@lru_cache(maxsize=8)
+def _cipher(secret_key: str) -> AESGCM:
+    return AESGCM(derive_key(secret_key, PURPOSE, 32))
+
+
+def _bound_to(job_id: int) -> bytes:
+    return PURPOSE + b":" + str(job_id).encode("ascii")
 
 
 def _unix_seconds(moment: datetime) -> int:
@@ -53,23 +61,40 @@ def _unix_seconds(moment: datetime) -> int:
 
 def sign_download(secret_key: str, account_id: int, job_id: int, expires_at: datetime) -> str:
     """The token for `job_id` of `account_id`, valid until `expires_at` (whole seconds)."""
-    expires = _unix_seconds(expires_at)
-    return f"{account_id}.{expires}.{_signature(secret_key, account_id, job_id, expires)}"
+    plaintext = f"{account_id}.{_unix_seconds(expires_at)}".encode("ascii")
+    # A random nonce: links are minted afresh on every read of the job, and two tokens for
+    # the same job and expiry need not be equal.
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = nonce + _cipher(secret_key).encrypt(nonce, plaintext, _bound_to(job_id))
+    return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+
+
+def _open(secret_key: str, token: object, job_id: int) -> tuple[int, int]:
+    """The (account id, expiry) a token seals for `job_id`, or DownloadLinkInvalid."""
+    invalid = DownloadLinkInvalid("The download link is not valid.")
+    if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS or not token.isascii():
+        raise invalid
+    try:
+        sealed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        # One spelling per token: the decoder skips stray characters and ignores a last
+        # character's unused bits, so anything but the canonical encoding is refused.
+        if base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii") != token:
+            raise ValueError("not the canonical encoding")
+        nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+        plaintext = _cipher(secret_key).decrypt(nonce, ciphertext, _bound_to(job_id))
+        account, expires = plaintext.decode("ascii").split(".")
+        return int(account), int(expires)
+    except (binascii.Error, InvalidTag, UnicodeError, ValueError) as exc:
+        raise invalid from exc
 
 
 def verify_download(secret_key: str, token: str, job_id: int, now: datetime) -> int:
-    """The account the token was signed for.
+    """The account the token was minted for.
 
-    Raises `DownloadLinkInvalid` (403) for a malformed or tampered token or one signed for
+    Raises `DownloadLinkInvalid` (403) for a malformed or tampered token or one minted for
     another job, and `DownloadLinkExpired` (410) for a genuine token past its expiry.
     """
-    match = _TOKEN.fullmatch(token) if isinstance(token, str) else None
-    if match is None:
-        raise DownloadLinkInvalid("The download link is not valid.")
-    account_id, expires, signature = int(match[1]), int(match[2]), match[3]
-    expected = _signature(secret_key, account_id, job_id, expires)
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
-        raise DownloadLinkInvalid("The download link is not valid.")
+    account_id, expires = _open(secret_key, token, job_id)
     if _unix_seconds(now) >= expires:
         raise DownloadLinkExpired("The download link has expired; read the job for a new one.")
     return account_id
