@@ -437,7 +437,9 @@ class Bench:
         starts as a child), on PostgreSQL the scaled one (`serve` and a `ledgerline worker`
         on Redis). Rate limits off (see bench/soak.py)."""
         embedded = self.database == "sqlite"
-        self.start(embedded_worker=embedded, extra_env=NO_RATE_LIMITS)
+        self.start(
+            embedded_worker=embedded, extra_env={**NO_RATE_LIMITS, **self.soak["server_env"]}
+        )
         try:
             others = {} if self.worker is None else {"ledgerline worker": self.worker.pid}
             result = run_soak(
@@ -560,6 +562,14 @@ def main() -> None:
         default="mixed",
         help="mixed: reads, writes and exports; read: reads only (the memory comparison)",
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="LEDGERLINE_NAME=VALUE",
+        help="a setting for the soak's server processes, e.g. LEDGERLINE_API_THREADS=8 "
+        "(repeatable; the bench's own environment's LEDGERLINE_ variables are not passed on)",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     if unknown := only - set(MEASUREMENTS + OPTIONAL_MEASUREMENTS):
@@ -581,6 +591,7 @@ def main() -> None:
             "seconds": args.soak_seconds,
             "connections": args.soak_connections,
             "mix": args.soak_mix,
+            "server_env": dict(item.split("=", 1) for item in args.server_env),
         }
         all_results.append(Bench(database, args.rows, args.runs, args.load_seconds, soak).run(only))
     if args.prepare_only:

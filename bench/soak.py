@@ -458,6 +458,7 @@ def run_soak(
     non_2xx = {code: count for code, count in statuses.items() if not code.startswith("2")}
     result: dict[str, Any] = {
         "mix": mix,
+        "server_env": bench.soak["server_env"],
         "seconds": seconds,
         "connections": connections,
         "wall_seconds": round(time.monotonic() - started, 1),
