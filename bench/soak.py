@@ -113,7 +113,9 @@ class MemorySampler:
         self.others = {role: psutil.Process(pid) for role, pid in others.items()}
         self.processes: dict[int, ProcessMemory] = {}
         self.peak_total_mb = 0.0
-        self.timeline: list[tuple[float, float]] = []
+        # Each second: seconds since the start, then each process's RSS in MB by pid, so a
+        # slow climb (a leak) shows apart from one process's peak.
+        self.timeline: list[tuple[float, dict[int, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._started = time.monotonic()
@@ -134,17 +136,17 @@ class MemorySampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            total = 0
+            sampled: dict[int, float] = {}
             for role, process in self._members():
                 try:
                     rss = process.memory_info().rss
                 except psutil.NoSuchProcess:
                     continue
-                total += rss
+                sampled[process.pid] = round(rss / 1e6, 1)
                 memory = self.processes.setdefault(process.pid, ProcessMemory(role, process.pid))
                 memory.sample(rss)
-            self.peak_total_mb = max(self.peak_total_mb, total / 1e6)
-            self.timeline.append((round(time.monotonic() - self._started, 1), total / 1e6))
+            self.peak_total_mb = max(self.peak_total_mb, sum(sampled.values()))
+            self.timeline.append((round(time.monotonic() - self._started, 1), sampled))
             self._stop.wait(SAMPLE_SECONDS)
 
 
