@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # defaults of the settings below; `db` sizes its pool from the first two until `serve` or
 # `worker` applies the settings.
 DEFAULT_API_THREADS = 16
-# Connections beyond one per request: `/readyz`, and the job consumer, its heartbeat and its
+# Connections beyond one per request slot: the job consumer, its heartbeat and its
 # sweep when the embedded worker runs as threads of the API process.
 POOL_SPARE_CONNECTIONS = 4
 DEFAULT_SQLITE_CACHE_KIB = 2048
