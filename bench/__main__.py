@@ -1,6 +1,7 @@
 """`make bench`: Ledgerline measured against the database's own floor.
 
     python -m bench [--rows 1000000] [--databases sqlite,postgres] [--runs 3]
+    python -m bench --only soak [--soak-seconds 600] [--soak-connections 32] [--soak-mix mixed]
 
 Seeds with `ledgerline seed` (kept between runs under bench/results/), starts real `serve` and
 `worker` processes, times every comparison in the same run alternating the two sides, prints a
@@ -27,6 +28,8 @@ from sqlalchemy import create_engine, text
 from bench import harness
 from bench.harness import Comparison, alternate
 from bench.load import http_load, sql_load
+from bench.soak import MIXES as SOAK_MIXES
+from bench.soak import NO_RATE_LIMITS, render_soak, run_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -38,14 +41,24 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 CONNECTIONS = 32
 MEASUREMENTS = ("startup", "grouped", "flat", "api")
+# Not part of a full run (it takes 10 minutes a database): asked for with `--only soak`.
+OPTIONAL_MEASUREMENTS = ("soak",)
 
 
 class Bench:
-    def __init__(self, database: str, rows: int, runs: int, load_seconds: int) -> None:
+    def __init__(
+        self,
+        database: str,
+        rows: int,
+        runs: int,
+        load_seconds: int,
+        soak: dict[str, Any] | None = None,
+    ) -> None:
         self.database = database
         self.rows = rows
         self.runs = runs
         self.load_seconds = load_seconds
+        self.soak = soak or {}
         self.dir = RESULTS / f"{database}-{rows}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.env = self._env()
@@ -124,18 +137,25 @@ class Bench:
         }
         marker.write_text(json.dumps(self.seeded))
 
-    def start(self) -> None:
+    def start(
+        self, *, embedded_worker: bool = False, extra_env: dict[str, str] | None = None
+    ) -> None:
+        """`serve`, and a separate `ledgerline worker`; or, with `embedded_worker`, `serve`
+        with the worker it starts itself (the embedded mode's child process)."""
         log = self.dir / "processes.log"
-        serve_env = {**self.env, "LEDGERLINE_EMBEDDED_WORKERS": "0"}
+        env = {**self.env, **(extra_env or {})}
+        serve_env = env if embedded_worker else {**env, "LEDGERLINE_EMBEDDED_WORKERS": "0"}
         self.server = harness.start_process(
             [str(harness.BIN / "ledgerline"), "serve", "--port", str(self.port)], serve_env, log
         )
         self.processes.append(self.server)
         harness.wait_http(self.base + "/healthz")
-        self.worker = harness.start_process(
-            [str(harness.BIN / "ledgerline"), "worker", "--concurrency", "1"], self.env, log
-        )
-        self.processes.append(self.worker)
+        self.worker: subprocess.Popen[bytes] | None = None
+        if not embedded_worker:
+            self.worker = harness.start_process(
+                [str(harness.BIN / "ledgerline"), "worker", "--concurrency", "1"], env, log
+            )
+            self.processes.append(self.worker)
         time.sleep(1.0)
 
     def close(self) -> None:
@@ -384,6 +404,10 @@ class Bench:
     def run(self, only: set[str]) -> dict[str, Any]:
         self.prepare()
         self.results["seed"] = self.seeded.get("seed")
+        if "soak" in only:
+            self.results["soak"] = self.attempt("soak", self.measure_soak)
+        if not only & set(MEASUREMENTS):
+            return self.results
         if "startup" in only:
             self.measure_startup()
         self.start()
@@ -402,12 +426,39 @@ class Bench:
                     flat_json = self.attempt("flat json", lambda: self.measure_flat_json(flat_csv))
                     if flat_json is not None:
                         comparisons.append(flat_json.as_dict())
+            assert self.worker is not None
             self.results["worker_peak_rss_mb"] = harness.peak_rss_mb(self.worker.pid)
             if "api" in only:
                 self.results["api"] = self.attempt("api", self.measure_api)
         finally:
             self.close()
         return self.results
+
+    def measure_soak(self) -> dict[str, Any]:
+        """The soak on its own server: on SQLite the embedded mode (`serve` and the worker it
+        starts as a child), on PostgreSQL the scaled one (`serve` and a `ledgerline worker`
+        on Redis). Rate limits off (see bench/soak.py)."""
+        embedded = self.database == "sqlite"
+        self.start(
+            embedded_worker=embedded, extra_env={**NO_RATE_LIMITS, **self.soak["server_env"]}
+        )
+        try:
+            others = {} if self.worker is None else {"ledgerline worker": self.worker.pid}
+            result = run_soak(
+                self,
+                seconds=self.soak["seconds"],
+                connections=self.soak["connections"],
+                mix=self.soak["mix"],
+                server_pid=self.server.pid,
+                others=others,
+            )
+        finally:
+            self.close()
+            self.processes.clear()
+        raw = self.dir / f"soak-{self.soak['mix']}-{dt.datetime.now():%Y%m%dT%H%M%S}.json"
+        raw.write_text(json.dumps(result, indent=2))
+        console.print(f"[{self.database}] soak figures: {raw}")
+        return result
 
     def attempt(self, name: str, measure: Any) -> Any:
         """One measurement; a failure is recorded and the run goes on with the next."""
@@ -502,11 +553,28 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default=",".join(MEASUREMENTS),
-        help=f"comma-separated subset of {','.join(MEASUREMENTS)} (all by default)",
+        help=f"comma-separated subset of {','.join(MEASUREMENTS + OPTIONAL_MEASUREMENTS)} "
+        f"({','.join(MEASUREMENTS)} by default)",
+    )
+    parser.add_argument("--soak-seconds", type=int, default=600)
+    parser.add_argument("--soak-connections", type=int, default=CONNECTIONS)
+    parser.add_argument(
+        "--soak-mix",
+        choices=SOAK_MIXES,
+        default="mixed",
+        help="mixed: reads, writes and exports; read: reads only (the memory comparison)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="LEDGERLINE_NAME=VALUE",
+        help="a setting for the soak's server processes, e.g. LEDGERLINE_API_THREADS=8 "
+        "(repeatable; the bench's own environment's LEDGERLINE_ variables are not passed on)",
     )
     args = parser.parse_args()
     only = set(args.only.split(","))
-    if unknown := only - set(MEASUREMENTS):
+    if unknown := only - set(MEASUREMENTS + OPTIONAL_MEASUREMENTS):
         parser.error(f"--only: unknown measurement(s) {', '.join(sorted(unknown))}")
     meta = {
         "date": dt.date.today().isoformat(),
@@ -521,14 +589,22 @@ def main() -> None:
         if args.prepare_only:
             Bench(database, args.rows, args.runs, args.load_seconds).prepare()
             continue
-        all_results.append(Bench(database, args.rows, args.runs, args.load_seconds).run(only))
+        soak = {
+            "seconds": args.soak_seconds,
+            "connections": args.soak_connections,
+            "mix": args.soak_mix,
+            "server_env": dict(item.split("=", 1) for item in args.server_env),
+        }
+        all_results.append(Bench(database, args.rows, args.runs, args.load_seconds, soak).run(only))
     if args.prepare_only:
         return
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
     raw = RESULTS / f"bench-{args.rows}-{stamp}.json"
     raw.write_text(json.dumps({"meta": meta, "results": all_results}, indent=2, default=str))
-    section = render(all_results, meta)
+    section = render(all_results, meta) if only & set(MEASUREMENTS) else ""
+    if "soak" in only:
+        section += render_soak(all_results, meta["date"])
     table = Table(title="Ledgerline vs floor")
     for column in ("database", "measurement", "ours", "floor", "ratio"):
         table.add_column(column)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -28,6 +30,7 @@ from ledgerline.http import (
     NormalisePathMiddleware,
     RateLimitHeadersMiddleware,
     RequestContextMiddleware,
+    RequestSlotsMiddleware,
     install_error_handlers,
     problem,
 )
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(declared_parameters_only)],
         swagger_ui_parameters={"persistAuthorization": True},
         generate_unique_id_function=operation_id,
+        lifespan=_thread_limit(settings.api_threads),
     )
     install_openapi(app)
     engine = engine_for(settings.resolved_database_url)
@@ -111,7 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _operations(app)
 
     # Outermost last: the path is normalised before anything routes on it; a body is refused
-    # for its size before it is read whole for its JSON rules.
+    # for its size before it is read whole for its JSON rules; a request takes one of the
+    # `api_threads` slots last, with its body read.
+    app.add_middleware(RequestSlotsMiddleware, slots=settings.api_threads)
     app.add_middleware(JSONBodyRulesMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RateLimitHeadersMiddleware)
@@ -120,6 +126,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(NormalisePathMiddleware)
     return app
+
+
+def _thread_limit(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Sync endpoints and dependencies run on anyio's default thread pool (40 threads unless
+    told): `api_threads`, as many as the requests the app runs at once. Set in the lifespan
+    because the limiter belongs to the event loop that serves."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    return lifespan
 
 
 class Health(BaseModel):

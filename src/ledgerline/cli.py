@@ -150,11 +150,15 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port")] = None,
 ) -> None:
     """Apply migrations, then serve the API (and, embedded, run the job workers)."""
+    from ledgerline import db
     from ledgerline.app import create_app
+    from ledgerline.config import get_settings
     from ledgerline.http import configure_logging
     from ledgerline.jobs.queue import QueueConfigError, embedded_workers
     from ledgerline.server import run_server
 
+    # Before the first engine: its pool and SQLite cache are sized once, for the process.
+    db.configure_engines(get_settings())
     settings = ready_settings()
     configure_logging(settings.log_level)
     try:

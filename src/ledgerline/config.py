@@ -17,6 +17,15 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The memory bound of the API process (docs/decisions.md "Issue 10: bounded memory"): the
+# defaults of the settings below; `db` sizes its pool from the first two until `serve` or
+# `worker` applies the settings.
+DEFAULT_API_THREADS = 16
+# Connections beyond one per request slot: the job consumer, its heartbeat and its
+# sweep when the embedded worker runs as threads of the API process.
+POOL_SPARE_CONNECTIONS = 4
+DEFAULT_SQLITE_CACHE_KIB = 2048
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGERLINE_", env_file=".env", extra="ignore")
@@ -117,6 +126,20 @@ class Settings(BaseSettings):
         return self.resolved_queue_url.startswith("postgres") and (
             self.resolved_rate_limit_storage_url.startswith("memory")
         )
+
+    # --- memory of `serve` (the bound and its measurements: docs/performance.md) ---
+    # Requests inside the app at once, and the threads that run them: each holds one
+    # database connection while it runs; the rest wait in the event loop, holding neither.
+    api_threads: int = Field(default=DEFAULT_API_THREADS, ge=1, le=1000)
+    # Database connections of one process (the pool, never exceeded); by default one per
+    # API thread and POOL_SPARE_CONNECTIONS more, so a request never waits for a connection.
+    db_pool_size: int | None = Field(default=None, ge=1, le=1000)
+    # SQLite's page cache of each connection, in KiB: resident once filled, per connection.
+    sqlite_cache_kib: int = Field(default=DEFAULT_SQLITE_CACHE_KIB, ge=0)
+
+    @property
+    def resolved_db_pool_size(self) -> int:
+        return self.db_pool_size or self.api_threads + POOL_SPARE_CONNECTIONS
 
     @property
     def resolved_database_url(self) -> str:

@@ -14,7 +14,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from ledgerline.config import touch_private
+from ledgerline.config import (
+    DEFAULT_API_THREADS,
+    POOL_SPARE_CONNECTIONS,
+    Settings,
+    touch_private,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -69,11 +74,23 @@ def normalise_url(url: str) -> str:
     return url
 
 
-# Per-connection page cache and where temporary sort b-trees live. `ledgerline worker` sets
-# a small cache and file-backed temporaries: an export streams, and a 64 MiB cache that fills
-# as it scans (and in-memory sorts) only add to the worker's resident set.
+# The sizes every engine of this process gets. Each SQLite connection keeps its own page
+# cache, resident once filled, so the pool times the cache is what SQLite can hold (40
+# connections of 64 MiB took the API to 1.96 GB, issue 10): `serve` and `worker` set both
+# from their settings (`configure_engines`) before their first engine. The default cache is
+# for the one-connection commands: `seed` writes millions of rows into five indexes through
+# it. Temporary b-trees (sorts that spill, DISTINCT, GROUP BY without an index) go to files,
+# which the OS caches and can drop, not the heap. No mmap: mapped pages count in the RSS.
 SQLITE_CACHE_KIB = 65536
-SQLITE_TEMP_STORE = "MEMORY"
+SQLITE_TEMP_STORE = "FILE"
+POOL_SIZE = DEFAULT_API_THREADS + POOL_SPARE_CONNECTIONS
+
+
+def configure_engines(settings: Settings, *, sqlite_cache_kib: int | None = None) -> None:
+    """Size this process's engines from `settings` (before any engine is made)."""
+    global SQLITE_CACHE_KIB, POOL_SIZE
+    SQLITE_CACHE_KIB = settings.sqlite_cache_kib if sqlite_cache_kib is None else sqlite_cache_kib
+    POOL_SIZE = settings.resolved_db_pool_size
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -109,9 +126,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if path and path != ":memory:" and not path.startswith("file:"):
             # Customer data: the file (and so its -wal/-shm) 0600, its directory 0700.
             touch_private(Path(path))
-        # One connection per request thread (anyio runs sync endpoints on 40): a smaller
-        # pool would make requests wait for a connection instead of for the database.
-        kwargs.setdefault("pool_size", 40)
+        # The pool holds a connection for every request the app runs at once (the
+        # `LEDGERLINE_API_THREADS` slots) and a few more, so requests wait for the database,
+        # never for a connection; none beyond it, so SQLite's caches stay bounded.
+        kwargs.setdefault("pool_size", POOL_SIZE)
         kwargs.setdefault("max_overflow", 0)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs
@@ -119,8 +137,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 30)
+    # The same bound on PostgreSQL: it also caps what one API process takes of the server's
+    # max_connections (100 by default).
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", 0)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 

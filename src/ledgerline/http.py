@@ -3,11 +3,13 @@ problem+json rendering of every error."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -166,29 +168,96 @@ class JSONBodyRulesMiddleware:
         if scope["type"] != "http" or not _is_json(scope):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client left before its body arrived: there is no one to answer
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client left before its body arrived: there is no one to answer
         refusal = _body_refusal(body)
         if refusal is not None:
             await render_error(refusal)(scope, receive, send)
             return
-        replayed = False
+        await self.app(scope, _replaying(body, receive), send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body (bounded by `BodyLimitMiddleware` outside), or None if the
+    client disconnected first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands on `body`, already read, then whatever the client sends next
+    (its disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+class RequestSlotsMiddleware:
+    """At most `slots` requests inside the app at once; the others wait here, in the event
+    loop, holding no thread and no database connection (`LEDGERLINE_API_THREADS`).
+
+    Why: a request holds its database session from its first dependency to its end, across
+    several hops to the thread pool. With more requests inside than connections, threads block
+    in the pool's checkout while the requests holding connections wait for a thread: a stall
+    until the pool's 30 s timeout, then 500s (FastAPI's `contextmanager_in_threadpool` notes
+    the same trap). The pool has a connection for every slot, so no request waits for one.
+
+    A request's body is read before it takes a slot, so a slow sender holds only its own
+    connection; the slot is given back when the response starts (the session, a
+    function-scoped dependency, is closed by then), so a slow reader of a download holds none.
+    """
+
+    def __init__(self, app: ASGIApp, slots: int) -> None:
+        self.app = app
+        self.slots = slots
+        # One semaphore per event loop (a test client may run the app on several in turn).
+        self._semaphores: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Semaphore
+        ] = weakref.WeakKeyDictionary()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client left before its body arrived: there is no one to answer
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.slots)
+        await semaphore.acquire()
+        held = True
+
+        def give_back() -> None:
+            nonlocal held
+            if held:
+                held = False
+                semaphore.release()
+
+        async def send_and_give_back(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                give_back()
+            await send(message)
+
+        try:
+            await self.app(scope, _replaying(body, receive), send_and_give_back)
+        finally:
+            give_back()
 
 
 def _body_refusal(body: bytes) -> AppError | None:

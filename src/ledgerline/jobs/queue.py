@@ -267,8 +267,7 @@ def run_worker(settings: Settings, concurrency: int) -> None:
 
     # Exports stream: a small SQLite page cache and file-backed sort space keep the worker's
     # resident set flat whatever the export's size (docs/performance.md).
-    db.SQLITE_CACHE_KIB = WORKER_SQLITE_CACHE_KIB
-    db.SQLITE_TEMP_STORE = "FILE"
+    db.configure_engines(settings, sqlite_cache_kib=WORKER_SQLITE_CACHE_KIB)
     queue = queue_for(settings)
     try:
         queue.check()
@@ -292,7 +291,8 @@ def run_worker(settings: Settings, concurrency: int) -> None:
 
 
 PARENT_PID_ENV = "LEDGERLINE_WORKER_PARENT_PID"
-# A worker's SQLite page cache per connection (the API keeps db.SQLITE_CACHE_KIB, 64 MiB).
+# A worker's SQLite page cache per connection, whatever LEDGERLINE_SQLITE_CACHE_KIB says for
+# the API: an export's scan was measured with it (docs/performance.md, export worker memory).
 WORKER_SQLITE_CACHE_KIB = 8192
 # How long a stopping `serve` waits for its child worker after SIGTERM before SIGKILL.
 CHILD_STOP_SECONDS = 3.0
