@@ -42,19 +42,26 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def ready_settings() -> Settings:
-    """Settings with the database migrated: every command works on a fresh data dir."""
+def checked_settings() -> Settings:
+    """The settings; a bad LEDGERLINE_* value stops the command at start, named, without a
+    traceback."""
     from pydantic import ValidationError
 
-    from ledgerline.config import get_settings, invalid_settings_message, private_dir
-    from ledgerline.db import upgrade_database
+    from ledgerline.config import get_settings, invalid_settings_message
 
     try:
-        settings = get_settings()
+        return get_settings()
     except ValidationError as exc:
-        # A bad LEDGERLINE_* value stops every command at start, named, without a traceback.
         fail(invalid_settings_message(exc))
         raise  # not reached: fail() exits
+
+
+def ready_settings() -> Settings:
+    """Settings with the database migrated: every command works on a fresh data dir."""
+    from ledgerline.config import private_dir
+    from ledgerline.db import upgrade_database
+
+    settings = checked_settings()
     private_dir(settings.data_dir)
     upgrade_database(settings.resolved_database_url)
     return settings
@@ -152,13 +159,12 @@ def serve(
     """Apply migrations, then serve the API (and, embedded, run the job workers)."""
     from ledgerline import db
     from ledgerline.app import create_app
-    from ledgerline.config import get_settings
     from ledgerline.http import configure_logging
     from ledgerline.jobs.queue import QueueConfigError, embedded_workers
     from ledgerline.server import run_server
 
     # Before the first engine: its pool and SQLite cache are sized once, for the process.
-    db.configure_engines(get_settings())
+    db.configure_engines(checked_settings())
     settings = ready_settings()
     configure_logging(settings.log_level)
     try:
