@@ -29,7 +29,7 @@ from ledgerline.exports.links import link_expiry, sign_download
 from ledgerline.http import JSONResponse
 from ledgerline.jobs import service as jobs
 from ledgerline.jobs.endpoints import enqueue_after_commit, percent_done
-from ledgerline.models import Job
+from ledgerline.models import INVOICE_STATUSES, Job
 from ledgerline.pagination import OffsetPage
 from ledgerline.reports.columns import FLAT, GROUPED
 from ledgerline.reports.endpoints import report_query
@@ -516,3 +516,56 @@ def download(request: Request, viewer: ViewerDep, session: SessionDep, job_id: J
     expires = link_expiry(now, 60)
     token = sign_download(_secret(request), job.account_id, job.id, expires)
     return see_other(f"/api/v2/jobs/{job.id}/download?" + urlencode({"token": token}))
+
+
+# ---- invoices -------------------------------------------------------------------------------
+
+
+@router.get("/invoices")
+def invoices_page(
+    request: Request,
+    viewer: ViewerDep,
+    session: SessionDep,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    search = service.InvoiceSearch.parse(q, status, page)
+    count, rows = 0, list[service.InvoiceRow]()
+    if not search.errors:
+        count, rows = service.invoice_list(session, viewer.principal, search)
+    query = [
+        (key, value) for key, value in (("q", search.text), ("status", search.status)) if value
+    ]
+    return render(
+        request,
+        "invoices.html",
+        viewer,
+        422 if search.errors else 200,
+        search=search,
+        count=count,
+        rows=rows,
+        statuses=INVOICE_STATUSES,
+        previous_url=_page_url("/invoices", query, page - 1) if page > 1 else None,
+        next_url=_page_url("/invoices", query, page + 1)
+        if page * service.PAGE_SIZE < count
+        else None,
+    )
+
+
+def _page_url(path: str, query: list[tuple[str, str]], page: int) -> str:
+    return f"{path}?{urlencode([*query, ('page', str(page))])}"
+
+
+@router.get("/invoices/{invoice_id}")
+def invoice_page(
+    request: Request,
+    viewer: ViewerDep,
+    session: SessionDep,
+    invoice_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+) -> Response:
+    try:
+        detail = service.invoice_detail(session, viewer.principal, invoice_id)
+    except NotFound:
+        raise PageProblem(404, "No such invoice", f"There is no invoice {invoice_id}.") from None
+    return render(request, "invoice.html", viewer, detail=detail)

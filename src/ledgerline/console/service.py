@@ -16,12 +16,16 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, or_, select
+from sqlalchemy.orm import Session
 
-from ledgerline.auth import Principal
+from ledgerline.auth import Principal, get_owned, scoped
 from ledgerline.errors import AppError
-from ledgerline.models import INVOICE_STATUSES, Job
-from ledgerline.money import currency_digits, decimal_to_scaled, display_string
+from ledgerline.groups.service import group_totals
+from ledgerline.invoices.service import get_invoice_view, invoice_totals
+from ledgerline.invoices.totals import Totals
+from ledgerline.models import INVOICE_STATUSES, Customer, Invoice, Job, LineItem, LineItemGroup
+from ledgerline.money import currency_digits, decimal_to_scaled, display_string, micros_string
 from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED, Column
 from ledgerline.reports.query import (
     ReportParams,
@@ -488,4 +492,145 @@ def job_row(job: Job, principal: Principal, now: dt.datetime) -> JobRow:
         finished=local_time(job.finished_at, principal.timezone),
         downloadable=downloadable(job, now),
         report_label=REPORT_LABELS.get(job.report, job.report),
+    )
+
+
+# ---- invoices ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    invoice: Invoice
+    customer: str
+    net: str
+    tax: str
+    gross: str
+
+
+@dataclass(frozen=True)
+class InvoiceSearch:
+    text: str = ""
+    status: str = ""
+    page: int = 1
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None, status: str | None, page: int) -> InvoiceSearch:
+        errors: dict[str, str] = {}
+        status = (status or "").strip()
+        if status and status not in INVOICE_STATUSES:
+            errors["status"] = "is not an invoice status"
+        text = (text or "").strip()
+        if "\x00" in text:
+            errors["q"] = "may not contain a NUL character"
+        return cls(text, status, page, errors)
+
+
+def _money_texts(totals: Totals, currency: str) -> tuple[str, str, str]:
+    return (
+        display_string(totals.net, currency),
+        display_string(totals.tax, currency),
+        display_string(totals.gross, currency),
+    )
+
+
+def invoice_list(
+    session: Session, principal: Principal, search: InvoiceSearch
+) -> tuple[int, list[InvoiceRow]]:
+    """A page of the account's invoices, newest first: search by number or customer name."""
+    statement = scoped(Invoice, principal).outerjoin(Customer, Customer.id == Invoice.customer_id)
+    if search.status:
+        statement = statement.where(Invoice.status == search.status)
+    if search.text:
+        folded = search.text.lower()
+        statement = statement.where(
+            or_(
+                func.lower(Invoice.number).contains(folded, autoescape=True),
+                func.lower(Customer.name).contains(folded, autoescape=True),
+            )
+        )
+    count = session.execute(
+        select(func.count()).select_from(statement.order_by(None).subquery())
+    ).scalar_one()
+    found = session.execute(
+        statement.add_columns(Customer.name)
+        .order_by(Invoice.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((search.page - 1) * PAGE_SIZE)
+    ).all()
+    totals = invoice_totals(session, principal, [row[0].id for row in found])
+    rows = [
+        InvoiceRow(
+            invoice, name or "", *_money_texts(totals.get(invoice.id, Totals()), invoice.currency)
+        )
+        for invoice, name in found
+    ]
+    return int(count), rows
+
+
+@dataclass(frozen=True)
+class LineRow:
+    line: LineItem
+    group: str
+    amount: str
+    tax: str
+    unit_price: str
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    group: LineItemGroup
+    net: str
+    tax: str
+    gross: str
+
+
+@dataclass(frozen=True)
+class InvoiceDetail:
+    invoice: Invoice
+    customer: str
+    net: str
+    tax: str
+    gross: str
+    due: str
+    lines: list[LineRow]
+    groups: list[GroupRow]
+
+
+def invoice_detail(session: Session, principal: Principal, invoice_id: int) -> InvoiceDetail:
+    """One invoice with its lines and groups; totals from the same sums the API uses.
+    Raises `NotFound` for another account's invoice exactly as for a missing one."""
+    view = get_invoice_view(session, principal, invoice_id, line_items=True)
+    invoice, currency = view.invoice, view.invoice.currency
+    groups = list(
+        session.execute(
+            scoped(LineItemGroup, principal)
+            .where(LineItemGroup.invoice_id == invoice.id)
+            .order_by(LineItemGroup.index, LineItemGroup.id)
+        ).scalars()
+    )
+    group_sums = group_totals(session, principal, [group.id for group in groups])
+    titles = {str(group.public_id): group.title for group in groups}
+    customer = (
+        get_owned(session, Customer, invoice.customer_id, principal)
+        if invoice.customer_id
+        else None
+    )
+    lines = [
+        LineRow(
+            line,
+            titles.get(group_id or "", ""),
+            display_string(line.amount, currency),
+            display_string(line.tax_amount, currency),
+            micros_string(line.unit_price_micros) if line.unit_price_micros is not None else "",
+        )
+        for line, group_id in view.line_items or []
+    ]
+    return InvoiceDetail(
+        invoice,
+        customer.name if customer else "",
+        *_money_texts(view.totals, currency),
+        display_string(view.totals.amount_due, currency),
+        lines,
+        [GroupRow(g, *_money_texts(group_sums.get(g.id, Totals()), currency)) for g in groups],
     )
