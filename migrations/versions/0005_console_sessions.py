@@ -47,8 +47,12 @@ def upgrade() -> None:
         "console_sessions",
         *_columns("session_hash"),
         sa.Column("scopes", sa.String(length=100), nullable=False),
+        sa.Column("api_key_id", BIGINT_ID, nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         *_constraints("console_sessions", "session_hash"),
+        sa.ForeignKeyConstraint(
+            ["api_key_id"], ["api_keys.id"], name=op.f("fk_console_sessions_api_key_id_api_keys")
+        ),
     )
     op.create_table(
         "console_links",

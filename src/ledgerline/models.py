@@ -276,6 +276,8 @@ class ConsoleSession(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     session_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[str] = mapped_column(String(100))  # space-separated, as api_keys.scopes
+    # The token signed in with (None for a one-time link): revoking it ends the session too.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     # Set by sign-out: the row stays (an audit of who was signed in), the cookie is dead.

@@ -492,14 +492,14 @@ def unreachable_by_keyboard(page: Page) -> list[str]:
 
 
 def check_page(page: Page, name: str, size: str) -> None:
+    """Screenshot first (before Tab leaves focus rings and scrolled tables), then check."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"))
     width = SIZES[size][0]
     overflow = page.evaluate("document.documentElement.scrollWidth")
     assert overflow <= width, f"{name} at {size} is {overflow}px wide"
     assert unnamed_controls(page) == [], name
     assert unreachable_by_keyboard(page) == [], name
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"))
 
 
 def finished_export(tenant: Tenant) -> int:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from ledgerline.auth import revoke_token
 from ledgerline.console.sessions import issue_link
 from ledgerline.db import engine_for, transaction, utcnow
 from tests.conftest import Backend
@@ -176,6 +177,16 @@ def test_sign_out_ends_the_session_for_good(tenant: Tenant, browser_client: Test
     assert answer.headers["location"] == "/sign-in"
     browser_client.cookies.set("ledgerline_console", raw)  # a copy kept from before
     _goes_to_sign_in(browser_client.get("/report"))
+
+
+def test_revoking_the_token_ends_the_sessions_made_with_it(
+    tenant: Tenant, browser_client: TestClient, backend: Backend
+) -> None:
+    sign_in(browser_client, tenant.token)
+    assert browser_client.get("/report").status_code == 200
+    with transaction(backend.database_url, writes=True) as session:
+        revoke_token(session, tenant.token.split(".")[0])
+    _goes_to_sign_in(browser_client.get("/report"), back_to="/report")
 
 
 def test_an_expired_session_goes_back_to_sign_in(

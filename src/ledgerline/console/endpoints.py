@@ -280,8 +280,10 @@ def sign_in(
             back_to=next,
             sign_in_problem="This token is not valid, was revoked, or lacks the read scope.",
         )
-    account_id, scopes = found
-    return _signed_in(request, sessions.start_session(session, account_id, scopes, utcnow()), next)
+    raw_id = sessions.start_session(
+        session, found.account_id, found.scopes, utcnow(), api_key_pk=found.api_key_pk
+    )
+    return _signed_in(request, raw_id, next)
 
 
 @router.get("/sign-in/link")

@@ -17,7 +17,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, across_accounts, hash_secret, live_key, owned
-from ledgerline.models import Account, ConsoleLink, ConsoleSession
+from ledgerline.models import Account, ApiKey, ConsoleLink, ConsoleSession
 
 SESSION_LIFETIME = dt.timedelta(hours=8)
 LINK_MINUTES = 15
@@ -80,8 +80,15 @@ def redeem_link(session: Session, token: str, now: dt.datetime) -> int | None:
     return account_id
 
 
-def check_token(session: Session, text: str) -> tuple[int, tuple[str, ...]] | None:
-    """The account and scopes of a live API token with at least `read`; None otherwise.
+@dataclass(frozen=True)
+class TokenSignIn:
+    account_id: int
+    scopes: tuple[str, ...]
+    api_key_pk: int
+
+
+def check_token(session: Session, text: str) -> TokenSignIn | None:
+    """Who a live API token with at least `read` signs in as; None otherwise.
 
     Accepts the token as `make run` prints it, or pasted with its `Token `/`Bearer ` prefix.
     """
@@ -95,11 +102,15 @@ def check_token(session: Session, text: str) -> tuple[int, tuple[str, ...]] | No
     scopes = tuple(sorted(found[0].scopes.split()))
     if "read" not in scopes:
         return None
-    return found[1].id, scopes
+    return TokenSignIn(found[1].id, scopes, found[0].id)
 
 
 def start_session(
-    session: Session, account_id: int, scopes: tuple[str, ...], now: dt.datetime
+    session: Session,
+    account_id: int,
+    scopes: tuple[str, ...],
+    now: dt.datetime,
+    api_key_pk: int | None = None,
 ) -> str:
     """A new session; returns the raw id for the cookie (never stored)."""
     raw_id = secrets.token_urlsafe(32)
@@ -108,6 +119,7 @@ def start_session(
             account_id=account_id,
             session_hash=hash_secret(raw_id),
             scopes=" ".join(scopes),
+            api_key_id=api_key_pk,
             created_at=now,
             expires_at=now + SESSION_LIFETIME,
         )
@@ -127,7 +139,7 @@ def load_session(session: Session, raw_id: str, now: dt.datetime) -> SignedIn | 
             )
         )
     ).scalar_one_or_none()
-    if console_session is None:
+    if console_session is None or _token_revoked(session, console_session):
         return None
     account = session.get(Account, console_session.account_id)
     if account is None:
@@ -139,6 +151,19 @@ def load_session(session: Session, raw_id: str, now: dt.datetime) -> SignedIn | 
         currency=account.currency,
     )
     return SignedIn(principal, account.name, console_session.id)
+
+
+def _token_revoked(session: Session, console_session: ConsoleSession) -> bool:
+    """Whether the token this session signed in with has been revoked since (a session from a
+    one-time link has none)."""
+    if console_session.api_key_id is None:
+        return False
+    revoked = session.execute(
+        select(ApiKey.revoked_at).where(
+            owned(ApiKey, console_session.account_id), ApiKey.id == console_session.api_key_id
+        )
+    ).first()
+    return revoked is None or revoked[0] is not None
 
 
 def end_session(session: Session, signed_in: SignedIn, now: dt.datetime) -> None:
