@@ -30,9 +30,9 @@ import pytest
 from ledgerline.money import currency_digits, decimal_to_scaled, display_string
 from tests.conftest import Backend
 from tests.console.conftest import Tenant, add_invoice, new_account
-from tests.contract.conftest import served
+from tests.contract.conftest import served, serving
 from tests.contract.test_docs_browser import chromium_path
-from tests.jobs.conftest import free_port, ledgerline_env, start_ledgerline, wait_ready
+from tests.jobs.conftest import ledgerline_env
 
 if TYPE_CHECKING:  # playwright loads when a browser test runs, not at collection
     from playwright.sync_api import Browser, Page
@@ -194,6 +194,17 @@ def test_sign_in_with_a_token_filter_by_statuses_and_last_month_then_sort(
         ids = page.locator("#rows tbody tr td:first-child").all_inner_texts()
         assert ids == [str(row["id"]) for row in sorted_rows]
 
+    # The column picker: which columns, in which order.
+    page.goto(served + "/report?columns=amount,id")
+    shown_keys = "ths => ths.map(th => th.dataset.key)"
+    assert page.locator("#rows thead th").evaluate_all(shown_keys) == ["amount", "id"]
+    page.get_by_text("Columns and their order").click()
+    page.get_by_role("button", name="Move ID up").click()
+    page.get_by_label("Type", exact=True).check()
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url(re.compile(r"columns=id&columns=amount&columns=type"))
+    assert page.locator("#rows thead th").evaluate_all(shown_keys) == ["id", "amount", "type"]
+
 
 def test_a_one_time_link_from_the_command_line_signs_in_once(
     served: str, backend: Backend, browser: Browser
@@ -306,17 +317,8 @@ def test_export_watch_it_reach_100_percent_download_the_same_bytes_then_sign_out
 def served_without_workers(backend: Backend, tmp_path: Path) -> Iterator[str]:
     """A `serve` with no job consumer: an export stays queued until it is canceled, so the
     cancel button is pressed while the job is live, every time."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve-idle.log"
-    env = ledgerline_env(backend, LEDGERLINE_EMBEDDED_WORKERS="0")
-    server = start_ledgerline(env, "serve", "--port", str(port), log=log)
-    try:
-        wait_ready(server, base_url, log)
+    with serving(backend, tmp_path / "serve-idle.log", embedded_workers="0") as base_url:
         yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_cancel_an_export_while_it_runs(

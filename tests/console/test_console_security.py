@@ -303,3 +303,20 @@ def test_bad_filters_are_a_clear_4xx_never_a_500(
     grouped = browser_client.get(f"/report/grouped?{query}")
     ignored = query.startswith(("sort=", "columns="))
     assert grouped.status_code == 200 if ignored else 400 <= grouped.status_code < 500
+
+
+def test_a_filter_problem_is_shown_beside_its_control(
+    tenant: Tenant, browser_client: TestClient
+) -> None:
+    sign_in(browser_client, tenant.token)
+    answer = browser_client.get("/report?invoice_due_date_gte=2024-02-30&paid_at_preset=soon")
+    assert answer.status_code == 422
+    html = answer.text
+    # The preset problem is found first; the control names its message, the message its field.
+    assert 'id="paid_at_preset-error"' in html
+    assert 'aria-describedby="paid_at_preset-error"' in html
+    dated = browser_client.get("/report?invoice_due_date_gte=2024-02-30").text
+    assert 'aria-invalid="true" aria-describedby="invoice_due_date_gte-error"' in dated
+    assert "is not a valid date" in dated
+    # What was asked for stays in the form, so it can be corrected.
+    assert 'value="2024-02-30"' in dated

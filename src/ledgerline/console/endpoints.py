@@ -352,6 +352,31 @@ def _report_query(request: Request, viewer: Viewer) -> service.ReportQuery:
     return service.read_report_query(request.query_params.multi_items(), viewer.principal, utcnow())
 
 
+def _report_page(
+    request: Request,
+    viewer: Viewer,
+    template: str,
+    report: str,
+    query: service.ReportQuery,
+    form: service.FilterForm,
+    page: service.ReportPage | service.GroupedPage | None,
+) -> Response:
+    """A report view: its filters, its rows (None when a filter did not validate: 422 with the
+    problem beside its control) and its export form."""
+    status = 422 if query.errors else 200
+    return render(
+        request,
+        template,
+        viewer,
+        status,
+        page=page,
+        query=query,
+        form=form,
+        report=report,
+        formats=FORMATS,
+    )
+
+
 @router.get(
     "/report",
     dependencies=[Depends(report_query(FLAT, for_export=False)), Depends(console_keys)],
@@ -362,17 +387,8 @@ def report(request: Request, viewer: ViewerDep, session: SessionDep) -> Response
     page = None
     if params is not None:
         page = service.report_view(session.connection(), viewer.principal, params, query, "/report")
-    return render(
-        request,
-        "report.html",
-        viewer,
-        422 if query.errors else 200,
-        page=page,
-        query=query,
-        form=service.filter_form(FLAT, query, params),
-        report=FLAT,
-        formats=FORMATS,
-    )
+    form = service.filter_form(FLAT, query, params)
+    return _report_page(request, viewer, "report.html", FLAT, query, form, page)
 
 
 @router.get(
@@ -385,17 +401,8 @@ def grouped(request: Request, viewer: ViewerDep, session: SessionDep) -> Respons
     page = None
     if params is not None:
         page = service.grouped_view(session.connection(), viewer.principal, params)
-    return render(
-        request,
-        "grouped.html",
-        viewer,
-        422 if query.errors else 200,
-        page=page,
-        query=query,
-        form=service.filter_form(FLAT, query, None),
-        report=GROUPED,
-        formats=FORMATS,
-    )
+    form = service.filter_form(FLAT, query, None)
+    return _report_page(request, viewer, "grouped.html", GROUPED, query, form, page)
 
 
 # ---- exports and jobs -----------------------------------------------------------------------
@@ -456,8 +463,8 @@ def jobs_page(
         viewer,
         rows=[service.job_row(job, viewer.principal, now) for job in found],
         count=count,
-        page=page,
-        has_next=page * size < count,
+        previous_url=_page_url("/jobs", [], page - 1) if page > 1 else None,
+        next_url=_page_url("/jobs", [], page + 1) if page * size < count else None,
     )
 
 
