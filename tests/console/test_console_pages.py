@@ -7,8 +7,11 @@ import datetime as dt
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from ledgerline.console.service import preset_range
+from ledgerline.db import engine_for
+from ledgerline.models import Job
 from tests.conftest import Backend
 from tests.console.conftest import Tenant, add_invoice, csrf_of, new_account, sign_in
 
@@ -92,3 +95,24 @@ def test_an_export_with_a_bad_filter_is_refused_plainly(
         assert answer.status_code == 422, data
         assert "<h1>" in answer.text
     assert tenant.get("/jobs").json()["count"] == 0
+
+
+def test_cancelling_a_job_that_already_ended_shows_how_it_ended(
+    backend: Backend, browser_client: TestClient
+) -> None:
+    tenant = Tenant(*new_account(backend), browser_client)
+    job = tenant.post("/reports/invoice_line_items/export", data={"format": "csv"}).json()["job"]
+    with engine_for(backend.database_url).begin() as conn:
+        conn.execute(
+            update(Job)
+            .where(Job.id == job)
+            .values(status="failed", error_code="boom", error_message="the disk was full")
+        )
+    sign_in(browser_client, tenant.token)
+    page = browser_client.get(f"/jobs/{job}")
+    assert "The export failed: the disk was full." in page.text
+    assert "Cancel export" not in page.text
+    answer = browser_client.post(f"/jobs/{job}/cancel", data={"csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/jobs/{job}"
+    assert tenant.get(f"/jobs/{job}").json()["status"] == "failed"

@@ -9,6 +9,8 @@ session's account.
 from __future__ import annotations
 
 import hmac
+import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -194,8 +196,6 @@ def _pre_session(request: Request) -> tuple[str, bool]:
     existing = request.cookies.get(PRE_SESSION_COOKIE)
     if existing and len(existing) <= 100:
         return existing, False
-    import secrets
-
     return secrets.token_urlsafe(32), True
 
 
@@ -397,7 +397,7 @@ def report(request: Request, viewer: ViewerDep, session: SessionDep) -> Response
 )
 def grouped(request: Request, viewer: ViewerDep, session: SessionDep) -> Response:
     query = _report_query(request, viewer)
-    params = service.grouped_params(query, viewer.principal)
+    params = service.parse_params(GROUPED, query, viewer.principal, for_export=False)
     page = None
     if params is not None:
         page = service.grouped_view(session.connection(), viewer.principal, params)
@@ -429,8 +429,6 @@ def export(
     if report not in (FLAT, GROUPED):
         raise PageProblem(422, "Unknown report", f"There is no report called {report!r}.")
     read = service.read_report_query(parse_qsl(query), viewer.principal, utcnow())
-    if report == GROUPED:
-        read.raw = {k: v for k, v in read.raw.items() if k not in ("columns", "sort")}
     params = service.parse_params(report, read, viewer.principal, for_export=True, format=format)
     if params is None:
         problems = "; ".join(f"{key}: {msg}" for key, msg in read.errors.items())
@@ -499,7 +497,8 @@ def job_progress(viewer: ViewerDep, session: SessionDep, job_id: JobId) -> Respo
 @router.post("/jobs/{job_id}/cancel")
 def cancel(viewer: ExportingViewerDep, session: SessionDep, job_id: JobId) -> Response:
     job = _owned_job(session, viewer, job_id)
-    if job.status in service.ACTIVE:
+    # A job that finished meanwhile is not an error here: its page shows how it ended.
+    with suppress(jobs.JobNotCancelable):
         jobs.cancel_job(session, viewer.principal, job.id)
     return see_other(f"/jobs/{job.id}")
 

@@ -147,9 +147,14 @@ def parse_params(
     """The validated parameters, or None with the problem filed under its control's name."""
     if query.errors:
         return None
+    raw = query.raw
+    if report == GROUPED:
+        # The grouped view shares the report's URL but shows fixed columns: the flat
+        # report's `columns` and `sort` are not its own, so they are left out, not refused.
+        raw = {key: value for key, value in raw.items() if key not in ("columns", "sort")}
     try:
         return parse_report_params(
-            report, {**query.raw, **extra}, timezone=principal.timezone, for_export=for_export
+            report, {**raw, **extra}, timezone=principal.timezone, for_export=for_export
         )
     except AppError as exc:
         for error in exc.errors or [{"loc": ["query"], "msg": exc.detail}]:
@@ -445,15 +450,6 @@ def grouped_view(conn: Connection, principal: Principal, params: ReportParams) -
         rows.append((str(row["type"]), currency, str(money["string"])))
     charts = [_chart(currency, groups) for currency, groups in sorted(by_currency.items())]
     return GroupedPage(rows, charts)
-
-
-def grouped_params(report_query: ReportQuery, principal: Principal) -> ReportParams | None:
-    """The grouped view shows both of its columns; the filters come from the URL."""
-    filters_only = {k: v for k, v in report_query.raw.items() if k not in ("columns", "sort")}
-    query = ReportQuery(
-        report_query.items, filters_only, report_query.presets, 1, report_query.errors
-    )
-    return parse_params(GROUPED, query, principal, for_export=False)
 
 
 # ---- jobs -------------------------------------------------------------------------------------
