@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,10 +33,10 @@ from tests.conftest import Backend
 from tests.console.conftest import Tenant, add_invoice, new_account
 from tests.contract.conftest import served, serving
 from tests.contract.test_docs_browser import chromium_path
-from tests.jobs.conftest import ledgerline_env
+from tests.jobs.conftest import bulk_lines, ledgerline_env, start_ledgerline
 
 if TYPE_CHECKING:  # playwright loads when a browser test runs, not at collection
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, Response
 
 __all__ = ["served"]  # the fixture, shared with the contract tests
 
@@ -338,6 +339,48 @@ def test_cancel_an_export_while_it_runs(
     assert page.get_by_role("button", name="Cancel export").count() == 0
     assert page.get_by_role("link", name=re.compile("Download")).count() == 0
     assert tenant.get(f"/jobs/{job_id}").json()["status"] == "canceled"
+
+
+def test_the_progress_bar_follows_the_job_live_until_100_percent(
+    served_without_workers: str, backend: Backend, browser: Browser, tmp_path: Path
+) -> None:
+    """The job page is open before any consumer runs: its script polls while the job is
+    queued, then a `ledgerline worker` starts, and the page follows the job to the end."""
+    tenant = tenant_of(backend, served_without_workers)
+    rows = 20_000
+    bulk_lines(backend, tenant.account_id, rows)
+    page = new_page(browser)
+    sign_in_page(page, served_without_workers, tenant.token)
+    polled: list[dict[str, Any]] = []
+
+    def record(response: Response) -> None:
+        if response.url.endswith("/progress"):
+            # The last answer may arrive as the page reloads, its body gone with it.
+            with suppress(Exception):
+                polled.append(response.json())
+
+    page.on("response", record)
+    page.get_by_role("button", name="Export", exact=True).click()
+    page.wait_for_url(re.compile(r"/jobs/\d+$"))
+    assert page.locator("#job-progress").get_attribute("value") == "0"
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource').some(e => e.name.endsWith('/progress'))"
+    )
+    worker = start_ledgerline(
+        ledgerline_env(backend), "worker", "--concurrency", "1", log=tmp_path / "worker.log"
+    )
+    try:
+        assert _wait_until_finished(page) == "succeeded"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    # It polled while the job waited, and never saw the job go backwards.
+    assert polled[0] == {"status": "queued", "rows_done": 0, "rows_total": None, "percent": 0}
+    assert {answer["status"] for answer in polled} <= {"queued", "running", "succeeded"}
+    percents = [answer["percent"] for answer in polled]
+    assert percents == sorted(percents)
+    assert page.locator("#job-progress").get_attribute("value") == "100"
+    assert page.locator("#job-progress-text").inner_text() == f"{rows:,} of {rows:,} rows (100%)"
 
 
 def test_the_grouped_view_draws_each_currencys_totals_as_the_api_counts_them(
