@@ -235,6 +235,9 @@ def test_quickstart_on_a_fresh_data_dir_creates_the_demo_once(sqlite_cli: Cli) -
     assert payload["base_url"] == "http://127.0.0.1:8000/api/v2"
     assert sqlite_cli.count(LineItem, payload["account"]) == 10_000
     assert f"Token {payload['token']}" in first.stderr
+    # The console's one-time sign-in link, printed next to the token.
+    assert payload["console_link"].startswith("http://127.0.0.1:8000/sign-in/link?token=")
+    assert payload["console_link"] in first.stderr
 
     second = sqlite_cli.run("quickstart")
     assert second.returncode == 0, second.stderr

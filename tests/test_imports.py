@@ -109,11 +109,12 @@ def test_every_module_imports_on_its_own() -> None:
 
 
 # What the commands that need no web app load when they run (cli.py imports them lazily):
-# `accounts create`, `tokens create`, `seed`, `demo` and `db upgrade`.
+# `accounts create`, `tokens create`, `console-link`, `seed`, `demo` and `db upgrade`.
 COMMAND_LINE_MODULES = (
     "ledgerline.cli",
     "ledgerline.accounts",
     "ledgerline.auth",
+    "ledgerline.console.sessions",
     "ledgerline.db",
     "ledgerline.models",
     "ledgerline.seed",

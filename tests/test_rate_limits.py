@@ -462,3 +462,40 @@ def test_the_document_describes_the_429_and_the_fields_the_api_sends(
         for name, header in documented[status]["headers"].items():
             if header.get("required") or name.startswith("RateLimit-"):
                 assert name in response.headers, (status, name)
+
+
+def test_the_consoles_sign_in_forms_count_against_the_failed_authentication_limit(
+    limited: Limited, make_tenant: TenantFactory
+) -> None:
+    """The console's token and link forms are no way around the API's limit: a wrong token or
+    a used-up link counts against the address, and past the limit the form answers 429 with
+    Retry-After without reading what was sent, a valid token included."""
+    from tests.console.conftest import csrf_of
+
+    client = limited(rate_limit_failed_auth="2/minute")
+    tenant = make_tenant()
+
+    def post_form(path: str, token: str) -> Any:
+        form = client.get("/sign-in")
+        return client.post(
+            path, data={"token": token, "csrf_token": csrf_of(form.text)}, follow_redirects=False
+        )
+
+    assert post_form("/sign-in", "key_nothing.wrong").status_code == 401
+    assert post_form("/sign-in/link", "no-such-link").status_code == 401
+    refused = post_form("/sign-in", tenant.token)
+    assert refused.status_code == 429, refused.text
+    assert "Too many failed authentications" in refused.text
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "ledgerline_console=" not in refused.headers.get("set-cookie", "")
+    # The API refuses the address too: the limit is one, whichever door was knocked on.
+    assert_problem(api_of(client, tenant).get("/customers"), 429, "failed authentications")
+    # Another address signs in with the same token.
+    elsewhere = limited_twin(client, ("198.51.100.9", 40000))
+    form = elsewhere.get("/sign-in")
+    signed_in = elsewhere.post(
+        "/sign-in",
+        data={"token": tenant.token, "csrf_token": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303, signed_in.text

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerline import __version__
 from ledgerline.config import Settings, get_settings
+from ledgerline.console.endpoints import install_console
 from ledgerline.db import engine_for
 from ledgerline.dependencies import declared_parameters_only
 from ledgerline.groups.endpoints import router as groups_router
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(jobs_router)
     app.include_router(api)
     _operations(app)
+    # The web console at `/`, after the API and operations routes it must not shadow.
+    install_console(app)
 
     # Outermost last: the path is normalised before anything routes on it; a body is refused
     # for its size before it is read whole for its JSON rules; a request takes one of the

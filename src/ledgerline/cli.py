@@ -151,6 +151,44 @@ def tokens_revoke(key_id: Annotated[str, typer.Argument(help="the token's key_id
         fail(f"no token with key id {key_id}")
 
 
+def _console_url(settings: Settings) -> str:
+    return _base_url(settings).removesuffix("/api/v2")
+
+
+def _issue_console_link(settings: Settings, account_id: int, minutes: int) -> dict[str, Any]:
+    """A one-time sign-in link for the console; its token is shown only here."""
+    from urllib.parse import urlencode
+
+    from ledgerline.console.sessions import issue_link
+    from ledgerline.db import transaction, utcnow
+
+    with transaction(settings.resolved_database_url, writes=True) as session:
+        token, expires_at = issue_link(session, account_id, utcnow(), minutes)
+    return {
+        "account": account_id,
+        "url": f"{_console_url(settings)}/sign-in/link?{urlencode({'token': token})}",
+        "expires_at": expires_at.isoformat(),
+    }
+
+
+@app.command("console-link")
+def console_link(
+    account: Annotated[int, typer.Option("--account", help="account id")],
+    minutes: Annotated[
+        int, typer.Option("--minutes", min=1, max=1440, help="how long the link works")
+    ] = 15,
+) -> None:
+    """Print a one-time sign-in link to the web console (usable once, for `--minutes`)."""
+    from ledgerline.db import transaction
+    from ledgerline.models import Account
+
+    settings = ready_settings()
+    with transaction(settings.resolved_database_url, writes=False) as session:
+        if session.get(Account, account) is None:
+            fail(f"no account with id {account}")
+    emit(_issue_console_link(settings, account, minutes))
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
@@ -369,12 +407,16 @@ def quickstart() -> None:
             settings.data_dir / DEMO_TOKEN_FILE, f"{payload['token']}\n", overwrite=True
         )
     docs = payload["base_url"].removesuffix("/api/v2") + "/docs"
+    link = _issue_console_link(settings, payload["account"], 15)
+    payload["console_link"] = link["url"]
     stderr.print(
         "\n[bold green]Ledgerline is ready.[/bold green]\n"
         f"  account   {payload['account']}\n"
         f"  token     {payload['token']}\n"
         f"  API       {payload['base_url']}\n"
         f"  docs      {docs}\n"
+        f"  console   {link['url']}\n"
+        "            (a one-time sign-in link, valid for 15 minutes; or sign in with the token)\n"
         "\nTry it once the server is up:\n"
         f'  curl -H "Authorization: Token {payload["token"]}" {payload["base_url"]}/customers\n',
         highlight=False,

@@ -297,3 +297,34 @@ class Job(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(60))
     error_message: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser of the console. Only the SHA-256 of the session id (256 random
+    bits, in the cookie) is kept, so a copy of the database signs nobody in."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(100))  # space-separated, as api_keys.scopes
+    # The token signed in with (None for a one-time link): revoking it ends the session too.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Set by sign-out: the row stays (an audit of who was signed in), the cookie is dead.
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConsoleLink(Base):
+    """A one-time sign-in link from `ledgerline console-link`; only its token's hash is kept."""
+
+    __tablename__ = "console_links"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -10,10 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import WithJsonSchema
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
 from ledgerline.auth import Principal
+from ledgerline.config import Settings
 from ledgerline.db import utcnow
 from ledgerline.dependencies import PrincipalDep, SessionDep, after_commit, authenticate_request
 from ledgerline.errors import (
@@ -151,6 +153,20 @@ EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def enqueue_after_commit(session: Session, settings: Settings, job_id: int) -> None:
+    """Hand a new job to the queue once the request's transaction has committed (the API's
+    exports and the console's)."""
+
+    def hand_over() -> None:
+        # A lost hand-over is not fatal: the sweep re-queues jobs left queued.
+        try:
+            queue_for(settings).enqueue(job_id)
+        except Exception:
+            log.exception("could not enqueue job; the sweep will retry", extra={"job": job_id})
+
+    after_commit(session, hand_over)
+
+
 def _export(
     report: str,
     request: Request,
@@ -169,16 +185,7 @@ def _export(
         max_active=settings.max_active_exports_per_account,
     )
     if created:
-        job_id = job.id
-
-        def hand_over() -> None:
-            # A lost hand-over is not fatal: the sweep re-queues jobs left queued.
-            try:
-                queue_for(settings).enqueue(job_id)
-            except Exception:
-                log.exception("could not enqueue job; the sweep will retry", extra={"job": job_id})
-
-        after_commit(session, hand_over)
+        enqueue_after_commit(session, settings, job.id)
     # The client sees the job's public id; the queue carries the internal one (never shown).
     return JSONResponse(
         {"job": job.public_id}, headers={"Location": f"/api/v2/jobs/{job.public_id}"}
@@ -236,7 +243,7 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _percent(job: Job) -> int:
+def percent_done(job: Job) -> int:
     if job.status == "succeeded":
         return 100
     if not job.rows_total:
@@ -296,7 +303,7 @@ def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
         "progress": {
             "rows_done": job.rows_done,
             "rows_total": job.rows_total,
-            "percent": _percent(job),
+            "percent": percent_done(job),
         },
         "attempts": job.attempts,
         "created_at": _iso(job.created_at),

@@ -12,11 +12,13 @@ from typing import Any
 
 from simplejson import RawJSON
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     FromClause,
     Select,
     UnaryExpression,
+    cast,
     func,
     nulls_first,
     nulls_last,
@@ -358,3 +360,31 @@ def report_page(
         "column_headers": column_headers(params),
         "rows": [RawJSON(make_row(row)) for row in rows],
     }
+
+
+def currency_totals(
+    conn: Connection, account_id: int, params: ReportParams
+) -> dict[str, dict[str, int]]:
+    """Per currency, the row count and the sum (minor units) of every money column of a flat
+    report over all its filtered rows, not one page: `{"GBP": {"rows": 3, "amount": …}}`.
+    Currencies are never added together."""
+    money = [column for column in params.catalog.columns if column.kind == "money"]
+    sums = [
+        # PostgreSQL sums BIGINT as NUMERIC; every total is a whole number of minor units.
+        cast(func.sum(column.exprs[0]), BigInteger).label(column.key)
+        for column in money
+    ]
+    statement = (
+        select(CURRENCY.label("currency"), func.count().label("rows"), *sums)
+        .select_from(_joined_from(params.filters.needs()))
+        .where(owned(LineItem, account_id), *params.filters.clauses())
+        .group_by(CURRENCY)
+        .order_by(CURRENCY)
+    )
+    totals: dict[str, dict[str, int]] = {}
+    for row in conn.execute(statement).mappings():
+        totals[row["currency"]] = {
+            "rows": int(row["rows"]),
+            **{column.key: int(row[column.key] or 0) for column in money},
+        }
+    return totals

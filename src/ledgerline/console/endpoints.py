@@ -1,0 +1,617 @@
+"""The console's pages and forms, served at `/` beside the API (`/api/v2`).
+
+Server-rendered HTML (Jinja2, templates and assets inside the package). Every page needs a
+live session (else a redirect to sign-in); every form that changes something carries the
+session's CSRF token; every query goes through the services the API uses, scoped to the
+session's account.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from ledgerline import __version__
+from ledgerline.auth import Principal
+from ledgerline.console import service, sessions
+from ledgerline.db import utcnow
+from ledgerline.dependencies import SessionDep, client_address
+from ledgerline.errors import NotFound
+from ledgerline.exports.links import link_expiry, sign_download
+from ledgerline.http import JSONResponse
+from ledgerline.jobs import service as jobs
+from ledgerline.jobs.endpoints import enqueue_after_commit, percent_done
+from ledgerline.models import INVOICE_STATUSES, Job
+from ledgerline.pagination import OffsetPage
+from ledgerline.ratelimit import RateLimited, RateLimits
+from ledgerline.reports.columns import FLAT, GROUPED
+from ledgerline.reports.endpoints import report_query
+from ledgerline.reports.query import FORMATS, ReportParams
+from ledgerline.request_types import MAX_ID
+
+HERE = FilePath(__file__).parent
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+TEMPLATES.env.globals["version"] = __version__
+SESSION_COOKIE = "ledgerline_console"
+# A signed-out browser's random id: the sign-in forms' CSRF token is derived from it.
+PRE_SESSION_COOKIE = "ledgerline_console_pre"
+# Pages hold account data: not cached, not framed, nothing loaded from elsewhere.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+router = APIRouter(include_in_schema=False)
+JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+class SignInRequired(Exception):
+    """No live session: the browser goes to the sign-in page, then back where it was."""
+
+    def __init__(self, back_to: str, *, expired: bool) -> None:
+        super().__init__(back_to)
+        self.back_to = back_to
+        self.expired = expired
+
+
+class PageProblem(Exception):
+    """A console request that cannot be served, shown as a page a person understands."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Viewer:
+    signed_in: sessions.SignedIn
+    csrf: str
+
+    @property
+    def principal(self) -> Principal:
+        return self.signed_in.principal
+
+    @property
+    def can_export(self) -> bool:
+        return "write" in self.signed_in.principal.scopes
+
+
+def _secret(request: Request) -> str:
+    secret: str = request.app.state.secret_key
+    return secret
+
+
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def current_viewer(request: Request, session: SessionDep) -> Viewer:
+    raw = request.cookies.get(SESSION_COOKIE)
+    signed_in = sessions.load_session(session, raw, utcnow()) if raw else None
+    if raw is None or signed_in is None:
+        raise SignInRequired(_here(request), expired=raw is not None)
+    return Viewer(signed_in, sessions.csrf_token(_secret(request), raw))
+
+
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+
+
+def form_viewer(viewer: ViewerDep, csrf_token: Annotated[str, Form()] = "") -> Viewer:
+    """The viewer of a form post that carries its session's CSRF token; else refused."""
+    if not hmac.compare_digest(viewer.csrf.encode(), csrf_token.encode()):
+        raise PageProblem(
+            403, "Form expired", "This form is out of date. Go back, reload the page and retry."
+        )
+    return viewer
+
+
+FormViewerDep = Annotated[Viewer, Depends(form_viewer)]
+
+
+def exporting_viewer(viewer: FormViewerDep) -> Viewer:
+    if not viewer.can_export:
+        raise PageProblem(
+            403,
+            "Read-only sign-in",
+            "You signed in with a read-only token: exports need a token with the write scope.",
+        )
+    return viewer
+
+
+ExportingViewerDep = Annotated[Viewer, Depends(exporting_viewer)]
+
+
+def render(
+    request: Request, template: str, viewer: Viewer | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    # The navigation marks the page's section: report, grouped, job(s), invoice(s).
+    section = template.removesuffix(".html").rstrip("s")
+    response = TEMPLATES.TemplateResponse(
+        request,
+        template,
+        {"viewer": viewer, "section": section, **context},
+        status_code=status,
+    )
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path of this site: never `//elsewhere` or a full URL (an open redirect)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/report"
+
+
+def install_console(app: FastAPI) -> None:
+    """Mount the console at `/`: its pages, its assets, and its two error pages."""
+    app.include_router(router)
+    app.mount("/assets", StaticFiles(directory=HERE / "static"), name="console_assets")
+
+    async def sign_in_required(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInRequired)
+        query = {"next": exc.back_to, **({"expired": "1"} if exc.expired else {})}
+        response = see_other("/sign-in?" + urlencode(query))
+        if exc.expired:
+            response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    async def page_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PageProblem)
+        return render(
+            request, "problem.html", None, exc.status, title=exc.title, message=exc.message
+        )
+
+    app.add_exception_handler(SignInRequired, sign_in_required)
+    app.add_exception_handler(PageProblem, page_problem)
+
+
+# ---- sign-in and sign-out -------------------------------------------------------------------
+
+
+def _pre_session(request: Request) -> tuple[str, bool]:
+    """The browser's pre-session id, and whether it is new (then it must be set)."""
+    existing = request.cookies.get(PRE_SESSION_COOKIE)
+    if existing and len(existing) <= 100:
+        return existing, False
+    return secrets.token_urlsafe(32), True
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+def _sign_in_page(
+    request: Request,
+    *,
+    status: int = 200,
+    back_to: str | None = None,
+    link_token: str | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    pre_id, new = _pre_session(request)
+    response = render(
+        request,
+        "sign_in_link.html" if link_token is not None else "sign_in.html",
+        None,
+        status,
+        csrf=sessions.csrf_token(_secret(request), pre_id),
+        next=_safe_next(back_to),
+        link_token=link_token,
+        **context,
+    )
+    if new:
+        _set_cookie(request, response, PRE_SESSION_COOKIE, pre_id, 3600)
+    return response
+
+
+def _check_pre_session_csrf(request: Request, sent: str) -> None:
+    if not sessions.csrf_matches(_secret(request), request.cookies.get(PRE_SESSION_COOKIE), sent):
+        raise PageProblem(
+            403, "Form expired", "This sign-in form is out of date. Reload the page and retry."
+        )
+
+
+def _refused_sign_in(request: Request, back_to: str | None) -> Response | None:
+    """The sign-in page with 429 when this address has failed to authenticate too often (the
+    API's failed-authentication limit, shared with it): the console's forms are no way
+    around it to guess tokens or links."""
+    limits: RateLimits = request.app.state.rate_limits
+    try:
+        limits.refuse_blocked_address(client_address(request))
+    except RateLimited as refused:
+        response = _sign_in_page(
+            request, status=429, back_to=back_to, sign_in_problem=refused.detail
+        )
+        response.headers.update(refused.headers or {})
+        return response
+    return None
+
+
+def _count_failed_sign_in(request: Request) -> None:
+    limits: RateLimits = request.app.state.rate_limits
+    limits.count_failed_authentication(client_address(request))
+
+
+def _signed_in(request: Request, raw_id: str, back_to: str | None) -> Response:
+    response = see_other(_safe_next(back_to))
+    lifetime = int(sessions.SESSION_LIFETIME.total_seconds())
+    _set_cookie(request, response, SESSION_COOKIE, raw_id, lifetime)
+    response.delete_cookie(PRE_SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/sign-in")
+def sign_in_form(
+    request: Request,
+    next: Annotated[str | None, Query(max_length=2000)] = None,
+    expired: Annotated[str | None, Query(max_length=1)] = None,
+) -> Response:
+    return _sign_in_page(request, back_to=next, expired=expired == "1")
+
+
+@router.post("/sign-in")
+def sign_in(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str, Form(max_length=500)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    _check_pre_session_csrf(request, csrf_token)
+    refused = _refused_sign_in(request, next)
+    if refused is not None:
+        return refused
+    if not token.strip():
+        return _sign_in_page(
+            request, status=422, back_to=next, sign_in_problem="Enter your API token."
+        )
+    found = sessions.check_token(session, token)
+    if found is None:
+        _count_failed_sign_in(request)
+        return _sign_in_page(
+            request,
+            status=401,
+            back_to=next,
+            sign_in_problem="This token is not valid, was revoked, or lacks the read scope.",
+        )
+    raw_id = sessions.start_session(
+        session, found.account_id, found.scopes, utcnow(), api_key_pk=found.api_key_pk
+    )
+    return _signed_in(request, raw_id, next)
+
+
+@router.get("/sign-in/link")
+def sign_in_link_form(
+    request: Request, token: Annotated[str, Query(max_length=200)] = ""
+) -> Response:
+    """A link from `ledgerline console-link` lands here; the button posts it. Not signed in
+    on GET, so a mail scanner or a link preview cannot use up the link."""
+    return _sign_in_page(request, link_token=token)
+
+
+@router.post("/sign-in/link")
+def sign_in_with_link(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str, Form(max_length=200)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    _check_pre_session_csrf(request, csrf_token)
+    refused = _refused_sign_in(request, None)
+    if refused is not None:
+        return refused
+    now = utcnow()
+    account_id = sessions.redeem_link(session, token, now) if token else None
+    if account_id is None:
+        _count_failed_sign_in(request)
+        return _sign_in_page(
+            request,
+            status=401,
+            link_error=(
+                "This sign-in link has expired or was already used. Ask for a new one, "
+                "or sign in with an API token."
+            ),
+        )
+    raw_id = sessions.start_session(session, account_id, sessions.LINK_SCOPES, now)
+    return _signed_in(request, raw_id, None)
+
+
+@router.post("/sign-out")
+def sign_out(viewer: FormViewerDep, session: SessionDep) -> Response:
+    sessions.end_session(session, viewer.signed_in, utcnow())
+    response = see_other("/sign-in")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def home(viewer: ViewerDep) -> Response:
+    return see_other("/report")
+
+
+# ---- the reports ----------------------------------------------------------------------------
+
+# The report parameters the URL may carry are declared (and so accepted) by the API's own
+# dependency; the console adds its page number and one preset per date range.
+ConsoleKeys = Annotated[str | None, Query(max_length=20)]
+
+
+def console_keys(
+    page: ConsoleKeys = None,
+    due_date_preset: ConsoleKeys = None,
+    paid_at_preset: ConsoleKeys = None,
+    updated_at_preset: ConsoleKeys = None,
+    confirmed_at_preset: ConsoleKeys = None,
+) -> None:
+    return None
+
+
+def _report_query(request: Request, viewer: Viewer) -> service.ReportQuery:
+    return service.read_report_query(request.query_params.multi_items(), viewer.principal, utcnow())
+
+
+def _report_page(
+    request: Request,
+    viewer: Viewer,
+    template: str,
+    report: str,
+    query: service.ReportQuery,
+    form: service.FilterForm,
+    page: service.ReportPage | service.GroupedPage | None,
+) -> Response:
+    """A report view: its filters, its rows (None when a filter did not validate: 422 with the
+    problem beside its control) and its export form."""
+    status = 422 if query.errors else 200
+    return render(
+        request,
+        template,
+        viewer,
+        status,
+        page=page,
+        query=query,
+        form=form,
+        report=report,
+        formats=FORMATS,
+    )
+
+
+@router.get(
+    "/report",
+    dependencies=[Depends(report_query(FLAT, for_export=False)), Depends(console_keys)],
+)
+def report(request: Request, viewer: ViewerDep, session: SessionDep) -> Response:
+    query = _report_query(request, viewer)
+    params = service.parse_params(FLAT, query, viewer.principal, for_export=False)
+    page = None
+    if params is not None:
+        page = service.report_view(session.connection(), viewer.principal, params, query, "/report")
+    form = service.filter_form(FLAT, query, params)
+    return _report_page(request, viewer, "report.html", FLAT, query, form, page)
+
+
+@router.get(
+    "/report/grouped",
+    dependencies=[Depends(report_query(FLAT, for_export=False)), Depends(console_keys)],
+)
+def grouped(request: Request, viewer: ViewerDep, session: SessionDep) -> Response:
+    query = _report_query(request, viewer)
+    params = service.parse_params(GROUPED, query, viewer.principal, for_export=False)
+    page = None
+    if params is not None:
+        page = service.grouped_view(session.connection(), viewer.principal, params)
+    form = service.filter_form(FLAT, query, None)
+    return _report_page(request, viewer, "grouped.html", GROUPED, query, form, page)
+
+
+# ---- exports and jobs -----------------------------------------------------------------------
+
+
+def _start_export(
+    request: Request, session: SessionDep, viewer: Viewer, params: ReportParams
+) -> Response:
+    settings = request.app.state.settings
+    job, _created = jobs.create_export_job(
+        session,
+        viewer.principal,
+        params,
+        None,
+        max_active=settings.max_active_exports_per_account,
+    )
+    # The queue carries the internal id; the page shows the per-account public one.
+    enqueue_after_commit(session, settings, job.id)
+    return see_other(f"/jobs/{job.public_id}")
+
+
+@router.post("/exports")
+def export(
+    request: Request,
+    viewer: ExportingViewerDep,
+    session: SessionDep,
+    report: Annotated[str, Form(max_length=40)] = FLAT,
+    query: Annotated[str, Form(max_length=8000)] = "",
+    format: Annotated[str, Form(max_length=10)] = "csv",
+) -> Response:
+    """Create the job the API's `POST /reports/…/export` would, for the report as filtered."""
+    if report not in (FLAT, GROUPED):
+        raise PageProblem(422, "Unknown report", f"There is no report called {report!r}.")
+    read = service.read_report_query(parse_qsl(query), viewer.principal, utcnow())
+    params = service.parse_params(report, read, viewer.principal, for_export=True, format=format)
+    if params is None:
+        problems = "; ".join(f"{key}: {msg}" for key, msg in read.errors.items())
+        raise PageProblem(422, "Cannot export", f"The export was not started: {problems}.")
+    return _start_export(request, session, viewer, params)
+
+
+def _owned_job(session: SessionDep, viewer: Viewer, job_id: int) -> Job:
+    try:
+        return jobs.get_job(session, viewer.principal, job_id)
+    except NotFound:
+        raise PageProblem(404, "No such export", f"There is no export {job_id}.") from None
+
+
+@router.get("/jobs")
+def jobs_page(
+    request: Request,
+    viewer: ViewerDep,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    size = service.PAGE_SIZE
+    count, found = jobs.list_jobs(
+        session, viewer.principal, None, OffsetPage(limit=size, offset=(page - 1) * size)
+    )
+    now = utcnow()
+    return render(
+        request,
+        "jobs.html",
+        viewer,
+        rows=[service.job_row(job, viewer.principal, now) for job in found],
+        count=count,
+        previous_url=_page_url("/jobs", [], page - 1) if page > 1 else None,
+        next_url=_page_url("/jobs", [], page + 1) if page * size < count else None,
+    )
+
+
+@router.get("/jobs/{job_id}")
+def job_page(request: Request, viewer: ViewerDep, session: SessionDep, job_id: JobId) -> Response:
+    job = _owned_job(session, viewer, job_id)
+    return render(
+        request,
+        "job.html",
+        viewer,
+        row=service.job_row(job, viewer.principal, utcnow()),
+        percent=percent_done(job),
+        active=job.status in service.ACTIVE,
+    )
+
+
+@router.get("/jobs/{job_id}/progress")
+def job_progress(viewer: ViewerDep, session: SessionDep, job_id: JobId) -> Response:
+    """What the job page's script polls: status and rows done of total."""
+    job = _owned_job(session, viewer, job_id)
+    return JSONResponse(
+        {
+            "status": job.status,
+            "rows_done": job.rows_done,
+            "rows_total": job.rows_total,
+            "percent": percent_done(job),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel(viewer: ExportingViewerDep, session: SessionDep, job_id: JobId) -> Response:
+    job = _owned_job(session, viewer, job_id)
+    # A job that finished meanwhile is not an error here: its page shows how it ended.
+    with suppress(jobs.JobNotCancelable):
+        jobs.cancel_job(session, viewer.principal, job.public_id)
+    return see_other(f"/jobs/{job.public_id}")
+
+
+@router.post("/jobs/{job_id}/again")
+def run_again(
+    request: Request, viewer: ExportingViewerDep, session: SessionDep, job_id: JobId
+) -> Response:
+    """A new job with the first one's parameters (its date filters as they were resolved)."""
+    job = _owned_job(session, viewer, job_id)
+    return _start_export(request, session, viewer, ReportParams.from_json(job.params))
+
+
+@router.get("/jobs/{job_id}/download")
+def download(request: Request, viewer: ViewerDep, session: SessionDep, job_id: JobId) -> Response:
+    """To the API's own download, by a short signed link: the same bytes, one code path."""
+    job = _owned_job(session, viewer, job_id)
+    now = utcnow()
+    if not service.downloadable(job, now):
+        raise PageProblem(
+            409, "No file", f"Export {job.public_id} has no file to download ({job.status})."
+        )
+    expires = link_expiry(now, 60)
+    token = sign_download(_secret(request), job.account_id, job.public_id, expires)
+    return see_other(f"/api/v2/jobs/{job.public_id}/download?" + urlencode({"token": token}))
+
+
+# ---- invoices -------------------------------------------------------------------------------
+
+
+@router.get("/invoices")
+def invoices_page(
+    request: Request,
+    viewer: ViewerDep,
+    session: SessionDep,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    search = service.InvoiceSearch.parse(q, status, page)
+    count, rows = 0, list[service.InvoiceRow]()
+    if not search.errors:
+        count, rows = service.invoice_list(session, viewer.principal, search)
+    query = [
+        (key, value) for key, value in (("q", search.text), ("status", search.status)) if value
+    ]
+    return render(
+        request,
+        "invoices.html",
+        viewer,
+        422 if search.errors else 200,
+        search=search,
+        count=count,
+        rows=rows,
+        statuses=INVOICE_STATUSES,
+        previous_url=_page_url("/invoices", query, page - 1) if page > 1 else None,
+        next_url=_page_url("/invoices", query, page + 1)
+        if page * service.PAGE_SIZE < count
+        else None,
+    )
+
+
+def _page_url(path: str, query: list[tuple[str, str]], page: int) -> str:
+    return f"{path}?{urlencode([*query, ('page', str(page))])}"
+
+
+@router.get("/invoices/{invoice_id}")
+def invoice_page(
+    request: Request,
+    viewer: ViewerDep,
+    session: SessionDep,
+    invoice_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+) -> Response:
+    try:
+        detail = service.invoice_detail(session, viewer.principal, invoice_id)
+    except NotFound:
+        raise PageProblem(404, "No such invoice", f"There is no invoice {invoice_id}.") from None
+    return render(request, "invoice.html", viewer, detail=detail)

@@ -1,0 +1,634 @@
+"""What the console's pages show, built from the services the API uses: report pages come from
+`reports.query.report_page` (the rows `/data` answers), exports are `jobs.service` jobs, and
+every statement carries the account filter through those services or `auth`'s helpers.
+
+Framework-free: the endpoints parse and render; this module decides what a page holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, func, or_, select
+from sqlalchemy.orm import Session
+
+from ledgerline.auth import Principal, scoped
+from ledgerline.errors import AppError
+from ledgerline.groups.service import group_totals
+from ledgerline.invoices.service import get_invoice_view, invoice_totals
+from ledgerline.invoices.totals import Totals
+from ledgerline.models import INVOICE_STATUSES, Customer, Invoice, Job, LineItem, LineItemGroup
+from ledgerline.money import currency_digits, decimal_to_scaled, display_string, micros_string
+from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED, Column
+from ledgerline.reports.query import (
+    ReportParams,
+    currency_totals,
+    parse_report_params,
+    report_page,
+)
+
+PAGE_SIZE = 50
+# The four date ranges of the report filters: (key in the filter names, label).
+RANGES: tuple[tuple[str, str], ...] = (
+    ("due_date", "Due date"),
+    ("paid_at", "Paid"),
+    ("updated_at", "Updated"),
+    ("confirmed_at", "Confirmed"),
+)
+PRESETS = {
+    "last_month": "Last month",
+    "this_quarter": "This quarter",
+    "last_30_days": "Last 30 days",
+}
+# Query keys of a console report URL that are not report parameters.
+PAGE_KEY = "page"
+PRESET_KEYS = tuple(f"{key}_preset" for key, _ in RANGES)
+NUMERIC_KINDS = frozenset({"int", "ref", "money"})
+
+
+# ---- date presets ---------------------------------------------------------------------------
+
+
+def today_in(timezone: str, now: dt.datetime) -> dt.date:
+    """The calendar day it is now in the account's time zone."""
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
+def preset_range(preset: str, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The first and last day (both inclusive) a preset names, seen from `today`."""
+    if preset == "last_month":
+        last = today.replace(day=1) - dt.timedelta(days=1)
+        return last.replace(day=1), last
+    if preset == "this_quarter":
+        first = today.replace(month=3 * ((today.month - 1) // 3) + 1, day=1)
+        next_first = dt.date(first.year + first.month // 10, (first.month + 2) % 12 + 1, 1)
+        return first, next_first - dt.timedelta(days=1)
+    if preset == "last_30_days":
+        return today - dt.timedelta(days=29), today
+    raise ValueError(preset)
+
+
+# ---- the report's query string ----------------------------------------------------------------
+
+
+@dataclass
+class ReportQuery:
+    """A console report URL, read: the report parameters (presets resolved to dates in the
+    account's time zone), the page, and problems by the control they concern."""
+
+    items: list[tuple[str, str]]
+    raw: dict[str, Any]
+    presets: dict[str, str]
+    page: int = 1
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def url(self, path: str, **changes: str | None) -> str:
+        """This query with some keys replaced (None removes them), as a link."""
+        kept = [(key, value) for key, value in self.items if key not in changes]
+        added = [(key, value) for key, value in changes.items() if value is not None]
+        query = urlencode(kept + added)
+        return f"{path}?{query}" if query else path
+
+    @property
+    def report_query(self) -> str:
+        """The report parameters alone, for the export form (no page)."""
+        return urlencode([(key, value) for key, value in self.items if key != PAGE_KEY])
+
+
+def read_report_query(
+    items: Sequence[tuple[str, str]], principal: Principal, now: dt.datetime
+) -> ReportQuery:
+    raw: dict[str, Any] = {}
+    presets: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    page = 1
+    for key, value in items:
+        if key == PAGE_KEY:
+            page = _page_number(value, errors)
+        elif key in PRESET_KEYS:
+            presets[key.removesuffix("_preset")] = value
+        else:
+            before = raw.get(key)
+            raw[key] = value if before is None else [*_listed(before), value]
+    today = today_in(principal.timezone, now)
+    for range_key, preset in presets.items():
+        if not preset:
+            continue
+        if preset not in PRESETS:
+            errors[f"{range_key}_preset"] = "is not a preset"
+            continue
+        first, last = preset_range(preset, today)
+        raw[f"invoice_{range_key}_gte"] = first.isoformat()
+        raw[f"invoice_{range_key}_lte"] = last.isoformat()
+    return ReportQuery(list(items), raw, presets, page, errors)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _page_number(value: str, errors: dict[str, str]) -> int:
+    if value.isascii() and value.isdigit() and 1 <= int(value) <= 1_000_000:
+        return int(value)
+    errors[PAGE_KEY] = "must be a page number from 1"
+    return 1
+
+
+def parse_params(
+    report: str, query: ReportQuery, principal: Principal, *, for_export: bool, **extra: Any
+) -> ReportParams | None:
+    """The validated parameters, or None with the problem filed under its control's name."""
+    if query.errors:
+        return None
+    raw = query.raw
+    if report == GROUPED:
+        # The grouped view shares the report's URL but shows fixed columns: the flat
+        # report's `columns` and `sort` are not its own, so they are left out, not refused.
+        raw = {key: value for key, value in raw.items() if key not in ("columns", "sort")}
+    try:
+        return parse_report_params(
+            report, {**raw, **extra}, timezone=principal.timezone, for_export=for_export
+        )
+    except AppError as exc:
+        for error in exc.errors or [{"loc": ["query"], "msg": exc.detail}]:
+            query.errors[str(error["loc"][-1])] = str(error["msg"])
+        return None
+
+
+# ---- the flat report page ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Header:
+    key: str
+    label: str
+    numeric: bool
+    sortable: bool
+    sorted: str | None  # "ascending", "descending" or None (aria-sort's words)
+    sort_url: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    numeric: bool
+
+
+@dataclass(frozen=True)
+class CurrencyTotal:
+    currency: str
+    rows: int
+    amounts: list[tuple[str, str]]  # (money column key, formatted total)
+
+
+@dataclass
+class ReportPage:
+    headers: list[Header]
+    rows: list[list[Cell]]
+    total: int
+    first_row: int
+    last_row: int
+    previous_url: str | None
+    next_url: str | None
+    totals: list[CurrencyTotal]
+    money_columns: list[tuple[str, str]]  # (key, label)
+
+
+def _decoded_rows(page: dict[str, Any]) -> list[dict[str, Any]]:
+    """The page's rows as the API writes them (exact decimals), read back into Python."""
+    decoded: list[dict[str, Any]] = []
+    for row in page["rows"]:
+        value: dict[str, Any] = json.loads(row.encoded_json, parse_float=Decimal)
+        decoded.append(value)
+    return decoded
+
+
+def _value_at(row: Mapping[str, Any], column: Column) -> Any:
+    value: Any = row
+    for part in column.path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def cell_text(column: Column, value: Any) -> str:
+    """A report cell as a person reads it; money as the API's own display string."""
+    if value is None:
+        return ""
+    if column.kind == "money":
+        return str(value["string"])
+    if column.kind == "bool":
+        return "Yes" if value else "No"
+    if column.kind == "billed_item":
+        return f"{value.get('object', '')} {value.get('id', '')}".strip()
+    return str(value)
+
+
+def _headers(params: ReportParams, query: ReportQuery, path: str) -> list[Header]:
+    sorted_by = dict(params.sort)
+    first_key = params.sort[0][0] if params.sort else None
+    headers: list[Header] = []
+    for column in params.selected:
+        state = None
+        if column.key == first_key:
+            state = "descending" if sorted_by[column.key] else "ascending"
+        # Clicking the column sorting by it ascending flips it; any other sorts ascending.
+        flipped = f"-{column.key}" if state == "ascending" else column.key
+        headers.append(
+            Header(
+                key=column.key,
+                label=column.label,
+                numeric=column.kind in NUMERIC_KINDS,
+                sortable=column.sortable,
+                sorted=state,
+                sort_url=query.url(path, sort=flipped, page=None),
+            )
+        )
+    return headers
+
+
+def _currency_totals(
+    conn: Connection, principal: Principal, params: ReportParams
+) -> list[CurrencyTotal]:
+    money = [c for c in params.catalog.columns if c.kind == "money"]
+    return [
+        CurrencyTotal(
+            currency=currency,
+            rows=sums["rows"],
+            amounts=[(c.key, display_string(sums[c.key], currency)) for c in money],
+        )
+        for currency, sums in currency_totals(conn, principal.account_id, params).items()
+    ]
+
+
+def report_view(
+    conn: Connection, principal: Principal, params: ReportParams, query: ReportQuery, path: str
+) -> ReportPage:
+    """One page of the flat report, with its count and per-currency totals of the whole
+    filtered set."""
+    offset = (query.page - 1) * PAGE_SIZE
+    page = report_page(conn, principal.account_id, params, limit=PAGE_SIZE, offset=offset)
+    columns = params.selected
+    rows = [
+        [
+            Cell(cell_text(column, _value_at(row, column)), column.kind in NUMERIC_KINDS)
+            for column in columns
+        ]
+        for row in _decoded_rows(page)
+    ]
+    total = int(page["total"])
+    last_row = offset + len(rows)
+    return ReportPage(
+        headers=_headers(params, query, path),
+        rows=rows,
+        total=total,
+        first_row=offset + 1 if rows else 0,
+        last_row=last_row,
+        previous_url=query.url(path, page=str(query.page - 1)) if query.page > 1 else None,
+        next_url=query.url(path, page=str(query.page + 1)) if last_row < total else None,
+        totals=_currency_totals(conn, principal, params),
+        money_columns=[(c.key, c.label) for c in params.catalog.columns if c.kind == "money"],
+    )
+
+
+# ---- the filter form --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DateRangeControl:
+    key: str
+    label: str
+    preset: str
+    gte: str
+    lte: str
+
+
+@dataclass(frozen=True)
+class ColumnChoice:
+    key: str
+    label: str
+    checked: bool
+
+
+@dataclass(frozen=True)
+class FilterForm:
+    statuses: list[tuple[str, bool]]
+    ranges: list[DateRangeControl]
+    columns: list[ColumnChoice]
+    sort: str
+    presets: dict[str, str]
+
+
+def _first(value: Any) -> str:
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return "" if value is None else str(value)
+
+
+def _chosen_names(value: Any) -> list[str]:
+    return [part.strip() for item in _listed(value or []) for part in str(item).split(",")]
+
+
+def filter_form(report: str, query: ReportQuery, params: ReportParams | None) -> FilterForm:
+    """The controls, showing what the URL asked for (even when it did not validate)."""
+    catalog = CATALOGS[report]
+    statuses = set(_chosen_names(query.raw.get("invoice_status")))
+    if params is not None:
+        chosen = list(params.columns)
+    else:
+        chosen = [
+            c.key for n in _chosen_names(query.raw.get("columns")) if (c := catalog.lookup(n))
+        ]
+    chosen = chosen or list(catalog.default_columns)
+    # Chosen columns first, in their order (the order is the picker's); then the rest.
+    rest = [c.key for c in catalog.columns if c.key not in chosen]
+    columns = [
+        ColumnChoice(key, catalog.by_name[key].label, key in chosen) for key in [*chosen, *rest]
+    ]
+    ranges = [
+        DateRangeControl(
+            key,
+            label,
+            query.presets.get(key, ""),
+            _first(query.raw.get(f"invoice_{key}_gte")),
+            _first(query.raw.get(f"invoice_{key}_lte")),
+        )
+        for key, label in RANGES
+    ]
+    return FilterForm(
+        statuses=[(status, status in statuses) for status in INVOICE_STATUSES],
+        ranges=ranges,
+        columns=columns,
+        sort=_first(query.raw.get("sort")),
+        presets=PRESETS,
+    )
+
+
+# ---- the grouped report -----------------------------------------------------------------------
+
+# Each bar sits under its label (long type names need no label column, so a phone's narrow
+# chart keeps readable text); the value is written past the bar's end.
+BAR_AREA = 300  # the width, in SVG units, bars are drawn in
+VALUE_WIDTH = 140
+ROW_HEIGHT = 44
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    minor: int
+    text: str
+    x: int
+    y: int
+    width: int
+    negative: bool
+
+
+@dataclass(frozen=True)
+class CurrencyChart:
+    currency: str
+    bars: list[Bar]
+    zero_x: int
+    height: int
+    width: int = BAR_AREA + VALUE_WIDTH
+
+
+def _minor_of(money: Mapping[str, Any]) -> int:
+    """A money object's decimal back to minor units (the edge where Decimal is allowed)."""
+    currency = str(money["iso_currency_code"]).upper()
+    return decimal_to_scaled(Decimal(money["decimal"]), currency_digits(currency))
+
+
+def _chart(currency: str, groups: list[tuple[str, int]]) -> CurrencyChart:
+    """Horizontal bars from one zero line: a negative total (refunds) extends to its left.
+    Integer geometry: each length is its share of the widest extent, rounded down."""
+    most = max((minor for _, minor in groups), default=0)
+    least = min((minor for _, minor in groups), default=0)
+    extent = max(most, 0) - min(least, 0) or 1
+    zero_x = BAR_AREA * -min(least, 0) // extent
+    bars = []
+    for index, (label, minor) in enumerate(groups):
+        width = max(1, BAR_AREA * abs(minor) // extent) if minor else 0
+        bars.append(
+            Bar(
+                label=label,
+                minor=minor,
+                text=display_string(minor, currency),
+                x=zero_x - width if minor < 0 else zero_x,
+                y=index * ROW_HEIGHT,
+                width=width,
+                negative=minor < 0,
+            )
+        )
+    return CurrencyChart(currency, bars, zero_x, max(1, len(bars)) * ROW_HEIGHT)
+
+
+@dataclass
+class GroupedPage:
+    rows: list[tuple[str, str, str]]  # type, currency, formatted total
+    charts: list[CurrencyChart]
+
+
+def grouped_view(conn: Connection, principal: Principal, params: ReportParams) -> GroupedPage:
+    """Every group (types × currencies, a few dozen rows at most) and one chart per currency:
+    never two currencies on one axis."""
+    page = report_page(conn, principal.account_id, params, limit=10_000, offset=0)
+    by_currency: dict[str, list[tuple[str, int]]] = {}
+    rows = []
+    for row in _decoded_rows(page):
+        money = row["total_amount"]
+        currency = str(money["iso_currency_code"]).upper()
+        by_currency.setdefault(currency, []).append((str(row["type"]), _minor_of(money)))
+        rows.append((str(row["type"]), currency, str(money["string"])))
+    charts = [_chart(currency, groups) for currency, groups in sorted(by_currency.items())]
+    return GroupedPage(rows, charts)
+
+
+# ---- jobs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job: Job
+    rows: int | None
+    created: str
+    finished: str
+    downloadable: bool
+    report_label: str
+
+
+REPORT_LABELS = {FLAT: "Line items", GROUPED: "Grouped"}
+ACTIVE = ("queued", "running")
+
+
+def local_time(value: dt.datetime | None, timezone: str) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def downloadable(job: Job, now: dt.datetime) -> bool:
+    """The file exists: succeeded and not past its retention."""
+    return job.status == "succeeded" and (job.expires_at is None or job.expires_at > now)
+
+
+def job_row(job: Job, principal: Principal, now: dt.datetime) -> JobRow:
+    return JobRow(
+        job=job,
+        rows=job.row_count if job.row_count is not None else job.rows_total,
+        created=local_time(job.created_at, principal.timezone),
+        finished=local_time(job.finished_at, principal.timezone),
+        downloadable=downloadable(job, now),
+        report_label=REPORT_LABELS.get(job.report, job.report),
+    )
+
+
+# ---- invoices ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    invoice: Invoice
+    customer: str
+    net: str
+    tax: str
+    gross: str
+
+
+@dataclass(frozen=True)
+class InvoiceSearch:
+    text: str = ""
+    status: str = ""
+    page: int = 1
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None, status: str | None, page: int) -> InvoiceSearch:
+        errors: dict[str, str] = {}
+        status = (status or "").strip()
+        if status and status not in INVOICE_STATUSES:
+            errors["status"] = "is not an invoice status"
+        text = (text or "").strip()
+        if "\x00" in text:
+            errors["q"] = "may not contain a NUL character"
+        return cls(text, status, page, errors)
+
+
+def _money_texts(totals: Totals, currency: str) -> tuple[str, str, str]:
+    return (
+        display_string(totals.net, currency),
+        display_string(totals.tax, currency),
+        display_string(totals.gross, currency),
+    )
+
+
+def invoice_list(
+    session: Session, principal: Principal, search: InvoiceSearch
+) -> tuple[int, list[InvoiceRow]]:
+    """A page of the account's invoices, newest first: search by number or customer name."""
+    statement = scoped(Invoice, principal).outerjoin(Customer, Customer.id == Invoice.customer_id)
+    if search.status:
+        statement = statement.where(Invoice.status == search.status)
+    if search.text:
+        folded = search.text.lower()
+        statement = statement.where(
+            or_(
+                func.lower(Invoice.number).contains(folded, autoescape=True),
+                func.lower(Customer.name).contains(folded, autoescape=True),
+            )
+        )
+    count = session.execute(
+        select(func.count()).select_from(statement.order_by(None).subquery())
+    ).scalar_one()
+    found = session.execute(
+        statement.add_columns(Customer.name)
+        .order_by(Invoice.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((search.page - 1) * PAGE_SIZE)
+    ).all()
+    totals = invoice_totals(session, principal, [row[0].id for row in found])
+    rows = [
+        InvoiceRow(
+            invoice, name or "", *_money_texts(totals.get(invoice.id, Totals()), invoice.currency)
+        )
+        for invoice, name in found
+    ]
+    return int(count), rows
+
+
+@dataclass(frozen=True)
+class LineRow:
+    line: LineItem
+    group: str
+    amount: str
+    tax: str
+    unit_price: str
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    group: LineItemGroup
+    net: str
+    tax: str
+    gross: str
+
+
+@dataclass(frozen=True)
+class InvoiceDetail:
+    invoice: Invoice
+    customer: str
+    net: str
+    tax: str
+    gross: str
+    due: str
+    lines: list[LineRow]
+    groups: list[GroupRow]
+
+
+def invoice_detail(session: Session, principal: Principal, invoice_id: int) -> InvoiceDetail:
+    """One invoice with its lines and groups; totals from the same sums the API uses.
+    Raises `NotFound` for another account's invoice exactly as for a missing one."""
+    view = get_invoice_view(session, principal, invoice_id, line_items=True)
+    invoice, currency = view.invoice, view.invoice.currency
+    groups = list(
+        session.execute(
+            scoped(LineItemGroup, principal)
+            .where(LineItemGroup.invoice_id == invoice.id)
+            .order_by(LineItemGroup.index, LineItemGroup.id)
+        ).scalars()
+    )
+    group_sums = group_totals(session, principal, [group.id for group in groups])
+    titles = {str(group.public_id): group.title for group in groups}
+    customer = (
+        session.execute(
+            scoped(Customer, principal).where(Customer.id == invoice.customer_id)
+        ).scalar_one_or_none()
+        if invoice.customer_id
+        else None
+    )
+    lines = [
+        LineRow(
+            line,
+            titles.get(group_id or "", ""),
+            display_string(line.amount, currency),
+            display_string(line.tax_amount, currency),
+            micros_string(line.unit_price_micros) if line.unit_price_micros is not None else "",
+        )
+        for line, group_id in view.line_items or []
+    ]
+    return InvoiceDetail(
+        invoice,
+        customer.name if customer else "",
+        *_money_texts(view.totals, currency),
+        display_string(view.totals.amount_due, currency),
+        lines,
+        [GroupRow(g, *_money_texts(group_sums.get(g.id, Totals()), currency)) for g in groups],
+    )

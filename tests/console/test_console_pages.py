@@ -1,0 +1,118 @@
+"""The console's pages over HTTP: the presets' calendar, and exports that are the very jobs
+the API would make for the same report."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from ledgerline.console.service import preset_range
+from ledgerline.db import engine_for
+from ledgerline.models import Job
+from tests.conftest import Backend
+from tests.console.conftest import Tenant, add_invoice, csrf_of, new_account, sign_in
+
+
+@pytest.mark.parametrize(
+    ("preset", "today", "first", "last"),
+    [
+        ("last_month", "2026-01-15", "2025-12-01", "2025-12-31"),
+        ("last_month", "2024-03-01", "2024-02-01", "2024-02-29"),
+        ("this_quarter", "2026-01-01", "2026-01-01", "2026-03-31"),
+        ("this_quarter", "2026-06-30", "2026-04-01", "2026-06-30"),
+        ("this_quarter", "2026-08-10", "2026-07-01", "2026-09-30"),
+        ("this_quarter", "2026-12-31", "2026-10-01", "2026-12-31"),
+        ("last_30_days", "2026-03-01", "2026-01-31", "2026-03-01"),
+    ],
+)
+def test_presets_name_whole_days_both_inclusive(
+    preset: str, today: str, first: str, last: str
+) -> None:
+    assert preset_range(preset, dt.date.fromisoformat(today)) == (
+        dt.date.fromisoformat(first),
+        dt.date.fromisoformat(last),
+    )
+
+
+@pytest.mark.parametrize(
+    ("report", "api_path"),
+    [
+        ("invoice_line_items", "/reports/invoice_line_items/export"),
+        ("invoice_line_items.grouped", "/reports/invoice_line_items.grouped/export"),
+    ],
+)
+def test_an_export_from_either_view_is_the_job_the_api_makes(
+    report: str, api_path: str, backend: Backend, browser_client: TestClient
+) -> None:
+    tenant = Tenant(*new_account(backend), browser_client)
+    add_invoice(
+        tenant, "GBP", "paid", dt.datetime(2024, 7, 29, 12, tzinfo=dt.UTC), [("flat_fee", "5")]
+    )
+    sign_in(browser_client, tenant.token)
+    query = "invoice_status=paid&invoice_paid_at_gte=2024-07-01&invoice_paid_at_lte=2024-07-31"
+    view = "/report" if report == "invoice_line_items" else "/report/grouped"
+    page = browser_client.get(f"{view}?{query}")
+    answer = browser_client.post(
+        "/exports",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "report": report,
+            "query": query,
+            "format": "json",
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    console_job = int(answer.headers["location"].rsplit("/", 1)[1])
+    api_job = tenant.post(
+        api_path,
+        json={
+            "format": "json",
+            "invoice_status": "paid",
+            "invoice_paid_at_gte": "2024-07-01",
+            "invoice_paid_at_lte": "2024-07-31",
+        },
+    ).json()["job"]
+    made = tenant.get(f"/jobs/{console_job}").json()
+    assert made["report"] == report
+    assert made["params"] == tenant.get(f"/jobs/{api_job}").json()["params"]
+
+
+def test_an_export_with_a_bad_filter_is_refused_plainly(
+    backend: Backend, browser_client: TestClient
+) -> None:
+    tenant = Tenant(*new_account(backend), browser_client)
+    sign_in(browser_client, tenant.token)
+    csrf = csrf_of(browser_client.get("/report").text)
+    for data in (
+        {"query": "invoice_status=nope", "format": "csv"},
+        {"query": "", "format": "xlsx"},
+        {"query": "", "format": "csv", "report": "nope"},
+    ):
+        answer = browser_client.post("/exports", data={"csrf_token": csrf, **data})
+        assert answer.status_code == 422, data
+        assert "<h1>" in answer.text
+    assert tenant.get("/jobs").json()["count"] == 0
+
+
+def test_cancelling_a_job_that_already_ended_shows_how_it_ended(
+    backend: Backend, browser_client: TestClient
+) -> None:
+    tenant = Tenant(*new_account(backend), browser_client)
+    job = tenant.post("/reports/invoice_line_items/export", data={"format": "csv"}).json()["job"]
+    with engine_for(backend.database_url).begin() as conn:
+        conn.execute(
+            update(Job)
+            .where(Job.id == job)
+            .values(status="failed", error_code="boom", error_message="the disk was full")
+        )
+    sign_in(browser_client, tenant.token)
+    page = browser_client.get(f"/jobs/{job}")
+    assert "The export failed: the disk was full." in page.text
+    assert "Cancel export" not in page.text
+    answer = browser_client.post(f"/jobs/{job}/cancel", data={"csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/jobs/{job}"
+    assert tenant.get(f"/jobs/{job}").json()["status"] == "failed"
