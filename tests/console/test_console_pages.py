@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from ledgerline.auth import owned
 from ledgerline.console.service import preset_range
 from ledgerline.db import engine_for
 from ledgerline.models import Job
@@ -105,7 +106,7 @@ def test_cancelling_a_job_that_already_ended_shows_how_it_ended(
     with engine_for(backend.database_url).begin() as conn:
         conn.execute(
             update(Job)
-            .where(Job.id == job)
+            .where(owned(Job, tenant.account_id), Job.public_id == job)
             .values(status="failed", error_code="boom", error_message="the disk was full")
         )
     sign_in(browser_client, tenant.token)
