@@ -243,10 +243,12 @@ def _check_pre_session_csrf(request: Request, sent: str) -> None:
         )
 
 
-def _refused_sign_in(request: Request, back_to: str | None) -> Response | None:
-    """The sign-in page with 429 when this address has failed to authenticate too often (the
-    API's failed-authentication limit, shared with it): the console's forms are no way
-    around it to guess tokens or links."""
+def _sign_in_refused(request: Request, csrf_token: str, back_to: str | None) -> Response | None:
+    """What both sign-in forms check before reading what was sent: the form's CSRF token
+    (a 403 page), then the address's failed-authentication limit, shared with the API, so the
+    console's forms are no way around it to guess tokens or links (the sign-in page with 429).
+    None when the attempt may go on."""
+    _check_pre_session_csrf(request, csrf_token)
     limits: RateLimits = request.app.state.rate_limits
     try:
         limits.refuse_blocked_address(client_address(request))
@@ -289,8 +291,7 @@ def sign_in(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    _check_pre_session_csrf(request, csrf_token)
-    refused = _refused_sign_in(request, next)
+    refused = _sign_in_refused(request, csrf_token, next)
     if refused is not None:
         return refused
     if not token.strip():
@@ -328,8 +329,7 @@ def sign_in_with_link(
     token: Annotated[str, Form(max_length=200)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    _check_pre_session_csrf(request, csrf_token)
-    refused = _refused_sign_in(request, None)
+    refused = _sign_in_refused(request, csrf_token, None)
     if refused is not None:
         return refused
     now = utcnow()
