@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from ledgerline.console.service import preset_range
 from ledgerline.db import engine_for
 from ledgerline.models import Job
+from ledgerline.reports.timeframes import timeframe_days
 from tests.conftest import Backend
 from tests.console.conftest import Tenant, add_invoice, csrf_of, new_account, sign_in
 
@@ -31,7 +31,7 @@ from tests.console.conftest import Tenant, add_invoice, csrf_of, new_account, si
 def test_presets_name_whole_days_both_inclusive(
     preset: str, today: str, first: str, last: str
 ) -> None:
-    assert preset_range(preset, dt.date.fromisoformat(today)) == (
+    assert timeframe_days(preset, dt.date.fromisoformat(today)) == (
         dt.date.fromisoformat(first),
         dt.date.fromisoformat(last),
     )
