@@ -100,6 +100,14 @@ def test_each_timeframe_names_the_days_of_its_plain_rule(today: dt.date) -> None
         ("last_7_days", "2026-03-01", "2026-02-23", "2026-03-01"),
         ("last_12_months", "2026-03-01", "2025-03-01", "2026-02-28"),
         ("last_12_months", "2026-01-01", "2025-01-01", "2025-12-31"),
+        # The console's presets are these timeframes (its former own cases).
+        ("last_month", "2026-01-15", "2025-12-01", "2025-12-31"),
+        ("last_month", "2024-03-01", "2024-02-01", "2024-02-29"),
+        ("this_quarter", "2026-01-01", "2026-01-01", "2026-03-31"),
+        ("this_quarter", "2026-06-30", "2026-04-01", "2026-06-30"),
+        ("this_quarter", "2026-08-10", "2026-07-01", "2026-09-30"),
+        ("this_quarter", "2026-12-31", "2026-10-01", "2026-12-31"),
+        ("last_30_days", "2026-03-01", "2026-01-31", "2026-03-01"),
     ],
 )
 def test_definitions_as_documented(name: str, today: str, first: str, last: str) -> None:
