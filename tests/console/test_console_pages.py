@@ -84,7 +84,8 @@ def test_cancelling_a_job_that_already_ended_shows_how_it_ended(
     with engine_for(backend.database_url).begin() as conn:
         conn.execute(
             update(Job)
-            .where(Job.id == job)
+            # The API answers the job's per-account public id, not the internal key.
+            .where(Job.account_id == tenant.account_id, Job.public_id == job)
             .values(status="failed", error_code="boom", error_message="the disk was full")
         )
     sign_in(browser_client, tenant.token)
