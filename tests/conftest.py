@@ -8,6 +8,7 @@ need them instead of skipping them.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -114,6 +115,20 @@ def backend(
 @pytest.fixture(scope="session")
 def app(backend: Backend) -> FastAPI:
     return create_app(backend.settings)
+
+
+@pytest.fixture
+def fix_clock(app: FastAPI) -> Iterator[Callable[[dt.datetime], None]]:
+    """Stop the app's clock (`app.state.clock`) at an instant for this test: the clock the
+    endpoints resolve relative filters at, injected, never slept for. (Not monkeypatch:
+    its undo deletes an attribute of starlette's `State` instead of restoring it.)"""
+    running = app.state.clock
+
+    def fix(instant: dt.datetime) -> None:
+        app.state.clock = lambda: instant
+
+    yield fix
+    app.state.clock = running
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ledgerline import __version__
 from ledgerline.config import Settings, get_settings
 from ledgerline.console.endpoints import install_console
-from ledgerline.db import engine_for
+from ledgerline.db import engine_for, utcnow
 from ledgerline.dependencies import declared_parameters_only
 from ledgerline.groups.endpoints import router as groups_router
 from ledgerline.http import (
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     engine = engine_for(settings.resolved_database_url)
     app.state.settings = settings
+    app.state.clock = utcnow
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     app.state.secret_key = settings.resolved_secret_key

@@ -7,8 +7,9 @@ is registered with `after_commit` and runs after the commit, never on rollback.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -25,6 +26,13 @@ from ledgerline.db import after_commit as after_commit
 from ledgerline.db import transaction
 from ledgerline.errors import Forbidden, Unauthorized, ValidationFailed
 from ledgerline.ratelimit import RateLimits, forwarded_client
+
+
+def request_now(request: Request) -> dt.datetime:
+    """The app's clock (`app.state.clock`, `db.utcnow` unless a test fixes it): the instant
+    relative filters such as timeframes are resolved at."""
+    clock: Callable[[], dt.datetime] = request.app.state.clock
+    return clock()
 
 
 def get_session(request: Request) -> Iterator[Session]:

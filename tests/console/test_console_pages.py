@@ -1,5 +1,6 @@
-"""The console's pages over HTTP: the presets' calendar, and exports that are the very jobs
-the API would make for the same report."""
+"""The console's pages over HTTP: exports that are the very jobs
+the API would make for the same report. (The presets' calendar is the timeframes'
+one: tests/reports/test_timeframes.py.)"""
 
 from __future__ import annotations
 
@@ -10,32 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from ledgerline.auth import owned
-from ledgerline.console.service import preset_range
 from ledgerline.db import engine_for
 from ledgerline.models import Job
 from tests.conftest import Backend
 from tests.console.conftest import Tenant, add_invoice, csrf_of, new_account, sign_in
-
-
-@pytest.mark.parametrize(
-    ("preset", "today", "first", "last"),
-    [
-        ("last_month", "2026-01-15", "2025-12-01", "2025-12-31"),
-        ("last_month", "2024-03-01", "2024-02-01", "2024-02-29"),
-        ("this_quarter", "2026-01-01", "2026-01-01", "2026-03-31"),
-        ("this_quarter", "2026-06-30", "2026-04-01", "2026-06-30"),
-        ("this_quarter", "2026-08-10", "2026-07-01", "2026-09-30"),
-        ("this_quarter", "2026-12-31", "2026-10-01", "2026-12-31"),
-        ("last_30_days", "2026-03-01", "2026-01-31", "2026-03-01"),
-    ],
-)
-def test_presets_name_whole_days_both_inclusive(
-    preset: str, today: str, first: str, last: str
-) -> None:
-    assert preset_range(preset, dt.date.fromisoformat(today)) == (
-        dt.date.fromisoformat(first),
-        dt.date.fromisoformat(last),
-    )
 
 
 @pytest.mark.parametrize(
@@ -106,6 +85,7 @@ def test_cancelling_a_job_that_already_ended_shows_how_it_ended(
     with engine_for(backend.database_url).begin() as conn:
         conn.execute(
             update(Job)
+            # The API answers the job's per-account public id, not the internal key.
             .where(owned(Job, tenant.account_id), Job.public_id == job)
             .values(status="failed", error_code="boom", error_message="the disk was full")
         )

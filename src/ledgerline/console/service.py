@@ -33,6 +33,7 @@ from ledgerline.reports.query import (
     parse_report_params,
     report_page,
 )
+from ledgerline.reports.timeframes import timeframe_days, today_in
 
 PAGE_SIZE = 50
 # The four date ranges of the report filters: (key in the filter names, label).
@@ -51,28 +52,6 @@ PRESETS = {
 PAGE_KEY = "page"
 PRESET_KEYS = tuple(f"{key}_preset" for key, _ in RANGES)
 NUMERIC_KINDS = frozenset({"int", "ref", "money"})
-
-
-# ---- date presets ---------------------------------------------------------------------------
-
-
-def today_in(timezone: str, now: dt.datetime) -> dt.date:
-    """The calendar day it is now in the account's time zone."""
-    return now.astimezone(ZoneInfo(timezone)).date()
-
-
-def preset_range(preset: str, today: dt.date) -> tuple[dt.date, dt.date]:
-    """The first and last day (both inclusive) a preset names, seen from `today`."""
-    if preset == "last_month":
-        last = today.replace(day=1) - dt.timedelta(days=1)
-        return last.replace(day=1), last
-    if preset == "this_quarter":
-        first = today.replace(month=3 * ((today.month - 1) // 3) + 1, day=1)
-        next_first = dt.date(first.year + first.month // 10, (first.month + 2) % 12 + 1, 1)
-        return first, next_first - dt.timedelta(days=1)
-    if preset == "last_30_days":
-        return today - dt.timedelta(days=29), today
-    raise ValueError(preset)
 
 
 # ---- the report's query string ----------------------------------------------------------------
@@ -124,7 +103,7 @@ def read_report_query(
         if preset not in PRESETS:
             errors[f"{range_key}_preset"] = "is not a preset"
             continue
-        first, last = preset_range(preset, today)
+        first, last = timeframe_days(preset, today)
         raw[f"invoice_{range_key}_gte"] = first.isoformat()
         raw[f"invoice_{range_key}_lte"] = last.isoformat()
     return ReportQuery(list(items), raw, presets, page, errors)

@@ -17,7 +17,13 @@ from starlette.responses import Response, StreamingResponse
 from ledgerline.auth import Principal
 from ledgerline.config import Settings
 from ledgerline.db import utcnow
-from ledgerline.dependencies import PrincipalDep, SessionDep, after_commit, authenticate_request
+from ledgerline.dependencies import (
+    PrincipalDep,
+    SessionDep,
+    after_commit,
+    authenticate_request,
+    request_now,
+)
 from ledgerline.errors import (
     BadRequest,
     Conflict,
@@ -175,7 +181,9 @@ def _export(
     principal: Principal,
     session: SessionDep,
 ) -> Response:
-    params = parse_report_params(report, raw, timezone=principal.timezone, for_export=True)
+    # One instant for both: the timeframes resolve at the job's creation time.
+    now = request_now(request)
+    params = parse_report_params(report, raw, timezone=principal.timezone, for_export=True, now=now)
     settings = request.app.state.settings
     job, created = service.create_export_job(
         session,
@@ -183,6 +191,7 @@ def _export(
         params,
         idempotency_key,
         max_active=settings.max_active_exports_per_account,
+        now=now,
     )
     if created:
         enqueue_after_commit(session, settings, job.id)

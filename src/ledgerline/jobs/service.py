@@ -105,6 +105,7 @@ def create_export_job(
     idempotency_key: str | None,
     *,
     max_active: int = 0,
+    now: dt.datetime | None = None,
 ) -> tuple[Job, bool]:
     """The job for this request and whether it is new (a replayed key returns the first job).
 
@@ -139,7 +140,7 @@ def create_export_job(
         attempts=0,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
-        created_at=utcnow(),
+        created_at=now if now is not None else utcnow(),
     )
     try:
         with session.begin_nested():

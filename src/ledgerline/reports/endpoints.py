@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import Response
 
-from ledgerline.dependencies import PrincipalDep, SessionDep
+from ledgerline.dependencies import PrincipalDep, SessionDep, request_now
 from ledgerline.http import JSONResponse
 from ledgerline.openapi import name_list_schema
 from ledgerline.pagination import OffsetPage, PageWindow
@@ -122,7 +122,11 @@ def _data(
     window: OffsetPage,
 ) -> Response:
     params = parse_report_params(
-        report, query_mapping(request), timezone=principal.timezone, for_export=False
+        report,
+        query_mapping(request),
+        timezone=principal.timezone,
+        for_export=False,
+        now=request_now(request),
     )
     body = report_page(
         session.connection(),

@@ -7,6 +7,10 @@ export job runs exactly the query the client asked for whenever it starts:
 - a value without one (`2024-07-29T15:51:28`) is a wall time in the account's timezone;
 - a bare date (`2024-07-29`) is that whole day in the account's timezone: as a `_gte`
   bound it is the day's first instant, as a `_lte` bound its last (23:59:59.999999).
+
+A `<prefix>_timeframe` (`last_month`, see `reports.timeframes`) is resolved the same way, at
+the moment of the request, into that prefix's `_gte` and `_lte` bounds; its name is kept for
+information only (the bounds are what filters). Given with either bound it is a 422.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement
 
-from ledgerline.errors import ValidationFailed
+from ledgerline.db import utcnow
+from ledgerline.errors import ConflictingParameters, ValidationFailed
 from ledgerline.models import INVOICE_STATUSES
 from ledgerline.openapi import name_list_schema
 from ledgerline.reports.columns import Join, invoices, line_items
+from ledgerline.reports.timeframes import TIMEFRAMES, day_end, day_start, resolve_timeframe
 from ledgerline.request_types import MAX_ID
 
 # ASCII digits only (`\d` would also match "１２"); RFC 3339's lower-case t and z, and
@@ -55,6 +61,11 @@ class Filters:
     invoice_updated_at_lte: dt.datetime | None = None
     invoice_confirmed_at_gte: dt.datetime | None = None
     invoice_confirmed_at_lte: dt.datetime | None = None
+    # The named timeframes the bounds above came from (information; the bounds filter).
+    invoice_due_date_timeframe: str | None = None
+    invoice_paid_at_timeframe: str | None = None
+    invoice_updated_at_timeframe: str | None = None
+    invoice_confirmed_at_timeframe: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Only the filters that are set; dates and UTC date-times as ISO strings."""
@@ -79,6 +90,8 @@ class Filters:
                 values[name] = int(value)
             elif name == "invoice_status":
                 values[name] = tuple(value)
+            elif name.endswith(TIMEFRAME_SUFFIX):
+                values[name] = str(value)
             elif name.startswith("invoice_due_date_"):
                 values[name] = dt.date.fromisoformat(value)
             else:
@@ -116,6 +129,7 @@ class Filters:
 
 
 FILTER_KEYS = tuple(item.name for item in fields(Filters))
+TIMEFRAME_SUFFIX = "_timeframe"
 
 
 def _invalid(key: str, msg: str) -> ValidationFailed:
@@ -190,9 +204,8 @@ def parse_datetime_bound(key: str, value: Any, zone: ZoneInfo, *, upper: bool) -
     try:
         if _DATE_RE.match(text):
             day = dt.date.fromisoformat(text)
-            clock = dt.time.max if upper else dt.time.min
-            moment = dt.datetime.combine(day, clock, tzinfo=zone)
-        elif match := _DATETIME_RE.match(text):
+            return day_end(day, zone) if upper else day_start(day, zone)
+        if match := _DATETIME_RE.match(text):
             moment = _moment(match, zone, upper=upper)
         else:
             raise ValueError(text)
@@ -216,11 +229,41 @@ def _moment(match: re.Match[str], zone: ZoneInfo, *, upper: bool) -> dt.datetime
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
-def parse_filters(raw: dict[str, Any], timezone: str) -> Filters:
-    """Filters from `raw` (only filter keys; empty strings mean "not given")."""
+def apply_timeframes(
+    values: dict[str, Any],
+    timeframes: dict[str, Any],
+    *,
+    instant_prefixes: Sequence[str],
+    zone: ZoneInfo,
+    now: dt.datetime,
+) -> None:
+    """Resolve each `<prefix>_timeframe` of `timeframes` into `values`' `<prefix>_gte` and
+    `_lte` (dates, or UTC instants for a prefix in `instant_prefixes`), refusing one given
+    with either bound of its prefix. Any report family's filter parser can call this."""
+    for key, value in timeframes.items():
+        prefix = key.removesuffix(TIMEFRAME_SUFFIX)
+        name, low, high = resolve_timeframe(
+            key, value, zone=zone, now=now, instants=prefix in instant_prefixes
+        )
+        for bound in (f"{prefix}_gte", f"{prefix}_lte"):
+            if values.get(bound) is not None:
+                raise ConflictingParameters.field([key], f"give either {key} or {bound}, not both")
+        values[key] = name
+        values[f"{prefix}_gte"], values[f"{prefix}_lte"] = low, high
+
+
+def parse_filters(raw: dict[str, Any], timezone: str, *, now: dt.datetime | None = None) -> Filters:
+    """Filters from `raw` (only filter keys; empty strings mean "not given", except for a
+    timeframe, where an empty value is refused). Timeframes resolve at `now` (default: the
+    current instant), in `timezone`."""
     zone = ZoneInfo(timezone)
     values: dict[str, Any] = {}
+    timeframes: dict[str, Any] = {}
     for key, value in raw.items():
+        if key.endswith(TIMEFRAME_SUFFIX):
+            if value is not None:
+                timeframes[key] = value
+            continue
         if value is None or value == "" or value == []:
             continue
         if key == "id_gt":
@@ -231,6 +274,13 @@ def parse_filters(raw: dict[str, Any], timezone: str) -> Filters:
             values[key] = parse_date(key, value)
         else:
             values[key] = parse_datetime_bound(key, value, zone, upper=key.endswith("_lte"))
+    apply_timeframes(
+        values,
+        timeframes,
+        instant_prefixes=tuple(DATETIME_FILTERS),
+        zone=zone,
+        now=now if now is not None else utcnow(),
+    )
     return Filters(**values)
 
 
@@ -246,6 +296,8 @@ def filter_schema(key: str) -> dict[str, Any]:
         return {"anyOf": [{"type": "integer", "minimum": -MAX_ID, "maximum": MAX_ID}, _EMPTY]}
     if key == "invoice_status":
         return name_list_schema(list(INVOICE_STATUSES))
+    if key.endswith(TIMEFRAME_SUFFIX):
+        return {"type": "string", "enum": list(TIMEFRAMES)}
     if key.startswith("invoice_due_date_"):
         return {"anyOf": [_DATE, _EMPTY]}
     return {"anyOf": [_DATE, {"type": "string", "format": "date-time"}, _EMPTY]}
@@ -266,5 +318,15 @@ FILTER_DESCRIPTIONS: dict[str, str] = {
         )
         for prefix, column in DATETIME_FILTERS.items()
         for bound, word in (("gte", "at or after"), ("lte", "at or before"))
+    },
+    **{
+        f"{prefix}{TIMEFRAME_SUFFIX}": (
+            f"Invoice {prefix.removeprefix('invoice_').replace('_', ' ')} within this named "
+            "range of whole days in the account's time zone, resolved when the request is "
+            "made (today, yesterday, this_/last_ week, month, quarter, year; last_7_days, "
+            "last_30_days, last_90_days ending today; last_12_months: the 12 whole months "
+            f"before this one). Not together with {prefix}_gte or {prefix}_lte."
+        )
+        for prefix in ("invoice_due_date", *DATETIME_FILTERS)
     },
 }

@@ -6,6 +6,7 @@ tables a report needs are joined only when a requested column, sort key or filte
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,9 +165,15 @@ def _without_brackets(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_report_params(
-    report: str, raw: Mapping[str, Any], *, timezone: str, for_export: bool
+    report: str,
+    raw: Mapping[str, Any],
+    *,
+    timezone: str,
+    for_export: bool,
+    now: dt.datetime | None = None,
 ) -> ReportParams:
-    """Validated report parameters from a query string, form or JSON body.
+    """Validated report parameters from a query string, form or JSON body; timeframes are
+    resolved at `now` (the request's clock; default the current instant).
 
     Unknown keys are refused (422 naming them) so that a misspelt filter never silently
     widens a report; `/data` (for_export=False) also accepts and ignores the paging keys.
@@ -181,7 +188,7 @@ def parse_report_params(
             raise ValidationFailed.field([key], "is not a parameter of this report")
     columns = _parse_columns(catalog, raw.get("columns"))
     sort = _parse_sort(catalog, raw.get("sort"), columns)
-    filters = parse_filters({k: v for k, v in raw.items() if k in FILTER_KEYS}, timezone)
+    filters = parse_filters({k: v for k, v in raw.items() if k in FILTER_KEYS}, timezone, now=now)
     return ReportParams(
         report=report,
         columns=columns,
