@@ -66,3 +66,31 @@ def test_export_job_keeps_the_resolved_bounds_and_exports_them(
         exported = [int(row["ID"]) for row in csv_rows(content)]
     assert exported == sorted(inside)
     assert job["result"]["row_count"] == 2
+
+
+def test_a_retry_after_the_period_turned_replays_the_job_with_its_first_bounds(
+    make_tenant: TenantFactory, fix_clock: Callable[[dt.datetime], None]
+) -> None:
+    """A client retries with the same Idempotency-Key just after the account's month has
+    turned: the same request (same timeframe), so the first job comes back, not a
+    key-reused 422 and not a second job over other bounds."""
+    api = make_tenant(timezone="Europe/London")
+    body = {"invoice_paid_at_timeframe": "last_month", "format": "csv"}
+    headers = {"Idempotency-Key": "month-end-retry"}
+    fix_clock(dt.datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC))  # still February in London
+    first = api.post("/reports/invoice_line_items/export", json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    fix_clock(dt.datetime(2026, 3, 1, 0, 0, 1, tzinfo=UTC))  # March has begun
+    retry = api.post("/reports/invoice_line_items/export", json=body, headers=headers)
+    assert retry.status_code == 200, retry.text
+    assert retry.json() == first.json()
+    job = api.get(f"/jobs/{first.json()['job']}").json()
+    assert job["params"]["filters"]["invoice_paid_at_gte"] == "2026-01-01T00:00:00+00:00"
+    assert api.get("/jobs").json()["count"] == 1
+    # Another request under the key (another timeframe) is still refused.
+    other = api.post(
+        "/reports/invoice_line_items/export",
+        json={**body, "invoice_paid_at_timeframe": "this_month"},
+        headers=headers,
+    )
+    assert other.status_code == 422, other.text

@@ -23,6 +23,7 @@ from ledgerline.errors import AppError, Conflict, ValidationFailed
 from ledgerline.models import JOB_STATUSES, Account, Job
 from ledgerline.pagination import OffsetPage
 from ledgerline.public_ids import allocate
+from ledgerline.reports.filters import TIMEFRAME_SUFFIX
 from ledgerline.reports.query import ReportParams
 
 STATUSES = JOB_STATUSES
@@ -47,9 +48,20 @@ class TooManyActiveExports(AppError):
 
 
 def request_hash(report: str, params: ReportParams) -> str:
-    """The identity of an export request: the normalised parameters, not the raw body."""
+    """The identity of an export request: the normalised parameters, not the raw body.
+
+    A named timeframe stands for itself, not for the bounds it resolved to at the request's
+    clock: a retry with the same `Idempotency-Key` after midnight (or a month's turn) in the
+    account's zone is the same request and replays its job, which keeps the bounds of the
+    first attempt."""
+    identity = params.to_json()
+    filters = identity["filters"]
+    for key in [key for key in filters if key.endswith(TIMEFRAME_SUFFIX)]:
+        prefix = key.removesuffix(TIMEFRAME_SUFFIX)
+        filters.pop(f"{prefix}_gte", None)
+        filters.pop(f"{prefix}_lte", None)
     canonical = json.dumps(
-        {"report": report, "params": params.to_json()}, sort_keys=True, separators=(",", ":")
+        {"report": report, "params": identity}, sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
