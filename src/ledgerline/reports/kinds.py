@@ -34,7 +34,7 @@ from sqlalchemy import (
 
 from ledgerline.money import currency_digits, currency_symbol, known_currencies
 
-Kind = Literal["int", "ref", "text", "money", "date", "datetime", "bool", "billed_item"]
+Kind = Literal["int", "ref", "count", "text", "money", "date", "datetime", "bool", "billed_item"]
 SqlDialect = Literal["sqlite", "postgresql"]
 # A SQLite cell is a piece of its record's printf format, and the piece's arguments.
 Piece = tuple[str, list[ColumnElement[Any]]]
@@ -453,9 +453,22 @@ _NUMBER = Renderings(
     sqlite=_whole(lambda slot: slot.value),
 )
 
+
+def _json_count(value: int) -> str:
+    return f'"{value}"'
+
+
 KINDS: dict[Kind, Renderings] = {
     "int": _NUMBER,
     "ref": _NUMBER,
+    # A grouped report's `count`: TeamUp's grouped reports publish it as a JSON string
+    # ("12"); a CSV cell holds the bare integer.
+    "count": Renderings(
+        json=PyCell(lambda slot: f"JCOUNT({slot.value})", {"JCOUNT": _same(_json_count)}),
+        csv=PyCell(lambda slot: slot.value),
+        postgresql=lambda slot: slot.value,
+        sqlite=_whole(lambda slot: slot.value),
+    ),
     "text": Renderings(
         json=PyCell(
             lambda slot: f"JSTRN({slot.value})" if slot.nullable else f"JSTR({slot.value})",
