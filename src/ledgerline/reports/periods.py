@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, String, literal
+from sqlalchemy import ColumnElement, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -93,7 +93,10 @@ def date_period(day: ColumnElement[Any], unit: Unit) -> ColumnElement[str]:
 def _compile_postgresql(element: _Period, compiler: SQLCompiler, **kw: Any) -> str:
     moment = compiler.process(element.moment, **kw)
     if element.zone is not None:
-        zone = compiler.process(literal(element.zone, String()), **kw)
+        # Inlined, not a parameter: the SELECT, GROUP BY and ORDER BY copies of the expression
+        # must be the same text for PostgreSQL to see that they are one expression. The zone
+        # is a name zoneinfo knows (checked above), quoted by the dialect.
+        zone = compiler.render_literal_value(element.zone, String())
         moment = f"({moment} AT TIME ZONE {zone})"
     return f"to_char({moment}, '{_TO_CHAR[element.unit]}')"
 
