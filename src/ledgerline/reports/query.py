@@ -110,6 +110,16 @@ def _names(key: str, value: Any) -> list[str]:
     return names
 
 
+def _unknown(catalog: Catalog, name: str) -> str:
+    """The message for an unknown column name; for `<date>_<unit>` with an unknown unit,
+    the units there are."""
+    message = f"'{name}' is not a column of this report"
+    prefix, _, _unit = name.rpartition("_")
+    if catalog.lookup(prefix + "_month") is not None:
+        message += f"; a period of '{prefix}' is {prefix}_month, _quarter or _year"
+    return message
+
+
 def _parse_columns(catalog: Catalog, value: Any) -> tuple[str, ...]:
     if value is None or value == "" or value == []:
         return catalog.default_columns
@@ -117,7 +127,7 @@ def _parse_columns(catalog: Catalog, value: Any) -> tuple[str, ...]:
     for name in _names("columns", value):
         column = catalog.lookup(name)
         if column is None:
-            raise ValidationFailed.field(["columns"], f"'{name}' is not a column of this report")
+            raise ValidationFailed.field(["columns"], _unknown(catalog, name))
         if column.key in keys:
             raise ConflictingParameters.field(["columns"], f"'{name}' is listed twice")
         keys.append(column.key)
@@ -139,7 +149,7 @@ def _parse_sort(
         bare = name[1:] if descending else name.lstrip("+")
         column = catalog.lookup(bare)
         if column is None:
-            raise ValidationFailed.field(["sort"], f"'{bare}' is not a column of this report")
+            raise ValidationFailed.field(["sort"], _unknown(catalog, bare))
         if not column.sortable:
             raise ValidationFailed.field(["sort"], f"'{bare}' is not sortable")
         if catalog.grouped and column.key not in columns:
