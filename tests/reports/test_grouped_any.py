@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import Api, Backend, TenantFactory, assert_problem
 from tests.reports.conftest import Data, Line, at
 from tests.reports.expected import field, major
+from tests.reports.test_csv_fast_path import _both, _params
 from tests.reports.test_data import fetch
 
 GROUPED = "/reports/invoice_line_items.grouped/data"
@@ -428,6 +429,34 @@ def test_paging_and_total(varied: Data) -> None:
         "column_headers": None,
         "rows": [],
     }
+
+
+# --- the CSV fast path ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"columns": key}
+        for key in [*SINGLE_KEYS, "count", "total_gross_amount", "total_refund_amount"]
+    ]
+    + [
+        {"columns": f"{key},{','.join(AGGREGATES)}", "sort": f"-{key}"}
+        for key in ("invoice.paid_at_month", "customer.name", "currency")
+    ]
+    + [
+        {"columns": "billed_item,invoice.is_credit_note,count,total_tax_amount"},
+        {"columns": "currency,total_amount,count", "sort": "-count"},
+        {"columns": "invoice.updated_at_quarter,type,total_amount", "invoice_status": "paid"},
+    ],
+)
+def test_grouped_csv_fast_path_bytes_equal_the_generic_writer(
+    varied: Data, raw: dict[str, str]
+) -> None:
+    """The database-rendered CSV of every new key and aggregate equals the generic writer's."""
+    fast, generic, written = _both(varied, _params("invoice_line_items.grouped", **raw))
+    assert fast == generic
+    assert written >= 1
 
 
 # --- bad requests -------------------------------------------------------------------------------
