@@ -255,6 +255,19 @@ def test_count_alone_is_not_split_by_currency(varied: Data) -> None:
     assert everything["total"] == 1
 
 
+def test_nothing_matching(data: Data) -> None:
+    """No line items: a count alone is one row of "0" (SQL's aggregate without GROUP BY);
+    money totals, split by currency, are no rows; keys are no rows."""
+    assert grouped(data.api, [], ["count"]) | {"column_headers": []} == {
+        "total": 1,
+        "column_headers": [],
+        "rows": [{"count": "0"}],
+    }
+    for keys, aggregates in (([], ["total_amount", "count"]), (["paid_at_month"], ["count"])):
+        body = grouped(data.api, keys, aggregates)
+        assert (body["total"], body["rows"]) == (0, [])
+
+
 def test_money_totals_are_split_by_currency(varied: Data) -> None:
     body = grouped(varied.api, ["customer.name"], ["total_gross_amount"])
     dee = [row for row in body["rows"] if row["customer"]["name"] == "Dee"]
