@@ -9,7 +9,8 @@ and the tie-breaker that makes its order total. The SELECT list, sort validation
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sqlalchemy import BigInteger, ColumnElement, cast, func, type_coerce
@@ -23,6 +24,7 @@ from ledgerline.reports.kinds import (
     sql_int,
     sql_op,
 )
+from ledgerline.reports.periods import UNITS, date_period, local_period
 
 # Tables a column (or filter) needs joined to line_items, in join order.
 Join = Literal["invoice", "customer", "venue"]
@@ -53,6 +55,13 @@ class Column:
     needs: frozenset[Join] = field(default_factory=frozenset)
     # Grouped reports: an aggregate is not a GROUP BY key.
     aggregate: bool = False
+    # A column whose value depends on the account's time zone (a local period) gives its
+    # expressions in a zone; `exprs` are its expressions in UTC. See `in_zone`.
+    zoned: Callable[[str], tuple[ColumnElement[Any], ...]] | None = None
+
+    def in_zone(self, zone: str) -> Column:
+        """This column with its expressions in `zone` (itself unless it is zoned)."""
+        return self if self.zoned is None else replace(self, exprs=self.zoned(zone))
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -234,21 +243,85 @@ FLAT_COLUMNS: tuple[Column, ...] = (
     Column("refund_amount", "Refund amount", "money", (_c(line_items, "refund_amount"),)),
 )
 
-GROUPED_COLUMNS: tuple[Column, ...] = (
-    Column("type", "Type", "text", (_c(line_items, "type"),)),
-    Column(
-        "total_amount",
-        "Total amount",
-        "money",
-        # PostgreSQL sums BIGINT as NUMERIC; the total is a whole number of minor units.
-        (cast(func.sum(_c(line_items, "amount")), BigInteger),),
-        aggregate=True,
-    ),
-)
-
 # The currency every money value is in; selected with every row (and grouped by).
 CURRENCY: ColumnElement[Any] = _c(line_items, "currency")
 CURRENCY_LABEL = "Currency"
+
+
+def _total(column: Column) -> Column:
+    """`total_<money column>`: its sum over a group (in one currency)."""
+    return Column(
+        f"total_{column.key}",
+        f"Total {column.label.lower()}",
+        "money",
+        # PostgreSQL sums BIGINT as NUMERIC; the total is a whole number of minor units.
+        (cast(func.sum(column.exprs[0]), BigInteger),),
+        aggregate=True,
+    )
+
+
+def _period_columns(column: Column) -> tuple[Column, ...]:
+    """`<date key>_month|_quarter|_year` of a date or date-time column: its local calendar
+    period as text ("2026-03", "2026-Q1", "2026"), a date-time read in the account's zone.
+    Aliases: each name of the column (its last key part, its aliases) with the same suffix,
+    so `paid_at_month` and `invoice_confirmed_at_year` name them too."""
+    source = column.exprs[0]
+    periods: list[Column] = []
+    for unit in UNITS:
+        names = (column.key.rsplit(".", 1)[-1], *column.aliases)
+        zoned: Callable[[str], tuple[ColumnElement[Any], ...]] | None = None
+        if column.kind == "datetime":
+
+            def zoned(zone: str, unit: Any = unit) -> tuple[ColumnElement[Any], ...]:
+                return (local_period(source, unit, zone),)
+
+            exprs = zoned("UTC")
+        else:
+            exprs = (date_period(source, unit),)
+        periods.append(
+            Column(
+                f"{column.key}_{unit}",
+                f"{column.label} ({unit})",
+                "text",
+                exprs,
+                aliases=tuple(dict.fromkeys(f"{name}_{unit}" for name in names)),
+                nullable=column.nullable,
+                needs=column.needs,
+                zoned=zoned,
+            )
+        )
+    return tuple(periods)
+
+
+def _by_key(columns: tuple[Column, ...], key: str) -> Column:
+    return next(column for column in columns if column.key == key)
+
+
+_AMOUNT, _TAX = _by_key(FLAT_COLUMNS, "amount"), _by_key(FLAT_COLUMNS, "tax_amount")
+
+# TeamUp's grouped report publishes `type` and `total_amount`; everything else a grouped
+# report accepts is derived from the flat report's columns (issue 13): each attribute column
+# as a grouping key, the currency, each date's local periods, the count, and a total of each
+# money column and of the gross (amount + tax, SPEC §4).
+GROUPED_COLUMNS: tuple[Column, ...] = (
+    _by_key(FLAT_COLUMNS, "type"),
+    _total(_AMOUNT),
+)
+GROUPED_EXTENSIONS: tuple[Column, ...] = (
+    *(c for c in FLAT_COLUMNS if c.kind != "money" and c.key != "type"),
+    Column("currency", "Currency", "text", (CURRENCY,)),
+    *(p for c in FLAT_COLUMNS if c.kind in ("date", "datetime") for p in _period_columns(c)),
+    # TeamUp's grouped reports publish `count` as a JSON string (the kind "count").
+    Column("count", "Count", "count", (func.count(),), aggregate=True),
+    *(_total(c) for c in FLAT_COLUMNS if c.kind == "money" and c is not _AMOUNT),
+    Column(
+        "total_gross_amount",
+        "Total gross amount",
+        "money",
+        (cast(func.sum(_AMOUNT.exprs[0] + _TAX.exprs[0]), BigInteger),),
+        aggregate=True,
+    ),
+)
 
 
 def _minor_per_major() -> ColumnElement[Any]:
@@ -292,6 +365,9 @@ class Catalog:
     # Rows are groups: GROUP BY the requested attribute columns and the currency, and a sort
     # key must be one of the requested columns.
     grouped: bool
+    # Columns accepted beyond the ones the report publishes (`columns`, TeamUp's page):
+    # Ledgerline's additions, found by `lookup` like any other.
+    extensions: tuple[Column, ...] = ()
 
     def lookup(self, name: str) -> Column | None:
         """A column by its key or any of its aliases."""
@@ -306,14 +382,15 @@ def _catalog(
     default_sort: tuple[str, ...],
     tie_breaker: str | None = None,
     grouped: bool = False,
+    extensions: tuple[Column, ...] = (),
 ) -> Catalog:
     by_name: dict[str, Column] = {}
-    for column in columns:
+    for column in (*columns, *extensions):
         for name in (column.key, *column.aliases):
             if name in by_name:
                 raise RuntimeError(f"{report}: column name {name!r} defined twice")
             by_name[name] = column
-    keys = {column.key for column in columns}
+    keys = {column.key for column in (*columns, *extensions)}
     sorted_by = (*default_sort, tie_breaker) if tie_breaker else default_sort
     for key in (*default_columns, *sorted_by):
         if key not in keys:
@@ -321,7 +398,9 @@ def _catalog(
     for key in sorted_by:
         if not by_name[key].sortable:
             raise RuntimeError(f"{report}: {key!r} sorts by default but is not sortable")
-    return Catalog(report, columns, by_name, default_columns, default_sort, tie_breaker, grouped)
+    return Catalog(
+        report, columns, by_name, default_columns, default_sort, tie_breaker, grouped, extensions
+    )
 
 
 CATALOGS: dict[str, Catalog] = {
@@ -338,5 +417,6 @@ CATALOGS: dict[str, Catalog] = {
         default_columns=("type", "total_amount"),
         default_sort=("type",),
         grouped=True,
+        extensions=GROUPED_EXTENSIONS,
     ),
 }

@@ -174,5 +174,14 @@ def invoice_line_items_grouped_data(
     Columns `type` and `total_amount` (default both); with only `total_amount` there is one
     row per currency. Currencies are never added together. Same filters and paging as the
     flat report. Default sort: `type`, then currency.
+
+    Beyond TeamUp's columns: any attribute column of the flat report (with its aliases),
+    `currency`, and the local `_month`, `_quarter` or `_year` of each invoice date in the
+    account's time zone (`invoice.paid_at_month`, alias `paid_at_month`: "2026-03",
+    "2026-Q1", "2026") as grouping keys; `count` (a JSON string, as TeamUp publishes it),
+    `total_amount`, `total_tax_amount`, `total_discount_amount`, `total_credit_amount`,
+    `total_refund_amount` and `total_gross_amount` (amount + tax) as aggregates. Rows are
+    split by currency whenever a money total is requested; a count alone is not split.
+    A sort key must be one of the requested columns, aggregates included.
     """
     return _data(GROUPED, request, principal, session, window)

@@ -58,24 +58,34 @@ class ReportParams:
     sort: tuple[tuple[str, bool], ...]
     filters: Filters = field(default_factory=Filters)
     format: str = "csv"
+    # The account's time zone, kept only when a requested or sorted column depends on it
+    # (a local period; `zoned`), so that a job re-run keeps the zone of its request.
+    timezone: str | None = None
 
     @property
     def catalog(self) -> Catalog:
         return CATALOGS[self.report]
 
+    def column(self, key: str) -> Column:
+        """The column of `key`, its expressions in this report's time zone."""
+        return self.catalog.by_name[key].in_zone(self.timezone or "UTC")
+
     @property
     def selected(self) -> tuple[Column, ...]:
-        by_name = self.catalog.by_name
-        return tuple(by_name[key] for key in self.columns)
+        return tuple(self.column(key) for key in self.columns)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The parameters as a job records them (the time zone only when it is kept)."""
+        data: dict[str, Any] = {
             "report": self.report,
             "columns": list(self.columns),
             "sort": [("-" if descending else "") + key for key, descending in self.sort],
             "filters": self.filters.to_json(),
             "format": self.format,
         }
+        if self.timezone is not None:
+            data["timezone"] = self.timezone
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReportParams:
@@ -85,6 +95,7 @@ class ReportParams:
             sort=tuple((key.lstrip("-"), key.startswith("-")) for key in data["sort"]),
             filters=Filters.from_json(dict(data.get("filters") or {})),
             format=data.get("format", "csv"),
+            timezone=data.get("timezone"),
         )
 
 
@@ -99,6 +110,16 @@ def _names(key: str, value: Any) -> list[str]:
     return names
 
 
+def _unknown(catalog: Catalog, name: str) -> str:
+    """The message for an unknown column name; for `<date>_<unit>` with an unknown unit,
+    the units there are."""
+    message = f"'{name}' is not a column of this report"
+    prefix, _, _unit = name.rpartition("_")
+    if catalog.lookup(prefix + "_month") is not None:
+        message += f"; a period of '{prefix}' is {prefix}_month, _quarter or _year"
+    return message
+
+
 def _parse_columns(catalog: Catalog, value: Any) -> tuple[str, ...]:
     if value is None or value == "" or value == []:
         return catalog.default_columns
@@ -106,7 +127,7 @@ def _parse_columns(catalog: Catalog, value: Any) -> tuple[str, ...]:
     for name in _names("columns", value):
         column = catalog.lookup(name)
         if column is None:
-            raise ValidationFailed.field(["columns"], f"'{name}' is not a column of this report")
+            raise ValidationFailed.field(["columns"], _unknown(catalog, name))
         if column.key in keys:
             raise ConflictingParameters.field(["columns"], f"'{name}' is listed twice")
         keys.append(column.key)
@@ -128,7 +149,7 @@ def _parse_sort(
         bare = name[1:] if descending else name.lstrip("+")
         column = catalog.lookup(bare)
         if column is None:
-            raise ValidationFailed.field(["sort"], f"'{bare}' is not a column of this report")
+            raise ValidationFailed.field(["sort"], _unknown(catalog, bare))
         if not column.sortable:
             raise ValidationFailed.field(["sort"], f"'{bare}' is not sortable")
         if catalog.grouped and column.key not in columns:
@@ -195,7 +216,14 @@ def parse_report_params(
         sort=sort,
         filters=filters,
         format=_parse_format(raw.get("format")),
+        timezone=timezone if _zoned(catalog, columns, sort) else None,
     )
+
+
+def _zoned(catalog: Catalog, columns: tuple[str, ...], sort: tuple[tuple[str, bool], ...]) -> bool:
+    """Whether a requested or sorted column depends on the account's time zone."""
+    keys = (*columns, *(key for key, _ in sort))
+    return any(catalog.by_name[key].zoned is not None for key in keys)
 
 
 def _joined_from(needs: frozenset[Join]) -> FromClause:
@@ -232,11 +260,10 @@ def _order(column: Column, descending: bool) -> list[UnaryExpression[Any]]:
 
 def _order_by(params: ReportParams) -> list[UnaryExpression[Any]]:
     """The requested sort, then the report's tie-breaker unless the sort names it."""
-    by_name = params.catalog.by_name
-    order = [term for key, desc in params.sort for term in _order(by_name[key], desc)]
+    order = [term for key, desc in params.sort for term in _order(params.column(key), desc)]
     tie_breaker = params.catalog.tie_breaker
     if tie_breaker is not None and not any(key == tie_breaker for key, _ in params.sort):
-        order += _order(by_name[tie_breaker], descending=False)
+        order += _order(params.column(tie_breaker), descending=False)
     return order
 
 
@@ -247,7 +274,7 @@ def _base(
     currency: ColumnElement[Any] = CURRENCY,
 ) -> Select[Any]:
     """SELECT <every expression of `columns`>, currency FROM … WHERE account and filters."""
-    sort_columns = tuple(params.catalog.by_name[key] for key, _ in params.sort)
+    sort_columns = tuple(params.column(key) for key, _ in params.sort)
     needs = _needs(columns) | _needs(sort_columns) | params.filters.needs()
     exprs = [
         expr.label(f"c{index}_{position}")
@@ -265,18 +292,26 @@ def rows_statement(account_id: int, params: ReportParams) -> Select[Any]:
     """Every matching row, in the requested order: the columns' expressions, then currency.
 
     Flat: the catalog's tie-breaker (line item id) comes last, so the order is total.
-    Grouped: GROUP BY the requested attribute columns and the currency (never adding
-    currencies together), sorted as requested, then by the attribute columns and currency.
+    Grouped: GROUP BY the requested attribute columns, and the currency whenever a money
+    total is requested (never adding currencies together); sorted as requested, then by the
+    attribute columns (NULLs last, as the flat report sorts them) and the currency.
     """
     columns = params.selected
     order = _order_by(params)
     if params.catalog.grouped:
-        group_keys = [c.exprs[0] for c in columns if not c.aggregate]
+        keys = [c for c in columns if not c.aggregate]
+        group_keys = [expr for c in keys for expr in c.exprs]
         sorted_keys = {key for key, _ in params.sort}
-        order += [c.exprs[0].asc() for c in columns if not c.aggregate and c.key not in sorted_keys]
-        if not any(c.aggregate for c in columns):
-            # Nothing is summed, so there is nothing to split by currency: one row per value
-            # (rows differing only by an unshown currency would look like duplicates).
+        order += [
+            nulls_last(expr.asc()) if c.nullable else expr.asc()
+            for c in keys
+            if c.key not in sorted_keys
+            for expr in c.exprs
+        ]
+        if not any(c.aggregate and c.kind == "money" for c in columns):
+            # No money is summed (attribute columns alone, or a count), so there is nothing
+            # to split by currency: one row per value (rows differing only by an unshown
+            # currency would look like duplicates; a count adds line items, not money).
             statement = _base(account_id, params, columns, func.min(CURRENCY))
             return statement.group_by(*group_keys).order_by(*order)
         statement = _base(account_id, params, columns)
@@ -300,7 +335,7 @@ def page_statement(
     statement = rows_statement(account_id, params)
     if params.catalog.grouped or offset <= 0:
         return statement.limit(limit).offset(offset)
-    sort_columns = tuple(params.catalog.by_name[key] for key, _ in params.sort)
+    sort_columns = tuple(params.column(key) for key, _ in params.sort)
     ids = (
         select(LINE_ITEM_KEY)
         .select_from(_joined_from(_needs(sort_columns) | params.filters.needs()))
@@ -354,10 +389,17 @@ def report_page(
     """One page of a report: `{"total", "column_headers", "rows"}`, rows as in a JSON export."""
     make_row = json_row_maker(params.selected)
     if params.catalog.grouped:
-        # A grouped report has at most (types × currencies) rows: one query gives the page
-        # and the total, instead of grouping every line item twice.
-        groups = conn.execute(rows_statement(account_id, params)).all()
-        total, rows = len(groups), groups[offset : offset + limit]
+        # One query gives the page and the total (the groups counted by a window over the
+        # grouped rows, after the last row's columns), instead of grouping every line item
+        # twice; only a page past the end counts again.
+        statement = rows_statement(account_id, params).add_columns(
+            func.count().over().label("groups")
+        )
+        rows = list(conn.execute(statement.limit(limit).offset(offset)))
+        if rows:
+            total = int(rows[0][-1])
+        else:
+            total = count_rows(conn, account_id, params) if offset > 0 else 0
     else:
         total = count_rows(conn, account_id, params)
         statement = page_statement(account_id, params, limit=limit, offset=offset)

@@ -90,10 +90,17 @@ def has_money(columns: Sequence[Column]) -> bool:
     return any(column.kind == "money" for column in columns)
 
 
+def appends_currency(columns: Sequence[Column]) -> bool:
+    """A CSV gets a Currency column last whenever a money column is present, unless the
+    currency is one of the requested columns already (a grouped report's `currency` key)."""
+    return has_money(columns) and not any(column.exprs[0] is CURRENCY for column in columns)
+
+
 def csv_header(columns: Sequence[Column]) -> list[str]:
-    """Column labels; a Currency column is appended last whenever a money column is present."""
+    """Column labels; a Currency column is appended last whenever a money column is present
+    (`appends_currency`)."""
     labels = [column.label for column in columns]
-    return [*labels, CURRENCY_LABEL] if has_money(columns) else labels
+    return [*labels, CURRENCY_LABEL] if appends_currency(columns) else labels
 
 
 def csv_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
@@ -101,7 +108,7 @@ def csv_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], tuple[
     cells = [KINDS[column.kind].csv for column in columns]
     slots = _py_slots(columns)
     sources = [cell.source(slot) for cell, slot in zip(cells, slots, strict=True)]
-    if has_money(columns):
+    if appends_currency(columns):
         sources.append(slots[0].currency)
     return _compile(f"lambda row: ({', '.join(sources)},)", cells)
 
@@ -119,7 +126,7 @@ def csv_sql_cells(columns: Sequence[Column]) -> list[ColumnElement[Any]]:
         KINDS[column.kind].postgresql(_sql_slot(column)).label(f"f{index}")
         for index, column in enumerate(columns)
     ]
-    if has_money(columns):
+    if appends_currency(columns):
         cells.append(CURRENCY.label("currency"))
     return cells
 
@@ -133,7 +140,7 @@ def _sqlite_record(columns: Sequence[Column], digits: int | None) -> ColumnEleme
         piece, values = KINDS[column.kind].sqlite(_sql_slot(column, digits))
         pieces.append(piece)
         arguments.extend(values)
-    if digits is not None:
+    if digits is not None and appends_currency(columns):
         pieces.append("%s")
         arguments.append(CURRENCY)
     record: ColumnElement[Any] = func.printf(",".join(pieces), *arguments)
