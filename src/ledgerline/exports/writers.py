@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import Connection, Engine, Select, text
 
 from ledgerline.reports.kinds import SqlDialect
-from ledgerline.reports.query import ReportParams, rows_statement
+from ledgerline.reports.query import ReportParams, bind_timezone, rows_statement
 from ledgerline.reports.rendering import (
     csv_header,
     csv_row_maker,
@@ -161,11 +161,14 @@ def _formatted_sql(conn: Connection, account_id: int, params: ReportParams) -> s
     date-time, a status from the fixed list), rendered by SQLAlchemy's literal quoting.
     """
     statement: Select[Any] = rows_statement(account_id, params)
+    currency = params.catalog.source.currency
     if conn.dialect.name == "sqlite":
-        selected = [csv_sql_record(params.selected)]
+        selected = [csv_sql_record(params.selected, currency)]
     else:
-        selected = csv_sql_cells(params.selected)
-    formatted = statement.with_only_columns(*selected, maintain_column_froms=False)
+        selected = csv_sql_cells(params.selected, currency)
+    formatted = bind_timezone(
+        statement.with_only_columns(*selected, maintain_column_froms=False), params
+    )
     compiled = formatted.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
     return str(compiled)
 

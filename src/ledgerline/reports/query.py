@@ -16,7 +16,6 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
-    FromClause,
     Select,
     UnaryExpression,
     cast,
@@ -28,27 +27,24 @@ from sqlalchemy import (
 
 from ledgerline.auth import owned
 from ledgerline.errors import ConflictingParameters, ValidationFailed
-from ledgerline.models import LineItem
 from ledgerline.reports.columns import (
+    ACCOUNT_TIMEZONE,
     CATALOGS,
-    CURRENCY,
-    JOIN_ORDER,
-    LINE_ITEM_KEY,
     Catalog,
     Column,
-    Join,
-    customers,
-    invoices,
-    line_items,
     sort_keys,
-    venues,
 )
-from ledgerline.reports.filters import FILTER_KEYS, Filters, parse_filters
-from ledgerline.reports.rendering import json_row_maker
+from ledgerline.reports.filters import FILTER_KEYS, Filters, ReportFilters
+from ledgerline.reports.rendering import has_money, json_row_maker
 
 FORMATS = ("csv", "json")
 PAGING_KEYS = frozenset({"limit", "offset", "page", "page_size"})
+# The line items report's parameters (each catalog names its own filters: `param_keys`).
 PARAM_KEYS = frozenset({"columns", "sort", "format", *FILTER_KEYS})
+
+
+def param_keys(catalog: Catalog) -> frozenset[str]:
+    return frozenset({"columns", "sort", "format", *catalog.filters.keys})
 
 
 @dataclass(frozen=True)
@@ -56,8 +52,11 @@ class ReportParams:
     report: str
     columns: tuple[str, ...]
     sort: tuple[tuple[str, bool], ...]
-    filters: Filters = field(default_factory=Filters)
+    filters: ReportFilters = field(default_factory=Filters)
     format: str = "csv"
+    # The account's time zone, for a catalog that reads it (`Catalog.zoned`): recorded, so a
+    # job groups by the local periods of the zone it was requested in.
+    timezone: str | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -69,13 +68,16 @@ class ReportParams:
         return tuple(by_name[key] for key in self.columns)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "report": self.report,
             "columns": list(self.columns),
             "sort": [("-" if descending else "") + key for key, descending in self.sort],
             "filters": self.filters.to_json(),
             "format": self.format,
         }
+        if self.timezone is not None:
+            data["timezone"] = self.timezone
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReportParams:
@@ -83,8 +85,9 @@ class ReportParams:
             report=data["report"],
             columns=tuple(data["columns"]),
             sort=tuple((key.lstrip("-"), key.startswith("-")) for key in data["sort"]),
-            filters=Filters.from_json(dict(data.get("filters") or {})),
+            filters=CATALOGS[data["report"]].filters.from_json(dict(data.get("filters") or {})),
             format=data.get("format", "csv"),
+            timezone=data.get("timezone"),
         )
 
 
@@ -105,6 +108,8 @@ def _parse_columns(catalog: Catalog, value: Any) -> tuple[str, ...]:
     keys: list[str] = []
     for name in _names("columns", value):
         column = catalog.lookup(name)
+        if name in catalog.refused:
+            raise ValidationFailed.field(["columns"], f"'{name}': {catalog.refused[name]}")
         if column is None:
             raise ValidationFailed.field(["columns"], f"'{name}' is not a column of this report")
         if column.key in keys:
@@ -127,6 +132,8 @@ def _parse_sort(
         descending = name.startswith("-")
         bare = name[1:] if descending else name.lstrip("+")
         column = catalog.lookup(bare)
+        if bare in catalog.refused:
+            raise ValidationFailed.field(["sort"], f"'{bare}': {catalog.refused[bare]}")
         if column is None:
             raise ValidationFailed.field(["sort"], f"'{bare}' is not a column of this report")
         if not column.sortable:
@@ -182,47 +189,45 @@ def parse_report_params(
         raise ValidationFailed.field(["report"], f"'{report}' is not a report")
     catalog = CATALOGS[report]
     raw = _without_brackets(raw)
-    allowed = PARAM_KEYS if for_export else PARAM_KEYS | PAGING_KEYS
+    keys = param_keys(catalog)
+    allowed = keys if for_export else keys | PAGING_KEYS
     for key in raw:
         if key not in allowed:
             raise ValidationFailed.field([key], "is not a parameter of this report")
     columns = _parse_columns(catalog, raw.get("columns"))
     sort = _parse_sort(catalog, raw.get("sort"), columns)
-    filters = parse_filters({k: v for k, v in raw.items() if k in FILTER_KEYS}, timezone, now=now)
+    family = catalog.filters
+    filters = family.parse({k: v for k, v in raw.items() if k in family.keys}, timezone, now)
     return ReportParams(
         report=report,
         columns=columns,
         sort=sort,
         filters=filters,
         format=_parse_format(raw.get("format")),
+        timezone=timezone if catalog.zoned else None,
     )
 
 
-def _joined_from(needs: frozenset[Join]) -> FromClause:
-    source: FromClause = line_items
-    for join in JOIN_ORDER:
-        if join not in needs:
-            continue
-        if join == "invoice":
-            source = source.join(invoices, invoices.c.id == line_items.c.invoice_id)
-        elif join == "customer":
-            source = source.outerjoin(customers, customers.c.id == invoices.c.customer_id)
-        else:
-            source = source.outerjoin(venues, venues.c.id == customers.c.venue_id)
-    return source
-
-
-def _needs(columns: tuple[Column, ...]) -> frozenset[Join]:
-    needs: set[Join] = set()
+def _needs(columns: tuple[Column, ...]) -> frozenset[str]:
+    needs: set[str] = set()
     for column in columns:
         needs |= column.needs
     return frozenset(needs)
 
 
-def _order(column: Column, descending: bool) -> list[UnaryExpression[Any]]:
+def bind_timezone(statement: Select[Any], params: ReportParams) -> Select[Any]:
+    """The account's time zone into the statement's local periods (a zoned catalog)."""
+    if params.timezone is None:
+        return statement
+    return statement.params({ACCOUNT_TIMEZONE.key: params.timezone})
+
+
+def _order(
+    column: Column, descending: bool, currency: ColumnElement[Any]
+) -> list[UnaryExpression[Any]]:
     """ORDER BY terms of one sort key (money: two, see `columns.sort_keys`)."""
     terms: list[UnaryExpression[Any]] = []
-    for expr in sort_keys(column):
+    for expr in sort_keys(column, currency):
         ordered: UnaryExpression[Any] = expr.desc() if descending else expr.asc()
         if column.nullable:
             ordered = nulls_first(ordered) if descending else nulls_last(ordered)
@@ -233,10 +238,11 @@ def _order(column: Column, descending: bool) -> list[UnaryExpression[Any]]:
 def _order_by(params: ReportParams) -> list[UnaryExpression[Any]]:
     """The requested sort, then the report's tie-breaker unless the sort names it."""
     by_name = params.catalog.by_name
-    order = [term for key, desc in params.sort for term in _order(by_name[key], desc)]
+    currency = params.catalog.source.currency
+    order = [term for key, desc in params.sort for term in _order(by_name[key], desc, currency)]
     tie_breaker = params.catalog.tie_breaker
     if tie_breaker is not None and not any(key == tie_breaker for key, _ in params.sort):
-        order += _order(by_name[tie_breaker], descending=False)
+        order += _order(by_name[tie_breaker], False, currency)
     return order
 
 
@@ -244,9 +250,13 @@ def _base(
     account_id: int,
     params: ReportParams,
     columns: tuple[Column, ...],
-    currency: ColumnElement[Any] = CURRENCY,
+    currency: ColumnElement[Any] | None = None,
+    within: Select[Any] | None = None,
 ) -> Select[Any]:
-    """SELECT <every expression of `columns`>, currency FROM … WHERE account and filters."""
+    """SELECT <every expression of `columns`>, currency FROM … WHERE account and filters;
+    with the catalog's derived table (`WITH …`) when a column, sort key or filter reads it,
+    made for the rows `within` selects when given."""
+    source = params.catalog.source
     sort_columns = tuple(params.catalog.by_name[key] for key, _ in params.sort)
     needs = _needs(columns) | _needs(sort_columns) | params.filters.needs()
     exprs = [
@@ -254,34 +264,46 @@ def _base(
         for index, column in enumerate(columns)
         for position, expr in enumerate(column.exprs)
     ]
-    return (
+    currency = source.currency if currency is None else currency
+    statement = (
         select(*exprs, currency.label("currency"))
-        .select_from(_joined_from(needs))
-        .where(owned(LineItem, account_id), *params.filters.clauses())
+        .select_from(source.joined(needs))
+        .where(owned(source.model, account_id), *params.filters.clauses())
     )
+    return source.with_derived(statement, account_id, needs, within)
 
 
-def rows_statement(account_id: int, params: ReportParams) -> Select[Any]:
+def rows_statement(
+    account_id: int, params: ReportParams, *, within: Select[Any] | None = None
+) -> Select[Any]:
     """Every matching row, in the requested order: the columns' expressions, then currency.
 
-    Flat: the catalog's tie-breaker (line item id) comes last, so the order is total.
+    Flat: the catalog's tie-breaker (the row's id) comes last, so the order is total.
     Grouped: GROUP BY the requested attribute columns and the currency (never adding
     currencies together), sorted as requested, then by the attribute columns and currency.
+    `within`: the derived table (the invoices report's sums) only for the rows it selects.
     """
     columns = params.selected
     order = _order_by(params)
+    currency = params.catalog.source.currency
     if params.catalog.grouped:
         group_keys = [c.exprs[0] for c in columns if not c.aggregate]
         sorted_keys = {key for key, _ in params.sort}
-        order += [c.exprs[0].asc() for c in columns if not c.aggregate and c.key not in sorted_keys]
-        if not any(c.aggregate for c in columns):
+        order += [
+            term
+            for c in columns
+            if not c.aggregate and c.key not in sorted_keys
+            for term in _order(c, False, currency)
+        ]
+        if not has_money(columns):
             # Nothing is summed, so there is nothing to split by currency: one row per value
             # (rows differing only by an unshown currency would look like duplicates).
-            statement = _base(account_id, params, columns, func.min(CURRENCY))
-            return statement.group_by(*group_keys).order_by(*order)
+            statement = _base(account_id, params, columns, func.min(currency))
+            return bind_timezone(statement.group_by(*group_keys).order_by(*order), params)
         statement = _base(account_id, params, columns)
-        return statement.group_by(*group_keys, CURRENCY).order_by(*order, CURRENCY.asc())
-    return _base(account_id, params, columns).order_by(*order)
+        statement = statement.group_by(*group_keys, currency).order_by(*order, currency.asc())
+        return bind_timezone(statement, params)
+    return bind_timezone(_base(account_id, params, columns, within=within).order_by(*order), params)
 
 
 def page_statement(
@@ -297,32 +319,44 @@ def page_statement(
     0.2 s this way; docs/performance.md "Indexes and counts"). The outer query sorts by the
     same keys, which end with the line item id, so the order is the same total order.
     """
+    source = params.catalog.source
     statement = rows_statement(account_id, params)
-    if params.catalog.grouped or offset <= 0:
-        return statement.limit(limit).offset(offset)
     sort_columns = tuple(params.catalog.by_name[key] for key, _ in params.sort)
+    order_needs = _needs(sort_columns) | params.filters.needs()
+    if params.catalog.grouped or (source.derived is None and offset <= 0):
+        return statement.limit(limit).offset(offset)
+    if source.derived is not None and source.derived_join in order_needs:
+        # The sort or a filter reads the derived sums: every row's are needed to choose.
+        return statement.limit(limit).offset(offset)
     ids = (
-        select(LINE_ITEM_KEY)
-        .select_from(_joined_from(_needs(sort_columns) | params.filters.needs()))
-        .where(owned(LineItem, account_id), *params.filters.clauses())
+        select(source.key)
+        .select_from(source.joined(order_needs))
+        .where(owned(source.model, account_id), *params.filters.clauses())
         .order_by(*_order_by(params))
         .limit(limit)
         .offset(offset)
     )
-    return statement.where(LINE_ITEM_KEY.in_(ids.scalar_subquery()))
+    if source.derived is not None:
+        # The invoices report: the page's invoices are chosen first, and only their lines
+        # are summed (through line_items' invoice_id index), never the whole account's.
+        statement = rows_statement(account_id, params, within=ids)
+    return statement.where(source.key.in_(ids.scalar_subquery()))
 
 
 def count_rows(conn: Connection, account_id: int, params: ReportParams) -> int:
     """How many rows the report has (line items, or groups), counted in the database."""
+    source = params.catalog.source
     if params.catalog.grouped:
         groups = rows_statement(account_id, params).order_by(None).subquery()
         statement = select(func.count()).select_from(groups)
     else:
         needs = params.filters.needs()
-        statement = (
+        statement = source.with_derived(
             select(func.count())
-            .select_from(_joined_from(needs))
-            .where(owned(LineItem, account_id), *params.filters.clauses())
+            .select_from(source.joined(needs))
+            .where(owned(source.model, account_id), *params.filters.clauses()),
+            account_id,
+            needs,
         )
     return int(conn.execute(statement).scalar_one())
 
@@ -375,18 +409,23 @@ def currency_totals(
     """Per currency, the row count and the sum (minor units) of every money column of a flat
     report over all its filtered rows, not one page: `{"GBP": {"rows": 3, "amount": …}}`.
     Currencies are never added together."""
+    source = params.catalog.source
+    currency = source.currency
     money = [column for column in params.catalog.columns if column.kind == "money"]
     sums = [
         # PostgreSQL sums BIGINT as NUMERIC; every total is a whole number of minor units.
         cast(func.sum(column.exprs[0]), BigInteger).label(column.key)
         for column in money
     ]
-    statement = (
-        select(CURRENCY.label("currency"), func.count().label("rows"), *sums)
-        .select_from(_joined_from(params.filters.needs()))
-        .where(owned(LineItem, account_id), *params.filters.clauses())
-        .group_by(CURRENCY)
-        .order_by(CURRENCY)
+    needs = _needs(tuple(money)) | params.filters.needs()
+    statement = source.with_derived(
+        select(currency.label("currency"), func.count().label("rows"), *sums)
+        .select_from(source.joined(needs))
+        .where(owned(source.model, account_id), *params.filters.clauses())
+        .group_by(currency)
+        .order_by(currency),
+        account_id,
+        needs,
     )
     totals: dict[str, dict[str, int]] = {}
     for row in conn.execute(statement).mappings():
