@@ -196,6 +196,10 @@ def ids(body: dict[str, Any]) -> list[int]:
 
 @pytest.fixture
 def invoices(data: Data) -> Data:
+    return make_invoices(data)
+
+
+def make_invoices(data: Data) -> Data:
     """Invoices in GBP, EUR and JPY; customers with and without venue or email; every way an
     invoice's purchase type is derived; an invoice without lines; discounts, credits, refunds."""
     north = data.venue("North hall")
