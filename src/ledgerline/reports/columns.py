@@ -21,7 +21,6 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
-    bindparam,
     case,
     cast,
     func,
@@ -31,6 +30,9 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy import column as sql_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal, replacement_traverse
 from sqlalchemy.types import NullType
 
 from ledgerline.auth import AccountOwned, owned
@@ -42,7 +44,6 @@ from ledgerline.reports.filters import (
     SUMS,
     FilterFamily,
 )
-from ledgerline.reports.invoice_periods import date_period, local_period
 from ledgerline.reports.kinds import (
     Kind,
     by_currency_digits,
@@ -50,6 +51,7 @@ from ledgerline.reports.kinds import (
     sql_int,
     sql_op,
 )
+from ledgerline.reports.periods import Unit, date_period, local_period
 
 line_items = LineItem.__table__
 invoices = Invoice.__table__
@@ -669,9 +671,57 @@ INVOICE_REFUSED: dict[str, str] = {
     "legacy_mapping": "Ledgerline keeps no legacy system mapping",
 }
 
-# The account's time zone, bound per statement (`query.bind_timezone`): payment periods are
-# the account's local months and years.
-ACCOUNT_TIMEZONE = bindparam("account_timezone", type_=String)
+
+class AccountPeriod(ColumnElement[int]):
+    """The month (1-12) or year of a UTC instant in the **account's** time zone, as an
+    integer (TeamUp's `payment_month` and `payment_year`). A catalog entry cannot know the
+    zone, so it holds none (`zone=None`) until the statement is made for an account:
+    `in_account_zone` puts the zone in, and it compiles as `periods.local_period` in it."""
+
+    __visit_name__ = "ledgerline_account_period"
+    type = Integer()
+    inherit_cache = True
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy declares it an instance variable)
+        ("instant", InternalTraversal.dp_clauseelement),
+        ("unit", InternalTraversal.dp_string),
+        ("zone", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, instant: ColumnElement[Any], unit: Unit, zone: str | None = None) -> None:
+        self.instant = instant
+        self.unit = unit
+        self.zone = zone
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return list(self.instant._from_objects)
+
+    def in_zone(self, zone: str) -> AccountPeriod:
+        return AccountPeriod(self.instant, self.unit, zone)
+
+
+@compiles(AccountPeriod)
+def _compile_account_period(element: AccountPeriod, compiler: SQLCompiler, **kw: Any) -> str:
+    if element.zone is None:
+        raise RuntimeError("an account period compiled without the account's zone")
+    text = local_period(element.instant, element.unit, element.zone)  # "2026-03", "2026"
+    number = func.substr(text, 6, 2) if element.unit == "month" else text
+    # The zone inline, not a bound parameter: the expression is in the SELECT list and the
+    # GROUP BY, and PostgreSQL matches them only if their text is the same.
+    return compiler.process(cast(number, Integer), **{**kw, "literal_binds": True})
+
+
+def in_account_zone(statement: Select[Any], zone: str) -> Select[Any]:
+    """`statement` with each `AccountPeriod` computed in the account's zone `zone`."""
+
+    def replace(element: Any) -> Any:
+        return element.in_zone(zone) if isinstance(element, AccountPeriod) else None
+
+    replaced: Any = replacement_traverse(statement, {}, replace)  # type: ignore[call-overload]
+    assert isinstance(replaced, Select)
+    return replaced
+
+
 PAID_AT = _c(invoices, "paid_at")
 
 
@@ -707,14 +757,14 @@ INVOICE_GROUPED_COLUMNS: tuple[Column, ...] = (
         "payment_month",
         "Payment month",
         "int",
-        (local_period(PAID_AT, ACCOUNT_TIMEZONE, "month"),),
+        (AccountPeriod(PAID_AT, "month"),),
         nullable=True,
     ),
     Column(
         "payment_year",
         "Payment year",
         "int",
-        (local_period(PAID_AT, ACCOUNT_TIMEZONE, "year"),),
+        (AccountPeriod(PAID_AT, "year"),),
         nullable=True,
     ),
     Column("count", "Count", "count", (func.count(INVOICE_KEY),), aggregate=True),

@@ -511,6 +511,10 @@ class InvoiceFilters:
 INVOICE_FILTER_KEYS = tuple(item.name for item in fields(InvoiceFilters))
 
 
+# Each id is one bound parameter of the report's statement (databases cap them per statement).
+MAX_CUSTOMERS = 1000
+
+
 def parse_customer_ids(key: str, value: Any) -> tuple[int, ...]:
     """Customer ids: repeated, comma-separated, or a JSON list of integers."""
     items: Sequence[Any] = value if isinstance(value, list) else [value]
@@ -525,6 +529,8 @@ def parse_customer_ids(key: str, value: Any) -> tuple[int, ...]:
                 ids.append(number)
     if not ids:
         raise _invalid(key, "must name at least one customer id")
+    if len(ids) > MAX_CUSTOMERS:
+        raise _invalid(key, f"names more than {MAX_CUSTOMERS} customers")
     return tuple(ids)
 
 
@@ -550,12 +556,12 @@ def parse_purchase_types(key: str, value: Any) -> tuple[str, ...]:
 
 
 def parse_boolean(key: str, value: Any) -> bool:
-    """true or false: a JSON boolean, or the words (any case) in a query or form."""
+    """true or false: a JSON boolean, or the words `true` / `false` in a query or form."""
     value = _single(key, value)
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
+    if value in ("true", "false"):
+        return bool(value == "true")
     raise _invalid(key, "must be true or false")
 
 
@@ -610,9 +616,14 @@ def invoice_filter_schema(key: str) -> dict[str, Any]:
     if key == "purchase_types":
         return name_list_schema(list(PURCHASE_TYPES))
     if key == "customers":
-        return {"type": "array", "items": {"type": "string", "pattern": "^[0-9, ]*$"}}
+        customer_id = {"type": "integer", "minimum": -MAX_ID, "maximum": MAX_ID}
+        return {
+            "type": "array",
+            "items": {"anyOf": [customer_id, _EMPTY]},
+            "maxItems": MAX_CUSTOMERS,
+        }
     if key in ("discount_applied", "credit_applied"):
-        return {"type": "string", "enum": ["true", "false", ""]}
+        return {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false", ""]}]}
     if key.endswith(TIMEFRAME_SUFFIX):
         return {"type": "string", "enum": list(TIMEFRAMES)}
     if key.startswith("due_date_"):

@@ -28,10 +28,10 @@ from sqlalchemy import (
 from ledgerline.auth import owned
 from ledgerline.errors import ConflictingParameters, ValidationFailed
 from ledgerline.reports.columns import (
-    ACCOUNT_TIMEZONE,
     CATALOGS,
     Catalog,
     Column,
+    in_account_zone,
     sort_keys,
 )
 from ledgerline.reports.filters import FILTER_KEYS, Filters, ReportFilters
@@ -216,10 +216,10 @@ def _needs(columns: tuple[Column, ...]) -> frozenset[str]:
 
 
 def bind_timezone(statement: Select[Any], params: ReportParams) -> Select[Any]:
-    """The account's time zone into the statement's local periods (a zoned catalog)."""
+    """The statement's local periods in the account's time zone (a zoned catalog)."""
     if params.timezone is None:
         return statement
-    return statement.params({ACCOUNT_TIMEZONE.key: params.timezone})
+    return in_account_zone(statement, params.timezone)
 
 
 def _order(
