@@ -764,7 +764,6 @@ BAD_DATA: list[tuple[str, dict[str, Any], str]] = [
     (DATA, {"updated_at_gte": "2024-07-01T25:00"}, "updated_at_gte"),
     (DATA, {"confirmed_at_lte": "x"}, "confirmed_at_lte"),
     (DATA, {"customers": "ada"}, "customers"),
-    (DATA, {"customers": ",".join(str(n) for n in range(1, 1002))}, "customers"),
     (DATA, {"purchase_types": "fee"}, "purchase_types"),
     (DATA, {"discount_applied": "maybe"}, "discount_applied"),
     (DATA, {"credit_applied": "1"}, "credit_applied"),
@@ -794,6 +793,12 @@ def test_bad_input_is_a_422_naming_it_and_creates_no_job(api: Api, case: int) ->
     assert_problem(api.post(export, json=params), 422, named)
     assert_problem(api.post(export, data=params), 422, named)
     assert_problem(api.post(export, json={"format": "xml"}), 422, "format")
+    assert api.get("/jobs").json()["count"] == 0
+
+
+def test_more_customers_than_a_statement_may_bind_are_refused(api: Api) -> None:
+    response = api.post(EXPORT, json={"customers": list(range(1, 10_002))})
+    assert_problem(response, 422, "customers")
     assert api.get("/jobs").json()["count"] == 0
 
 
