@@ -55,6 +55,9 @@ class Data:
     backend: Backend
     api: Api
     lines: list[Line] = field(default_factory=list)
+    # Every invoice created, lines or none: its values with `id` (public) and `key`, and its
+    # customer record.
+    invoices: list[dict[str, Any]] = field(default_factory=list)
 
     def venue(self, name: str) -> dict[str, Any]:
         account_id = self.api.account_id
@@ -170,6 +173,9 @@ class Data:
                     )
                 )
         self.lines.extend(created)
+        self.invoices.append(
+            {"id": invoice_public_id, "key": invoice_id, **invoice_values, "customer": customer}
+        )
         return created
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from ledgerline.db import engine_for
 from ledgerline.errors import ValidationFailed
 from ledgerline.exports.writers import open_snapshot, write_export
+from ledgerline.reports.filters import Filters
 from ledgerline.reports.query import ReportParams, count_rows, parse_report_params
 from tests.conftest import Api, assert_problem
 from tests.factories import add_line_items, create_customer, create_invoice
@@ -45,6 +46,7 @@ def test_json_body_values_and_round_trip() -> None:
     assert params.sort == (("amount", True), ("invoice.due_date", False))
     assert params.format == "json"
     filters = params.filters
+    assert isinstance(filters, Filters)
     assert filters.id_gt == 0
     assert filters.invoice_status == ("paid", "open")
     utc = dt.UTC

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ledgerline.reports.filters import Filters
 from ledgerline.reports.query import parse_report_params
 from ledgerline.reports.timeframes import TIMEFRAMES, timeframe_days
 from tests.conftest import Api, Backend, TenantFactory, assert_problem
@@ -182,6 +183,7 @@ def test_datetime_bounds_are_local_whole_days_across_dst(
         now=at(now),
     )
     filters = params.filters
+    assert isinstance(filters, Filters)
     assert filters.invoice_paid_at_gte == at(gte)
     assert filters.invoice_paid_at_lte == at(lte)
     assert filters.invoice_paid_at_timeframe == name
@@ -202,8 +204,10 @@ def test_due_date_bounds_are_local_dates() -> None:
         for_export=True,
         now=at("2025-12-31T23:30:00+00:00"),
     )
-    assert params.filters.invoice_due_date_gte == dt.date(2025, 12, 31)
-    assert params.filters.invoice_due_date_lte == dt.date(2025, 12, 31)
+    filters = params.filters
+    assert isinstance(filters, Filters)
+    assert filters.invoice_due_date_gte == dt.date(2025, 12, 31)
+    assert filters.invoice_due_date_lte == dt.date(2025, 12, 31)
 
 
 # ---- /data on each database, on a fixed clock ------------------------------------------------

@@ -161,10 +161,11 @@ def _formatted_sql(conn: Connection, account_id: int, params: ReportParams) -> s
     date-time, a status from the fixed list), rendered by SQLAlchemy's literal quoting.
     """
     statement: Select[Any] = rows_statement(account_id, params)
+    currency = params.catalog.source.currency
     if conn.dialect.name == "sqlite":
-        selected = [csv_sql_record(params.selected)]
+        selected = [csv_sql_record(params.selected, currency)]
     else:
-        selected = csv_sql_cells(params.selected)
+        selected = csv_sql_cells(params.selected, currency)
     formatted = statement.with_only_columns(*selected, maintain_column_froms=False)
     compiled = formatted.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
     return str(compiled)

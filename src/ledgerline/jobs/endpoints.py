@@ -41,7 +41,7 @@ from ledgerline.jobs.schemas import Job as JobModel
 from ledgerline.models import JOB_STATUSES, Job
 from ledgerline.openapi import SECURITY, ExportAccepted, TeamUpList
 from ledgerline.pagination import PageWindow, list_response
-from ledgerline.reports.columns import FLAT, GROUPED
+from ledgerline.reports.columns import FLAT, GROUPED, INVOICES, INVOICES_GROUPED
 from ledgerline.reports.endpoints import report_parameter_schemas, report_query
 from ledgerline.reports.query import parse_report_params
 from ledgerline.request_types import MAX_ID
@@ -243,6 +243,46 @@ def export_line_items_grouped(
     Answers `{"job": <id>}` like the flat export.
     """
     return _export(GROUPED, request, raw, idempotency_key, principal, session)
+
+
+@router.post(
+    "/reports/invoices/export",
+    openapi_extra=export_body_doc(INVOICES),
+    response_model=ExportAccepted,
+    responses=EXPORT_RESPONSES,
+    dependencies=[Depends(report_query(INVOICES, for_export=True))],
+)
+def export_invoices(
+    request: Request,
+    raw: ExportParamsDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Export every matching invoice (TeamUp's invoices report) as a CSV or JSON file, built
+    by a job. Answers `{"job": <id>}` like the line items export."""
+    return _export(INVOICES, request, raw, idempotency_key, principal, session)
+
+
+@router.post(
+    "/reports/invoices.grouped/export",
+    openapi_extra=export_body_doc(INVOICES_GROUPED),
+    response_model=ExportAccepted,
+    responses=EXPORT_RESPONSES,
+    dependencies=[Depends(report_query(INVOICES_GROUPED, for_export=True))],
+)
+def export_invoices_grouped(
+    request: Request,
+    raw: ExportParamsDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Export the grouped invoices report (counts and totals per key and currency) as a file.
+
+    Answers `{"job": <id>}` like the flat export.
+    """
+    return _export(INVOICES_GROUPED, request, raw, idempotency_key, principal, session)
 
 
 # ---- the Jobs API --------------------------------------------------------------------------

@@ -189,11 +189,10 @@ def _write_file(
     """Stream the report from one snapshot to storage under a live lease; the row count and
     the bytes written. Raises JobAborted as soon as the job stops being ours."""
     from ledgerline.exports.writers import open_snapshot, write_export
-    from ledgerline.reports.columns import GROUPED
     from ledgerline.reports.query import count_rows
 
     with Heartbeat(lease) as heartbeat, open_snapshot(engine) as conn:
-        if params.report != GROUPED:
+        if not params.catalog.grouped:
             # Progress needs a total up front. A grouped report's count would run its whole
             # GROUP BY a second time (doubling the job), and it has a handful of rows that
             # are written at once, so its total is recorded when the job finishes.

@@ -18,8 +18,7 @@ from ledgerline.dependencies import PrincipalDep, SessionDep, request_now
 from ledgerline.http import JSONResponse
 from ledgerline.openapi import name_list_schema
 from ledgerline.pagination import OffsetPage, PageWindow
-from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED
-from ledgerline.reports.filters import FILTER_DESCRIPTIONS, FILTER_KEYS, filter_schema
+from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED, INVOICES, INVOICES_GROUPED
 from ledgerline.reports.query import FORMATS, parse_report_params, report_page
 
 router = APIRouter(tags=["reports"])
@@ -48,8 +47,11 @@ def report_parameter_schemas(
             {"type": "string", "enum": list(FORMATS), "default": "csv"},
             "The file format.",
         )
-    for key in FILTER_KEYS:
-        parameters[key] = (filter_schema(key), FILTER_DESCRIPTIONS[key])
+    family = catalog.filters
+    for key in family.keys:
+        # A vendor filter the family refuses by name (no description) is not offered.
+        if key in family.descriptions:
+            parameters[key] = (family.schema(key), family.descriptions[key])
     return parameters
 
 
@@ -185,3 +187,48 @@ def invoice_line_items_grouped_data(
     A sort key must be one of the requested columns, aggregates included.
     """
     return _data(GROUPED, request, principal, session, window)
+
+
+@router.get(
+    "/reports/invoices/data",
+    response_model=ReportData,
+    dependencies=[Depends(report_query(INVOICES, for_export=False))],
+)
+def invoices_data(
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    window: PageWindow,
+) -> Response:
+    """One page of invoices, one row per invoice (TeamUp's invoices report).
+
+    Money columns are computed from the invoice's line items: `total_amount` (its
+    gross_total), `subtotal_amount` (before discounts and tax), `discount_amount`,
+    `tax_amount`, `credit_amount`, `refund_amount`, `expected_payment_amount` (total less
+    credits and refunds) and `adjustment_amount` (always zero). Filtered by the query
+    parameters below (every bound inclusive). Paged by `limit`/`offset` or
+    `page`/`page_size`. Default sort: `id`.
+    """
+    return _data(INVOICES, request, principal, session, window)
+
+
+@router.get(
+    "/reports/invoices.grouped/data",
+    response_model=ReportData,
+    dependencies=[Depends(report_query(INVOICES_GROUPED, for_export=False))],
+)
+def invoices_grouped_data(
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    window: PageWindow,
+) -> Response:
+    """One page of invoices grouped by the requested keys, with `count` and money totals.
+
+    Keys: `status`, the customer's id, name or email, `purchase_type`, `due_date_month`
+    ("2026-03"), `due_date_year` ("2026"), `payment_month` (1-12) and `payment_year` (paid_at
+    in the account's time zone). Aggregates: `count` (invoices, a JSON string) and the sums of
+    the invoices' money columns, split by currency (never added together). Default columns
+    `status`, `count`, `total_amount`; default sort: the keys, then currency.
+    """
+    return _data(INVOICES_GROUPED, request, principal, session, window)

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, func
 
 from ledgerline.db import utcnow
 from ledgerline.errors import ConflictingParameters, ValidationFailed
-from ledgerline.models import INVOICE_STATUSES
+from ledgerline.models import INVOICE_STATUSES, Customer, Invoice, LineItem
 from ledgerline.openapi import name_list_schema
-from ledgerline.reports.columns import Join, invoices, line_items
 from ledgerline.reports.timeframes import TIMEFRAMES, day_end, day_start, resolve_timeframe
 from ledgerline.request_types import MAX_ID
 
@@ -40,6 +39,32 @@ _DATETIME_RE = re.compile(
     r"(:(?P<seconds>[0-9]{2})(\.(?P<fraction>[0-9]+))?)?"
     r"(?P<offset>[Zz]|[+-][0-9]{2}:?[0-9]{2})?$"
 )
+
+line_items = LineItem.__table__
+invoices = Invoice.__table__
+
+
+class ReportFilters(Protocol):
+    """A report family's parsed filters: stored on a job as JSON, and their WHERE clauses
+    with the joins (or derived tables) the clauses read."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    def needs(self) -> frozenset[str]: ...
+
+    def clauses(self) -> list[ColumnElement[bool]]: ...
+
+
+@dataclass(frozen=True)
+class FilterFamily:
+    """The filters a catalog names: their keys, parser, JSON round trip and OpenAPI text."""
+
+    keys: tuple[str, ...]
+    parse: Callable[[dict[str, Any], str, dt.datetime | None], ReportFilters]
+    from_json: Callable[[dict[str, Any]], ReportFilters]
+    schema: Callable[[str], dict[str, Any]]
+    descriptions: Mapping[str, str]
+
 
 # filter key -> invoices column, for the date-time bounds.
 DATETIME_FILTERS: dict[str, str] = {
@@ -98,7 +123,7 @@ class Filters:
                 values[name] = dt.datetime.fromisoformat(value).astimezone(dt.UTC)
         return cls(**values)
 
-    def needs(self) -> frozenset[Join]:
+    def needs(self) -> frozenset[str]:
         """Every filter but `id_gt` is on the invoice."""
         for item in fields(self):
             if item.name != "id_gt" and getattr(self, item.name) not in (None, ()):
@@ -330,3 +355,318 @@ FILTER_DESCRIPTIONS: dict[str, str] = {
         for prefix in ("invoice_due_date", *DATETIME_FILTERS)
     },
 }
+
+
+LINE_ITEM_FILTERS = FilterFamily(
+    keys=FILTER_KEYS,
+    parse=lambda raw, timezone, now: parse_filters(raw, timezone, now=now),
+    from_json=Filters.from_json,
+    schema=filter_schema,
+    descriptions=FILTER_DESCRIPTIONS,
+)
+
+
+# --- The invoices report's filters (TeamUp's names: no `invoice_` prefix) ---------------------
+
+# TeamUp's purchase types of an invoice, in TeamUp's published order, and the line item types
+# each one stands for (fees and gift cards stand for none). `reports.columns` derives an
+# invoice's purchase type from its lines with this table.
+PURCHASE_TYPES: dict[str, tuple[str, ...]] = {
+    "class": ("event_registration",),
+    "course": ("course",),
+    "course_session": ("course_session",),
+    "membership": (
+        "pack_membership",
+        "prepaid_plan_membership",
+        "recurring_plan_membership",
+        "membership_purchase",
+    ),
+    "store": ("store_order",),
+}
+
+# TeamUp filters naming things Ledgerline does not keep: refused by name (a parameter is
+# honoured or refused, never ignored).
+REFUSED_INVOICE_FILTERS: dict[str, str] = {
+    "customer_memberships": "Ledgerline keeps no customer memberships, so this filter "
+    "cannot be honoured",
+    "payment_processors": "Ledgerline keeps no payment processors, so this filter cannot be "
+    "honoured",
+}
+
+INVOICE_DATETIME_FILTERS: dict[str, str] = {
+    "paid_at": "paid_at",
+    "updated_at": "updated_at",
+    "confirmed_at": "confirmed_at",
+}
+
+# The invoices report's per-invoice sums (`reports.columns.INVOICE_SUMS`) are a derived
+# table named by this join; the filters on line values read it.
+SUMS = "sums"
+
+
+@dataclass(frozen=True)
+class InvoiceFilters:
+    id_gt: int | None = None
+    status: tuple[str, ...] = ()
+    due_date_gte: dt.date | None = None
+    due_date_lte: dt.date | None = None
+    paid_at_gte: dt.datetime | None = None
+    paid_at_lte: dt.datetime | None = None
+    updated_at_gte: dt.datetime | None = None
+    updated_at_lte: dt.datetime | None = None
+    confirmed_at_gte: dt.datetime | None = None
+    confirmed_at_lte: dt.datetime | None = None
+    due_date_timeframe: str | None = None
+    paid_at_timeframe: str | None = None
+    updated_at_timeframe: str | None = None
+    confirmed_at_timeframe: str | None = None
+    customers: tuple[int, ...] = ()
+    purchase_types: tuple[str, ...] = ()
+    discount_applied: bool | None = None
+    credit_applied: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is None or value == ():
+                continue
+            if isinstance(value, dt.date):
+                data[item.name] = value.isoformat()
+            elif isinstance(value, tuple):
+                data[item.name] = list(value)
+            else:
+                data[item.name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InvoiceFilters:
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            if name == "id_gt":
+                values[name] = int(value)
+            elif name in ("status", "purchase_types"):
+                values[name] = tuple(str(item) for item in value)
+            elif name == "customers":
+                values[name] = tuple(int(item) for item in value)
+            elif name in ("discount_applied", "credit_applied"):
+                values[name] = bool(value)
+            elif name.endswith(TIMEFRAME_SUFFIX):
+                values[name] = str(value)
+            elif name.startswith("due_date_"):
+                values[name] = dt.date.fromisoformat(value)
+            else:
+                values[name] = dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+        return cls(**values)
+
+    def needs(self) -> frozenset[str]:
+        needs: set[str] = set()
+        if self.customers:
+            needs.add("customer")
+        if self.purchase_types or self.discount_applied is not None:
+            needs.add(SUMS)
+        if self.credit_applied is not None:
+            needs.add(SUMS)
+        return frozenset(needs)
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        # Imported here: the catalog imports this module for the filter families.
+        from ledgerline.reports.columns import invoice_sums, purchase_type_expr
+
+        customers = Customer.__table__
+        where: list[ColumnElement[bool]] = []
+        if self.id_gt is not None:
+            where.append(invoices.c.public_id > self.id_gt)
+        if self.status:
+            where.append(invoices.c.status.in_(self.status))
+        if self.due_date_gte is not None:
+            where.append(invoices.c.due_date >= self.due_date_gte)
+        if self.due_date_lte is not None:
+            where.append(invoices.c.due_date <= self.due_date_lte)
+        for prefix, column_name in INVOICE_DATETIME_FILTERS.items():
+            column = invoices.c[column_name]
+            low = getattr(self, prefix + "_gte")
+            high = getattr(self, prefix + "_lte")
+            if low is not None:
+                where.append(column >= low)
+            if high is not None:
+                where.append(column <= high)
+        if self.customers:
+            # The customer joined is the invoice's own, so of its account: another account's
+            # customer id matches nothing.
+            where.append(customers.c.public_id.in_(self.customers))
+        if self.purchase_types:
+            where.append(purchase_type_expr().in_(self.purchase_types))
+        for flag, lines in (
+            (self.discount_applied, invoice_sums.c.discount_lines),
+            (self.credit_applied, invoice_sums.c.credit_lines),
+        ):
+            if flag is True:
+                where.append(lines > 0)
+            elif flag is False:
+                where.append(func.coalesce(lines, 0) == 0)
+        return where
+
+
+INVOICE_FILTER_KEYS = tuple(item.name for item in fields(InvoiceFilters))
+
+
+# Each id is one bound parameter of the report's statement (databases cap them per statement:
+# SQLite 32,766, PostgreSQL 65,535). A query string (16 KiB at most) cannot reach the cap; a
+# JSON body can.
+MAX_CUSTOMERS = 10_000
+
+
+def parse_customer_ids(key: str, value: Any) -> tuple[int, ...]:
+    """Customer ids: repeated, comma-separated, or a JSON list of integers."""
+    items: Sequence[Any] = value if isinstance(value, list) else [value]
+    ids: list[int] = []
+    for item in items:
+        parts = item.split(",") if isinstance(item, str) else [item]
+        for part in parts:
+            if isinstance(part, str) and not part.strip():
+                continue
+            number = parse_id_gt(key, part.strip() if isinstance(part, str) else part)
+            if number not in ids:
+                ids.append(number)
+    if not ids:
+        raise _invalid(key, "must name at least one customer id")
+    if len(ids) > MAX_CUSTOMERS:
+        raise _invalid(key, f"names more than {MAX_CUSTOMERS} customers")
+    return tuple(ids)
+
+
+def parse_purchase_types(key: str, value: Any) -> tuple[str, ...]:
+    items: Sequence[Any] = value if isinstance(value, list) else [value]
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise _invalid(key, f"must be purchase types: {', '.join(PURCHASE_TYPES)}")
+        for part in item.split(","):
+            name = part.strip()
+            if not name:
+                continue
+            if name not in PURCHASE_TYPES:
+                raise _invalid(
+                    key, f"'{name}' is not a purchase type; use one of {', '.join(PURCHASE_TYPES)}"
+                )
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise _invalid(key, "must name at least one purchase type")
+    return tuple(names)
+
+
+def parse_boolean(key: str, value: Any) -> bool:
+    """true or false: a JSON boolean, or the words `true` / `false` in a query or form."""
+    value = _single(key, value)
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return bool(value == "true")
+    raise _invalid(key, "must be true or false")
+
+
+def parse_invoice_filters(
+    raw: dict[str, Any], timezone: str, now: dt.datetime | None = None
+) -> InvoiceFilters:
+    """The invoices report's filters from `raw` (only filter keys), as `parse_filters` reads
+    the line items report's: the same date and date-time rules, timeframes at `now`."""
+    zone = ZoneInfo(timezone)
+    values: dict[str, Any] = {}
+    timeframes: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in REFUSED_INVOICE_FILTERS:
+            if value is None or value == "" or value == []:
+                continue
+            raise _invalid(key, REFUSED_INVOICE_FILTERS[key])
+        if key.endswith(TIMEFRAME_SUFFIX):
+            if value is not None:
+                timeframes[key] = value
+            continue
+        if value is None or value == "" or value == []:
+            continue
+        if key == "id_gt":
+            values[key] = parse_id_gt(key, value)
+        elif key == "status":
+            values[key] = parse_statuses(key, value)
+        elif key == "customers":
+            values[key] = parse_customer_ids(key, value)
+        elif key == "purchase_types":
+            values[key] = parse_purchase_types(key, value)
+        elif key in ("discount_applied", "credit_applied"):
+            values[key] = parse_boolean(key, value)
+        elif key.startswith("due_date_"):
+            values[key] = parse_date(key, value)
+        else:
+            values[key] = parse_datetime_bound(key, value, zone, upper=key.endswith("_lte"))
+    apply_timeframes(
+        values,
+        timeframes,
+        instant_prefixes=tuple(INVOICE_DATETIME_FILTERS),
+        zone=zone,
+        now=now if now is not None else utcnow(),
+    )
+    return InvoiceFilters(**values)
+
+
+def invoice_filter_schema(key: str) -> dict[str, Any]:
+    if key == "id_gt":
+        return filter_schema("id_gt")
+    if key == "status":
+        return name_list_schema(list(INVOICE_STATUSES))
+    if key == "purchase_types":
+        return name_list_schema(list(PURCHASE_TYPES))
+    if key == "customers":
+        customer_id = {"type": "integer", "minimum": -MAX_ID, "maximum": MAX_ID}
+        # No maxItems: the cap (MAX_CUSTOMERS) is beyond what a query string can hold.
+        return {"type": "array", "items": {"anyOf": [customer_id, _EMPTY]}}
+    if key in ("discount_applied", "credit_applied"):
+        return {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false", ""]}]}
+    if key.endswith(TIMEFRAME_SUFFIX):
+        return {"type": "string", "enum": list(TIMEFRAMES)}
+    if key.startswith("due_date_"):
+        return {"anyOf": [_DATE, _EMPTY]}
+    return {"anyOf": [_DATE, {"type": "string", "format": "date-time"}, _EMPTY]}
+
+
+INVOICE_FILTER_DESCRIPTIONS: dict[str, str] = {
+    "id_gt": "Only invoices whose id is greater than this.",
+    "status": "Invoice statuses: repeated, or comma-separated in one value.",
+    "customers": "Only invoices of these customers (customer ids, repeated or comma-separated).",
+    "purchase_types": "Only invoices of these purchase types (class, course, course_session, "
+    "membership, store): repeated or comma-separated.",
+    "discount_applied": "true: only invoices with a line item whose discount_amount is not "
+    "zero; false: only invoices without one.",
+    "credit_applied": "true: only invoices with a line item whose credit_amount is not zero; "
+    "false: only invoices without one.",
+    **{
+        f"due_date_{bound}": f"Due date {word} this date (inclusive)."
+        for bound, word in (("gte", "on or after"), ("lte", "on or before"))
+    },
+    **{
+        f"{prefix}_{bound}": (
+            f"{column.replace('_', ' ').capitalize()} {word} this instant (inclusive): a "
+            "date-time with an offset, one without (read in the account's time zone), or a "
+            f"date (the {'start' if bound == 'gte' else 'end'} of that day there)."
+        )
+        for prefix, column in INVOICE_DATETIME_FILTERS.items()
+        for bound, word in (("gte", "at or after"), ("lte", "at or before"))
+    },
+    **{
+        f"{prefix}{TIMEFRAME_SUFFIX}": (
+            f"{prefix.replace('_', ' ').capitalize()} within this named range of whole days in "
+            "the account's time zone, resolved when the request is made (see the line items "
+            f"report's timeframes). Not together with {prefix}_gte or {prefix}_lte."
+        )
+        for prefix in ("due_date", *INVOICE_DATETIME_FILTERS)
+    },
+}
+
+INVOICE_FILTERS = FilterFamily(
+    keys=(*INVOICE_FILTER_KEYS, *REFUSED_INVOICE_FILTERS),
+    parse=parse_invoice_filters,
+    from_json=InvoiceFilters.from_json,
+    schema=invoice_filter_schema,
+    descriptions=INVOICE_FILTER_DESCRIPTIONS,
+)

@@ -16,7 +16,6 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
-    FromClause,
     Select,
     UnaryExpression,
     cast,
@@ -28,27 +27,23 @@ from sqlalchemy import (
 
 from ledgerline.auth import owned
 from ledgerline.errors import ConflictingParameters, ValidationFailed
-from ledgerline.models import LineItem
 from ledgerline.reports.columns import (
     CATALOGS,
-    CURRENCY,
-    JOIN_ORDER,
-    LINE_ITEM_KEY,
     Catalog,
     Column,
-    Join,
-    customers,
-    invoices,
-    line_items,
     sort_keys,
-    venues,
 )
-from ledgerline.reports.filters import FILTER_KEYS, Filters, parse_filters
-from ledgerline.reports.rendering import json_row_maker
+from ledgerline.reports.filters import FILTER_KEYS, Filters, ReportFilters
+from ledgerline.reports.rendering import has_money, json_row_maker
 
 FORMATS = ("csv", "json")
 PAGING_KEYS = frozenset({"limit", "offset", "page", "page_size"})
+# The line items report's parameters (each catalog names its own filters: `param_keys`).
 PARAM_KEYS = frozenset({"columns", "sort", "format", *FILTER_KEYS})
+
+
+def param_keys(catalog: Catalog) -> frozenset[str]:
+    return frozenset({"columns", "sort", "format", *catalog.filters.keys})
 
 
 @dataclass(frozen=True)
@@ -56,10 +51,10 @@ class ReportParams:
     report: str
     columns: tuple[str, ...]
     sort: tuple[tuple[str, bool], ...]
-    filters: Filters = field(default_factory=Filters)
+    filters: ReportFilters = field(default_factory=Filters)
     format: str = "csv"
     # The account's time zone, kept only when a requested or sorted column depends on it
-    # (a local period; `zoned`), so that a job re-run keeps the zone of its request.
+    # (a local period; `Column.zoned`), so that a job re-run keeps the zone of its request.
     timezone: str | None = None
 
     @property
@@ -93,7 +88,7 @@ class ReportParams:
             report=data["report"],
             columns=tuple(data["columns"]),
             sort=tuple((key.lstrip("-"), key.startswith("-")) for key in data["sort"]),
-            filters=Filters.from_json(dict(data.get("filters") or {})),
+            filters=CATALOGS[data["report"]].filters.from_json(dict(data.get("filters") or {})),
             format=data.get("format", "csv"),
             timezone=data.get("timezone"),
         )
@@ -126,6 +121,8 @@ def _parse_columns(catalog: Catalog, value: Any) -> tuple[str, ...]:
     keys: list[str] = []
     for name in _names("columns", value):
         column = catalog.lookup(name)
+        if name in catalog.refused:
+            raise ValidationFailed.field(["columns"], f"'{name}': {catalog.refused[name]}")
         if column is None:
             raise ValidationFailed.field(["columns"], _unknown(catalog, name))
         if column.key in keys:
@@ -148,6 +145,8 @@ def _parse_sort(
         descending = name.startswith("-")
         bare = name[1:] if descending else name.lstrip("+")
         column = catalog.lookup(bare)
+        if bare in catalog.refused:
+            raise ValidationFailed.field(["sort"], f"'{bare}': {catalog.refused[bare]}")
         if column is None:
             raise ValidationFailed.field(["sort"], _unknown(catalog, bare))
         if not column.sortable:
@@ -203,13 +202,15 @@ def parse_report_params(
         raise ValidationFailed.field(["report"], f"'{report}' is not a report")
     catalog = CATALOGS[report]
     raw = _without_brackets(raw)
-    allowed = PARAM_KEYS if for_export else PARAM_KEYS | PAGING_KEYS
+    keys = param_keys(catalog)
+    allowed = keys if for_export else keys | PAGING_KEYS
     for key in raw:
         if key not in allowed:
             raise ValidationFailed.field([key], "is not a parameter of this report")
     columns = _parse_columns(catalog, raw.get("columns"))
     sort = _parse_sort(catalog, raw.get("sort"), columns)
-    filters = parse_filters({k: v for k, v in raw.items() if k in FILTER_KEYS}, timezone, now=now)
+    family = catalog.filters
+    filters = family.parse({k: v for k, v in raw.items() if k in family.keys}, timezone, now)
     return ReportParams(
         report=report,
         columns=columns,
@@ -226,31 +227,19 @@ def _zoned(catalog: Catalog, columns: tuple[str, ...], sort: tuple[tuple[str, bo
     return any(catalog.by_name[key].zoned is not None for key in keys)
 
 
-def _joined_from(needs: frozenset[Join]) -> FromClause:
-    source: FromClause = line_items
-    for join in JOIN_ORDER:
-        if join not in needs:
-            continue
-        if join == "invoice":
-            source = source.join(invoices, invoices.c.id == line_items.c.invoice_id)
-        elif join == "customer":
-            source = source.outerjoin(customers, customers.c.id == invoices.c.customer_id)
-        else:
-            source = source.outerjoin(venues, venues.c.id == customers.c.venue_id)
-    return source
-
-
-def _needs(columns: tuple[Column, ...]) -> frozenset[Join]:
-    needs: set[Join] = set()
+def _needs(columns: tuple[Column, ...]) -> frozenset[str]:
+    needs: set[str] = set()
     for column in columns:
         needs |= column.needs
     return frozenset(needs)
 
 
-def _order(column: Column, descending: bool) -> list[UnaryExpression[Any]]:
+def _order(
+    column: Column, descending: bool, currency: ColumnElement[Any]
+) -> list[UnaryExpression[Any]]:
     """ORDER BY terms of one sort key (money: two, see `columns.sort_keys`)."""
     terms: list[UnaryExpression[Any]] = []
-    for expr in sort_keys(column):
+    for expr in sort_keys(column, currency):
         ordered: UnaryExpression[Any] = expr.desc() if descending else expr.asc()
         if column.nullable:
             ordered = nulls_first(ordered) if descending else nulls_last(ordered)
@@ -260,10 +249,13 @@ def _order(column: Column, descending: bool) -> list[UnaryExpression[Any]]:
 
 def _order_by(params: ReportParams) -> list[UnaryExpression[Any]]:
     """The requested sort, then the report's tie-breaker unless the sort names it."""
-    order = [term for key, desc in params.sort for term in _order(params.column(key), desc)]
+    currency = params.catalog.source.currency
+    order = [
+        term for key, desc in params.sort for term in _order(params.column(key), desc, currency)
+    ]
     tie_breaker = params.catalog.tie_breaker
     if tie_breaker is not None and not any(key == tie_breaker for key, _ in params.sort):
-        order += _order(params.column(tie_breaker), descending=False)
+        order += _order(params.column(tie_breaker), False, currency)
     return order
 
 
@@ -271,9 +263,13 @@ def _base(
     account_id: int,
     params: ReportParams,
     columns: tuple[Column, ...],
-    currency: ColumnElement[Any] = CURRENCY,
+    currency: ColumnElement[Any] | None = None,
+    within: Select[Any] | None = None,
 ) -> Select[Any]:
-    """SELECT <every expression of `columns`>, currency FROM … WHERE account and filters."""
+    """SELECT <every expression of `columns`>, currency FROM … WHERE account and filters;
+    with the catalog's derived table (`WITH …`) when a column, sort key or filter reads it,
+    made for the rows `within` selects when given."""
+    source = params.catalog.source
     sort_columns = tuple(params.column(key) for key, _ in params.sort)
     needs = _needs(columns) | _needs(sort_columns) | params.filters.needs()
     exprs = [
@@ -281,42 +277,48 @@ def _base(
         for index, column in enumerate(columns)
         for position, expr in enumerate(column.exprs)
     ]
-    return (
+    currency = source.currency if currency is None else currency
+    statement = (
         select(*exprs, currency.label("currency"))
-        .select_from(_joined_from(needs))
-        .where(owned(LineItem, account_id), *params.filters.clauses())
+        .select_from(source.joined(needs))
+        .where(owned(source.model, account_id), *params.filters.clauses())
     )
+    return source.with_derived(statement, account_id, needs, within)
 
 
-def rows_statement(account_id: int, params: ReportParams) -> Select[Any]:
+def rows_statement(
+    account_id: int, params: ReportParams, *, within: Select[Any] | None = None
+) -> Select[Any]:
     """Every matching row, in the requested order: the columns' expressions, then currency.
 
-    Flat: the catalog's tie-breaker (line item id) comes last, so the order is total.
+    Flat: the catalog's tie-breaker (the row's id) comes last, so the order is total.
     Grouped: GROUP BY the requested attribute columns, and the currency whenever a money
     total is requested (never adding currencies together); sorted as requested, then by the
     attribute columns (NULLs last, as the flat report sorts them) and the currency.
+    `within`: the derived table (the invoices report's sums) only for the rows it selects.
     """
     columns = params.selected
     order = _order_by(params)
+    currency = params.catalog.source.currency
     if params.catalog.grouped:
-        keys = [c for c in columns if not c.aggregate]
-        group_keys = [expr for c in keys for expr in c.exprs]
+        # Every expression of a key: a composite (billed_item) groups by each of its parts.
+        group_keys = [expr for c in columns if not c.aggregate for expr in c.exprs]
         sorted_keys = {key for key, _ in params.sort}
         order += [
-            nulls_last(expr.asc()) if c.nullable else expr.asc()
-            for c in keys
-            if c.key not in sorted_keys
-            for expr in c.exprs
+            term
+            for c in columns
+            if not c.aggregate and c.key not in sorted_keys
+            for term in _order(c, False, currency)
         ]
-        if not any(c.aggregate and c.kind == "money" for c in columns):
+        if not has_money(columns):
             # No money is summed (attribute columns alone, or a count), so there is nothing
             # to split by currency: one row per value (rows differing only by an unshown
-            # currency would look like duplicates; a count adds line items, not money).
-            statement = _base(account_id, params, columns, func.min(CURRENCY))
+            # currency would look like duplicates; a count adds rows, not money).
+            statement = _base(account_id, params, columns, func.min(currency))
             return statement.group_by(*group_keys).order_by(*order)
         statement = _base(account_id, params, columns)
-        return statement.group_by(*group_keys, CURRENCY).order_by(*order, CURRENCY.asc())
-    return _base(account_id, params, columns).order_by(*order)
+        return statement.group_by(*group_keys, currency).order_by(*order, currency.asc())
+    return _base(account_id, params, columns, within=within).order_by(*order)
 
 
 def page_statement(
@@ -332,32 +334,44 @@ def page_statement(
     0.2 s this way; docs/performance.md "Indexes and counts"). The outer query sorts by the
     same keys, which end with the line item id, so the order is the same total order.
     """
+    source = params.catalog.source
     statement = rows_statement(account_id, params)
-    if params.catalog.grouped or offset <= 0:
-        return statement.limit(limit).offset(offset)
     sort_columns = tuple(params.column(key) for key, _ in params.sort)
+    order_needs = _needs(sort_columns) | params.filters.needs()
+    if params.catalog.grouped or (source.derived is None and offset <= 0):
+        return statement.limit(limit).offset(offset)
+    if source.derived is not None and source.derived_join in order_needs:
+        # The sort or a filter reads the derived sums: every row's are needed to choose.
+        return statement.limit(limit).offset(offset)
     ids = (
-        select(LINE_ITEM_KEY)
-        .select_from(_joined_from(_needs(sort_columns) | params.filters.needs()))
-        .where(owned(LineItem, account_id), *params.filters.clauses())
+        select(source.key)
+        .select_from(source.joined(order_needs))
+        .where(owned(source.model, account_id), *params.filters.clauses())
         .order_by(*_order_by(params))
         .limit(limit)
         .offset(offset)
     )
-    return statement.where(LINE_ITEM_KEY.in_(ids.scalar_subquery()))
+    if source.derived is not None:
+        # The invoices report: the page's invoices are chosen first, and only their lines
+        # are summed (through line_items' invoice_id index), never the whole account's.
+        statement = rows_statement(account_id, params, within=ids)
+    return statement.where(source.key.in_(ids.scalar_subquery()))
 
 
 def count_rows(conn: Connection, account_id: int, params: ReportParams) -> int:
     """How many rows the report has (line items, or groups), counted in the database."""
+    source = params.catalog.source
     if params.catalog.grouped:
         groups = rows_statement(account_id, params).order_by(None).subquery()
         statement = select(func.count()).select_from(groups)
     else:
         needs = params.filters.needs()
-        statement = (
+        statement = source.with_derived(
             select(func.count())
-            .select_from(_joined_from(needs))
-            .where(owned(LineItem, account_id), *params.filters.clauses())
+            .select_from(source.joined(needs))
+            .where(owned(source.model, account_id), *params.filters.clauses()),
+            account_id,
+            needs,
         )
     return int(conn.execute(statement).scalar_one())
 
@@ -390,8 +404,8 @@ def report_page(
     make_row = json_row_maker(params.selected)
     if params.catalog.grouped:
         # One query gives the page and the total (the groups counted by a window over the
-        # grouped rows, after the last row's columns), instead of grouping every line item
-        # twice; only a page past the end counts again.
+        # grouped rows, after the last row's columns), instead of grouping every row twice;
+        # only a page past the end counts again.
         statement = rows_statement(account_id, params).add_columns(
             func.count().over().label("groups")
         )
@@ -417,18 +431,23 @@ def currency_totals(
     """Per currency, the row count and the sum (minor units) of every money column of a flat
     report over all its filtered rows, not one page: `{"GBP": {"rows": 3, "amount": …}}`.
     Currencies are never added together."""
+    source = params.catalog.source
+    currency = source.currency
     money = [column for column in params.catalog.columns if column.kind == "money"]
     sums = [
         # PostgreSQL sums BIGINT as NUMERIC; every total is a whole number of minor units.
         cast(func.sum(column.exprs[0]), BigInteger).label(column.key)
         for column in money
     ]
-    statement = (
-        select(CURRENCY.label("currency"), func.count().label("rows"), *sums)
-        .select_from(_joined_from(params.filters.needs()))
-        .where(owned(LineItem, account_id), *params.filters.clauses())
-        .group_by(CURRENCY)
-        .order_by(CURRENCY)
+    needs = _needs(tuple(money)) | params.filters.needs()
+    statement = source.with_derived(
+        select(currency.label("currency"), func.count().label("rows"), *sums)
+        .select_from(source.joined(needs))
+        .where(owned(source.model, account_id), *params.filters.clauses())
+        .group_by(currency)
+        .order_by(currency),
+        account_id,
+        needs,
     )
     totals: dict[str, dict[str, int]] = {}
     for row in conn.execute(statement).mappings():

@@ -116,46 +116,57 @@ def csv_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], tuple[
 # --- CSV rendered by the database (the export fast path; see `kinds` for the cells) ----------
 
 
-def _sql_slot(column: Column, digits: int | None = None) -> SqlSlot:
-    return SqlSlot(column.exprs, column.nullable, CURRENCY, digits)
+def _sql_slot(
+    column: Column, digits: int | None = None, currency: ColumnElement[Any] = CURRENCY
+) -> SqlSlot:
+    return SqlSlot(column.exprs, column.nullable, currency, digits)
 
 
-def csv_sql_cells(columns: Sequence[Column]) -> list[ColumnElement[Any]]:
-    """PostgreSQL: the cells of `csv_row_maker` as text (Currency last as there), for COPY."""
+def csv_sql_cells(
+    columns: Sequence[Column], currency: ColumnElement[Any] = CURRENCY
+) -> list[ColumnElement[Any]]:
+    """PostgreSQL: the cells of `csv_row_maker` as text (Currency last as there), for COPY.
+    `currency`: the row's currency (its report's `Source.currency`)."""
     cells: list[ColumnElement[Any]] = [
-        KINDS[column.kind].postgresql(_sql_slot(column)).label(f"f{index}")
+        KINDS[column.kind].postgresql(_sql_slot(column, None, currency)).label(f"f{index}")
         for index, column in enumerate(columns)
     ]
     if appends_currency(columns):
-        cells.append(CURRENCY.label("currency"))
+        cells.append(currency.label("currency"))
     return cells
 
 
-def _sqlite_record(columns: Sequence[Column], digits: int | None) -> ColumnElement[Any]:
+def _sqlite_record(
+    columns: Sequence[Column], digits: int | None, currency: ColumnElement[Any] = CURRENCY
+) -> ColumnElement[Any]:
     """printf of the record's cells; money in a currency of `digits` digits (None: no money).
     printf's %s writes NULL as nothing, as the csv module does."""
     pieces: list[str] = []
     arguments: list[ColumnElement[Any]] = []
     for column in columns:
-        piece, values = KINDS[column.kind].sqlite(_sql_slot(column, digits))
+        piece, values = KINDS[column.kind].sqlite(_sql_slot(column, digits, currency))
         pieces.append(piece)
         arguments.extend(values)
     if digits is not None and appends_currency(columns):
         pieces.append("%s")
-        arguments.append(CURRENCY)
+        arguments.append(currency)
     record: ColumnElement[Any] = func.printf(",".join(pieces), *arguments)
     return record
 
 
-def csv_sql_record(columns: Sequence[Column]) -> ColumnElement[Any]:
+def csv_sql_record(
+    columns: Sequence[Column], currency: ColumnElement[Any] = CURRENCY
+) -> ColumnElement[Any]:
     """SQLite: the whole CSV record of a row, without its line end, exactly as the csv module
     writes `csv_row_maker`'s cells. With money, one CASE over the row's currency picks the
     record's layout (most rows take the first branch), instead of one per money cell."""
     record: ColumnElement[Any]
     if has_money(columns):
-        record = by_currency_digits(CURRENCY, lambda digits: _sqlite_record(columns, digits))
+        record = by_currency_digits(
+            currency, lambda digits: _sqlite_record(columns, digits, currency)
+        )
     else:
-        record = _sqlite_record(columns, None)
+        record = _sqlite_record(columns, None, currency)
         if len(columns) == 1:
             # A record of one empty field is written as "" (else it would be a blank line).
             record = func.ifnull(func.nullif(record, ""), '""')
