@@ -26,6 +26,7 @@ from rich.table import Table
 from sqlalchemy import create_engine, text
 
 from bench import harness
+from bench.cuts import measure_cuts
 from bench.harness import Comparison, alternate
 from bench.load import http_load, sql_load
 from bench.soak import MIXES as SOAK_MIXES
@@ -44,7 +45,7 @@ CONNECTIONS = 32
 POLL_FIRST_SECONDS = 0.05
 POLL_BACKOFF = 1.5
 POLL_MAX_SECONDS = 1.0
-MEASUREMENTS = ("startup", "grouped", "flat", "api")
+MEASUREMENTS = ("startup", "grouped", "cuts", "flat", "api")
 # Not part of a full run (it takes 10 minutes a database): asked for with `--only soak`.
 OPTIONAL_MEASUREMENTS = ("soak",)
 
@@ -268,6 +269,20 @@ class Bench:
         engine.dispose()
         return result
 
+    def measure_cuts(self) -> list[Comparison]:
+        engine = self.engine()
+        try:
+            return measure_cuts(
+                self.base,
+                self.seeded["token"],
+                engine,
+                self.seeded["account"],
+                self.runs,
+                dialect=engine.dialect.name,
+            )
+        finally:
+            engine.dispose()
+
     def flat_sql(self) -> str:
         from ledgerline.reports.query import parse_report_params, rows_statement
 
@@ -427,6 +442,9 @@ class Bench:
                     comparisons.append(grouped.as_dict())
                     pickups = sorted(grouped.extra["pickup_ms"])
                     self.results["pickup_ms_median"] = pickups[len(pickups) // 2]
+            if "cuts" in only:
+                cuts = self.attempt("cuts", self.measure_cuts)
+                comparisons.extend(cut.as_dict() for cut in cuts or [])
             if "flat" in only:
                 flat_csv = self.attempt("flat csv", self.measure_flat_csv)
                 if flat_csv is not None:

@@ -9,7 +9,7 @@ and the tie-breaker that makes its order total. The SELECT list, sort validation
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +30,8 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy import column as sql_column
+from sqlalchemy.sql.expression import ColumnClause, TableClause
+from sqlalchemy.sql.visitors import iterate
 from sqlalchemy.types import NullType
 
 from ledgerline.auth import AccountOwned, owned
@@ -390,7 +392,10 @@ class Source:
     currency: ColumnElement[Any]
     joins: tuple[tuple[str, JoinStep], ...]
     derived_join: str | None = None
-    derived: Callable[[int, Select[Any] | None], CTE] | None = None
+    # (account, rows within, the derived columns the statement reads) -> the CTE.
+    derived: Callable[[int, Select[Any] | None, frozenset[str]], CTE] | None = None
+    # The stand-in table the columns read the derived table through.
+    derived_table: TableClause | None = None
 
     def joined(self, needs: frozenset[str]) -> FromClause:
         source: FromClause = self.table
@@ -405,11 +410,20 @@ class Source:
         account_id: int,
         needs: frozenset[str],
         within: Select[Any] | None = None,
+        also: Sequence[ColumnElement[Any]] = (),
     ) -> Select[Any]:
-        """The statement with the derived table it needs (`WITH …`), if any."""
+        """The statement with the derived table it needs (`WITH …`), if any, computing only
+        the derived columns the statement (or the expressions `also` will add to it: its
+        sort keys) reads: SQLite materialises a CTE whole, so an unread sum is work."""
         if self.derived is None or self.derived_join not in needs:
             return statement
-        return statement.add_cte(self.derived(account_id, within))
+        read = frozenset(
+            element.name
+            for root in (statement, *also)
+            for element in iterate(root)
+            if isinstance(element, ColumnClause) and element.table is self.derived_table
+        )
+        return statement.add_cte(self.derived(account_id, within, read))
 
 
 LINE_ITEMS = Source(
@@ -527,26 +541,32 @@ invoice_sums = table(
 SUMMED = ("amount", "tax_amount", "discount_amount", "credit_amount", "refund_amount")
 
 
-def invoice_sums_cte(account_id: int, within: Select[Any] | None) -> CTE:
-    """Per invoice of the account (only those `within` selects, if given): the sums of its
-    lines' amounts, the rank of its purchase type (see `purchase_type_expr`) and how many of
-    its lines carry a discount or a credit. Invoices without lines have no row."""
+def _invoice_sum_exprs() -> dict[str, ColumnElement[Any]]:
+    """Each column of `invoice_sums` but the key, as its aggregate over an invoice's lines."""
     ranks = [
         (line_items.c.type.in_(types), rank)
         for rank, types in enumerate(PURCHASE_TYPES.values(), start=1)
     ]
-    statement = select(
-        line_items.c.invoice_id,
+    return {
         # PostgreSQL sums BIGINT as NUMERIC; each sum is a whole number of minor units.
-        *(cast(func.sum(line_items.c[name]), BigInteger).label(name) for name in SUMMED),
-        func.min(case(*ranks, else_=None)).label("purchase_rank"),
-        cast(func.sum(case((line_items.c.discount_amount != 0, 1), else_=0)), BigInteger).label(
-            "discount_lines"
+        **{name: cast(func.sum(line_items.c[name]), BigInteger) for name in SUMMED},
+        "purchase_rank": func.min(case(*ranks, else_=None)),
+        "discount_lines": cast(
+            func.sum(case((line_items.c.discount_amount != 0, 1), else_=0)), BigInteger
         ),
-        cast(func.sum(case((line_items.c.credit_amount != 0, 1), else_=0)), BigInteger).label(
-            "credit_lines"
+        "credit_lines": cast(
+            func.sum(case((line_items.c.credit_amount != 0, 1), else_=0)), BigInteger
         ),
-    ).where(owned(LineItem, account_id))
+    }
+
+
+def invoice_sums_cte(account_id: int, within: Select[Any] | None, read: frozenset[str]) -> CTE:
+    """Per invoice of the account (only those `within` selects, if given): of the sums of its
+    lines' amounts, the rank of its purchase type (see `purchase_type_expr`) and how many of
+    its lines carry a discount or a credit, those the statement reads (`read`). Invoices
+    without lines have no row."""
+    sums = [expr.label(name) for name, expr in _invoice_sum_exprs().items() if name in read]
+    statement = select(line_items.c.invoice_id, *sums).where(owned(LineItem, account_id))
     if within is not None:
         statement = statement.where(line_items.c.invoice_id.in_(within))
     return statement.group_by(line_items.c.invoice_id).cte("invoice_sums")
@@ -590,6 +610,7 @@ INVOICES_SOURCE = Source(
     ),
     derived_join=SUMS,
     derived=invoice_sums_cte,
+    derived_table=invoice_sums,
 )
 
 NEEDS_SUMS: frozenset[str] = frozenset({SUMS})

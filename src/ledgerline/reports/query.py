@@ -283,7 +283,8 @@ def _base(
         .select_from(source.joined(needs))
         .where(owned(source.model, account_id), *params.filters.clauses())
     )
-    return source.with_derived(statement, account_id, needs, within)
+    also = [expr for column in sort_columns for expr in column.exprs]
+    return source.with_derived(statement, account_id, needs, within, also=also)
 
 
 def rows_statement(
