@@ -299,6 +299,52 @@ def test_data_rows_and_totals_on_a_fixed_clock(
     assert row["total_amount"]["string"] == f"£{sum(line.amount for line in paid) / 100:.2f}"
 
 
+@pytest.mark.parametrize(("timezone", "now"), CLOCKS)
+def test_invoices_report_timeframes_on_a_fixed_clock(
+    backend: Backend,
+    make_tenant: TenantFactory,
+    fix_clock: Callable[[dt.datetime], None],
+    timezone: str,
+    now: str,
+) -> None:
+    """TeamUp's invoices report takes the same named timeframes under its own names
+    (`due_date_timeframe`, `paid_at_timeframe`, ...): the invoices on and just inside each
+    bound of each timeframe, and none just outside, on the same fixed clocks."""
+    api = make_tenant(timezone=timezone)
+    data = Data(backend, api)
+    zone = ZoneInfo(timezone)
+    instant = at(now)
+    fix_clock(instant)
+    today = instant.astimezone(zone).date()
+    bounds = {name: local_bounds(name, today, zone) for name in TIMEFRAMES}
+    for low, high in bounds.values():
+        for moment in (low - MICROSECOND, low, high, high + MICROSECOND):
+            data.invoice(
+                [{"amount": 100}],
+                status="paid",
+                due_date=moment.astimezone(zone).date(),
+                paid_at=moment,
+                confirmed_at=moment,
+                updated_at=moment,
+            )
+    for name, (low, high) in bounds.items():
+        for field in FIELDS.values():
+            if field == "due_date":
+                keep = _within(field, low.astimezone(zone).date(), high.astimezone(zone).date())
+            else:
+                keep = _within(field, low, high)
+            expected = sorted({line.invoice_id for line in data.lines if keep(line)})
+            response = api.get(
+                "/reports/invoices/data",
+                params={f"{field}_timeframe": name, "columns": "id", "limit": 100},
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["total"] == len(expected), (name, field)
+            assert sorted(row["id"] for row in body["rows"]) == expected, (name, field)
+            assert len(expected) >= 2  # at least the two invoices on its own bounds
+
+
 # ---- bad values: 422 naming the key, no job ----------------------------------------------------
 
 KEY = "invoice_paid_at_timeframe"
