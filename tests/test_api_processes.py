@@ -135,13 +135,15 @@ def server_side(pids: list[int], client_port: int) -> int | None:
     return None
 
 
-def pin_connections(port: int, pids: list[int], *, attempts: int = 400) -> dict[int, Pinned]:
+def pin_connections(port: int, pids: list[int], *, seconds: float = 180) -> dict[int, Pinned]:
     """A live connection to each API process in `pids` (the kernel decides which process
-    accepts: connections are opened, eight at a time, until each has one)."""
+    accepts: connections are opened, eight at a time, until each has one; a process still
+    starting accepts none yet)."""
     pinned: dict[int, Pinned] = {}
     spare: list[http.client.HTTPConnection] = []
+    deadline = time.monotonic() + seconds
     try:
-        for _ in range(attempts // 8):
+        while time.monotonic() < deadline:
             batch = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(8)]
             for conn in batch:
                 conn.request("GET", "/healthz")
@@ -509,5 +511,42 @@ def test_sighup_restarts_one_at_a_time_and_a_stop_lets_requests_finish(
             server.kill()
             server.wait(timeout=10)
         for process in everyone:
+            with suppress(psutil.Error):
+                process.kill()
+
+
+def test_api_processes_stop_when_serve_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves `serve` no chance to stop its children: each notices its supervisor is
+    gone and stops by itself (the API processes and the job worker alike)."""
+    data = tmp_path / "data"
+    env = ledgerline_env(
+        Backend("sqlite", f"sqlite:///{data / 'ledgerline.db'}", data, Settings()),
+        LEDGERLINE_SECRET_KEY="orphan-test",
+    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start_ledgerline(env, "serve", "--port", str(port), "--workers", "2", log=log)
+    children: list[psutil.Process] = []
+    try:
+        wait_ready(server, f"http://127.0.0.1:{port}", log, timeout=180)
+        deadline = time.monotonic() + 120
+        while len(api_children(server.pid)) < 2:  # the second may still be starting
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        children = psutil.Process(server.pid).children(recursive=True)
+        assert len(api_children(server.pid)) == 2
+        assert len(job_workers(server.pid)) == 1
+        server.kill()
+        server.wait(timeout=10)
+        _gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"still running after serve was killed: {alive}"
+        # Nothing listens on the port any more.
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=10)
+        for process in children:
             with suppress(psutil.Error):
                 process.kill()
