@@ -29,6 +29,7 @@ from bench import harness
 from bench.cuts import measure_cuts
 from bench.harness import Comparison, alternate
 from bench.load import http_load, sql_load
+from bench.scaling import measure_scaling, render_scaling
 from bench.soak import MIXES as SOAK_MIXES
 from bench.soak import NO_RATE_LIMITS, render_soak, run_soak
 
@@ -45,7 +46,7 @@ CONNECTIONS = 32
 POLL_FIRST_SECONDS = 0.05
 POLL_BACKOFF = 1.5
 POLL_MAX_SECONDS = 1.0
-MEASUREMENTS = ("startup", "grouped", "cuts", "flat", "api")
+MEASUREMENTS = ("startup", "grouped", "cuts", "flat", "api", "scaling")
 # Not part of a full run (it takes 10 minutes a database): asked for with `--only soak`.
 OPTIONAL_MEASUREMENTS = ("soak",)
 
@@ -80,7 +81,8 @@ class Bench:
         env["LEDGERLINE_SECRET_KEY"] = "bench-secret"
         env["LEDGERLINE_LOG_LEVEL"] = "WARNING"
         if self.database == "postgres":
-            name = f"ledgerline_bench_{self.rows}"
+            # BENCH_POSTGRES_SUFFIX: a database of one's own when others bench on the server.
+            name = f"ledgerline_bench_{self.rows}{os.environ.get('BENCH_POSTGRES_SUFFIX', '')}"
             env["LEDGERLINE_DATABASE_URL"] = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
             env["LEDGERLINE_QUEUE_URL"] = REDIS_URL
         return env
@@ -433,6 +435,9 @@ class Bench:
             return self.results
         if "startup" in only:
             self.measure_startup()
+        if only & set(MEASUREMENTS) == {"scaling"}:
+            self.results["scaling"] = self.attempt("scaling", lambda: measure_scaling(self))
+            return self.results
         self.start()
         try:
             comparisons = self.results["comparisons"] = []
@@ -458,6 +463,8 @@ class Bench:
                 self.results["api"] = self.attempt("api", self.measure_api)
         finally:
             self.close()
+        if "scaling" in only:  # servers of its own, with the one above stopped
+            self.results["scaling"] = self.attempt("scaling", lambda: measure_scaling(self))
         return self.results
 
     def measure_soak(self) -> dict[str, Any]:
@@ -628,7 +635,9 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     raw = RESULTS / f"bench-{args.rows}-{stamp}.json"
     raw.write_text(json.dumps({"meta": meta, "results": all_results}, indent=2, default=str))
-    section = render(all_results, meta) if only & set(MEASUREMENTS) else ""
+    section = render(all_results, meta) if only & set(MEASUREMENTS) - {"scaling"} else ""
+    if "scaling" in only:
+        section += render_scaling(all_results, meta["date"])
     if "soak" in only:
         section += render_soak(all_results, meta["date"])
     table = Table(title="Ledgerline vs floor")

@@ -193,34 +193,72 @@ def console_link(
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
     port: Annotated[int | None, typer.Option(help="port")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=256,
+            help="API processes sharing the port (default: LEDGERLINE_API_WORKERS, else one "
+            "per core with PostgreSQL and shared rate limits, else 1)",
+        ),
+    ] = None,
 ) -> None:
     """Apply migrations, then serve the API (and, embedded, run the job workers)."""
     from ledgerline import db
-    from ledgerline.app import create_app
+    from ledgerline.api_processes import ApiProcesses, ApiProcessesError, api_process_count
     from ledgerline.http import configure_logging
     from ledgerline.jobs.queue import QueueConfigError, embedded_workers
-    from ledgerline.server import run_server
 
     # Before the first engine: its pool and SQLite cache are sized once, for the process.
     db.configure_engines(checked_settings())
     settings = ready_settings()
     configure_logging(settings.log_level)
     try:
-        workers = embedded_workers(settings)
-    except QueueConfigError as exc:
+        count = api_process_count(settings, workers)
+        job_workers = embedded_workers(settings)
+    except (QueueConfigError, ApiProcessesError) as exc:
         fail(str(exc))
+    host, port = host or settings.host, port or settings.port
     # The server handles SIGTERM/SIGINT while it runs and returns after a graceful shutdown;
     # outside it (starting the worker, stopping it) the default SIGTERM handler would end the
     # process before the `finally`, leaving the child worker running until it noticed its
     # parent was gone.
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        workers.start()
-        run_server(create_app(settings), settings, host or settings.host, port or settings.port)
+        # One job consumer however many API processes answer: this process's.
+        job_workers.start()
+        if count == 1:
+            from ledgerline.app import create_app
+            from ledgerline.server import run_server
+
+            run_server(create_app(settings), settings, host, port)
+        else:
+            # Made once here, not raced for by the children (embedded: a file in the data dir).
+            _ = settings.resolved_secret_key
+            ApiProcesses(settings, host, port, count).run()
     except (_Terminated, KeyboardInterrupt):
         pass  # a requested stop: the worker is stopped below and serve exits 0
+    except ApiProcessesError as exc:
+        fail(str(exc))  # the worker is stopped below
     finally:
-        workers.stop()
+        job_workers.stop()
+
+
+@app.command("api-process", hidden=True)
+def api_process(
+    fd: Annotated[int, typer.Option("--fd", help="the inherited listening socket")],
+    ready_fd: Annotated[int, typer.Option("--ready-fd", help="written to once started")],
+) -> None:
+    """One API process of `serve --workers N` (started by it, never by hand)."""
+    from ledgerline import db
+    from ledgerline.api_processes import run_api_process
+    from ledgerline.http import configure_logging
+
+    settings = checked_settings()
+    db.configure_engines(settings)
+    configure_logging(settings.log_level)
+    run_api_process(settings, fd, ready_fd)
 
 
 class _Terminated(Exception):

@@ -127,6 +127,24 @@ class Settings(BaseSettings):
             self.resolved_rate_limit_storage_url.startswith("memory")
         )
 
+    # --- API processes of `serve` (src/ledgerline/api_processes.py; docs/decisions.md,
+    # "Issue 11: many API processes") ---
+    # How many processes answer the API, sharing one listening socket (`serve --workers`
+    # overrides it). Unset: one per core with a PostgreSQL database whose rate limits are
+    # shared (Redis) or off, else one. More than one needs shared rate limit counters.
+    api_workers: int | None = Field(default=None, ge=1, le=256)
+
+    @property
+    def rate_limits_shared_or_off(self) -> bool:
+        """Every process counts the same limits: in Redis, or none are counted."""
+        from ledgerline.ratelimit import parse_limit
+
+        if parse_limit(self.rate_limit_per_key) is None and (
+            parse_limit(self.rate_limit_failed_auth) is None
+        ):
+            return True
+        return not self.resolved_rate_limit_storage_url.startswith("memory")
+
     # --- memory of `serve` (the bound and its measurements: docs/performance.md) ---
     # Requests inside the app at once, and the threads that run them: each holds one
     # database connection while it runs; the rest wait in the event loop, holding neither.

@@ -21,11 +21,12 @@ import asyncio
 import gc
 import http
 import logging
+import os
 import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerline.errors import PROBLEM_TYPE_BASE
 
@@ -127,11 +128,17 @@ async def _send_problem(send: Send, status: int, code: str, detail: str) -> None
     await send({"type": "http.response.body", "body": rendered})
 
 
-def server_config(settings: Settings, host: str, port: int) -> Config:
+def server_config(settings: Settings, host: str, port: int, *, fd: int | None = None) -> Config:
+    """Hypercorn's settings; with `fd`, it serves the listening socket it inherited (one of
+    the API processes of `serve --workers N`, src/ledgerline/api_processes.py) instead of
+    binding `host:port` itself."""
     from hypercorn.config import Config
 
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if fd is not None:
+        config.bind = [f"fd://{fd}"]
+    else:
+        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.h11_max_incomplete_size = settings.http_max_header_bytes
     config.h2_max_header_list_size = settings.http_max_header_bytes
     config.keep_alive_timeout = settings.http_idle_timeout_seconds
@@ -156,12 +163,50 @@ def guarded(app: ASGIApp, settings: Settings) -> ASGIApp:
     )
 
 
-def run_server(app: ASGIApp, settings: Settings, host: str, port: int) -> None:
-    """Serve `app` until SIGINT or SIGTERM, then return after a graceful shutdown."""
-    config = server_config(settings, host, port)
+def run_server(
+    app: ASGIApp,
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    fd: int | None = None,
+    parent_pid: int | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Serve `app` until SIGINT or SIGTERM, then return after a graceful shutdown.
+
+    An API process of `serve --workers N` passes the listening socket it inherited (`fd`),
+    its supervisor's pid (it stops, gracefully, when that process is gone: a supervisor
+    killed with SIGKILL leaves no API process behind) and `on_started`, called once the
+    app's startup has run and connections are about to be accepted."""
+    config = server_config(settings, host, port, fd=fd)
+    served = guarded(app, settings)
+    if on_started is not None:
+        served = _StartupNotice(served, on_started)
     _freeze_startup_heap()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(guarded(app, settings), config))
+        runner.run(_serve(served, config, parent_pid=parent_pid))
+
+
+class _StartupNotice:
+    """Calls `on_started` when the app's lifespan startup completes (hypercorn accepts
+    connections right after it)."""
+
+    def __init__(self, app: ASGIApp, on_started: Callable[[], None]) -> None:
+        self.app = app
+        self.on_started = on_started
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def noticing(message: Message) -> None:
+            await send(message)
+            if message["type"] == "lifespan.startup.complete":
+                self.on_started()
+
+        await self.app(scope, receive, noticing)
 
 
 def _freeze_startup_heap() -> None:
@@ -173,7 +218,7 @@ def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
-async def _serve(app: ASGIApp, config: Config) -> None:
+async def _serve(app: ASGIApp, config: Config, *, parent_pid: int | None = None) -> None:
     from hypercorn.asyncio import serve
 
     loop = asyncio.get_running_loop()
@@ -181,14 +226,30 @@ async def _serve(app: ASGIApp, config: Config) -> None:
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stopping.set)
+    watch = None
+    if parent_pid is not None:
+        watch = loop.create_task(_stop_when_orphaned(parent_pid, stopping))
     try:
         await serve(app, config, shutdown_trigger=stopping.wait, mode="asgi")  # type: ignore[arg-type]
     finally:
+        if watch is not None:
+            watch.cancel()
         # The caller's handlers again, so a signal during its own cleanup (stopping the
         # embedded worker) is handled as it expects.
         for signum, handler in previous.items():
             loop.remove_signal_handler(signum)
             signal.signal(signum, handler)
+
+
+# How often an API process checks that its supervisor is still there.
+PARENT_CHECK_SECONDS = 1.0
+
+
+async def _stop_when_orphaned(parent_pid: int, stopping: asyncio.Event) -> None:
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
+    logging.getLogger("ledgerline.server").warning("supervisor gone; API process stopping")
+    stopping.set()
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
