@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerline import __version__
+from ledgerline.auth import KeyCache
 from ledgerline.config import Settings, get_settings
 from ledgerline.console.endpoints import install_console
 from ledgerline.db import engine_for, utcnow
@@ -101,6 +102,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret_key = settings.resolved_secret_key
     # One limiter (and one storage connection pool) per app, shared by every request.
     app.state.rate_limits = RateLimits.from_settings(settings)
+    # Token lookups of the last few seconds (auth.KeyCache; docs/decisions.md, issue 11).
+    app.state.key_cache = KeyCache(settings.token_cache_seconds)
+    # A cached key's request authenticates in the event loop, not on a thread, unless the
+    # rate limits count over the network (Redis): that must not block the loop.
+    app.state.auth_in_event_loop = (
+        app.state.rate_limits.per_key is None and app.state.rate_limits.failed_auth is None
+    ) or settings.resolved_rate_limit_storage_url.startswith("memory")
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     # Other parts (the queue) add checks here; /readyz runs them all.
     app.state.readiness_checks = [("queue", lambda: queue_for(settings).check())]
