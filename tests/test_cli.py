@@ -32,7 +32,7 @@ from sqlalchemy import event, func, select, update
 from typer.testing import CliRunner
 
 from ledgerline.app import create_app
-from ledgerline.auth import LAST_USED_GRANULARITY, hash_secret
+from ledgerline.auth import LAST_USED_GRANULARITY, KeyCache, hash_secret
 from ledgerline.cli import app
 from ledgerline.config import Settings, get_settings
 from ledgerline.db import engine_for, make_engine, transaction
@@ -261,10 +261,13 @@ def test_quickstart_on_a_fresh_data_dir_creates_the_demo_once(sqlite_cli: Cli) -
 # --- the token lifecycle: list, use, revoke ------------------------------------------------
 
 
-def api_of(cli: Cli) -> TestClient:
+def api_of(cli: Cli, token_cache_seconds: float = 5.0) -> TestClient:
     """The API on the command's database and data dir, in this process."""
     settings = Settings(
-        data_dir=cli.cwd / "data", database_url=cli.database_url, embedded_workers=0
+        data_dir=cli.cwd / "data",
+        database_url=cli.database_url,
+        embedded_workers=0,
+        token_cache_seconds=token_cache_seconds,
     )
     return TestClient(create_app(settings), base_url="http://testserver/api/v2")
 
@@ -282,7 +285,9 @@ def api_key_updates(cli: Cli) -> list[str]:
     return sent
 
 
-def test_tokens_list_shows_use_and_a_revoked_token_answers_401_at_once(cli: Cli) -> None:
+def test_tokens_list_shows_use_and_a_revoked_token_answers_401_once_its_entry_lapses(
+    cli: Cli,
+) -> None:
     account = cli.created("accounts", "create", "Lifecycle")["id"]
     token = cli.created("tokens", "create", "--account", str(account))
     reader = cli.created("tokens", "create", "--account", str(account), "--scope", "read")
@@ -316,7 +321,12 @@ def test_tokens_list_shows_use_and_a_revoked_token_answers_401_at_once(cli: Cli)
     revoked = cli.created("tokens", "revoke", token["key_id"])
     assert revoked["key_id"] == token["key_id"]
     assert revoked["revoked_at"] is not None
-    refused = api.get("/customers", headers=headers)  # the same app: nothing cached
+    # The app answers from its token cache for up to 5 s after the lookup (issue 11), then
+    # reads the key again: its clock moved past the entry's time instead of slept for.
+    assert api.get("/customers", headers=headers).status_code == 200
+    cache: KeyCache = api.app.state.key_cache  # type: ignore[attr-defined]
+    cache.clock = lambda: time.monotonic() + cache.seconds
+    refused = api.get("/customers", headers=headers)
     assert refused.status_code == 401
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert (
@@ -334,7 +344,9 @@ def test_tokens_list_shows_use_and_a_revoked_token_answers_401_at_once(cli: Cli)
 def test_last_use_is_written_again_once_it_is_stale(sqlite_cli: Cli) -> None:
     account = sqlite_cli.created("accounts", "create", "Stale")["id"]
     token = sqlite_cli.created("tokens", "create", "--account", str(account))
-    api = api_of(sqlite_cli)
+    # No token cache: the value this process last read would otherwise stand for the
+    # stored one until its entry lapsed (5 s), and the test moves the stored one only.
+    api = api_of(sqlite_cli, token_cache_seconds=0)
     headers = {"Authorization": f"Token {token['token']}"}
     assert api.get("/customers", headers=headers).status_code == 200
     long_ago = dt.datetime.now(dt.UTC) - LAST_USED_GRANULARITY - dt.timedelta(seconds=1)

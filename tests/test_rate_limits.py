@@ -253,7 +253,9 @@ def test_a_revoked_token_counts_as_a_failed_authentication(
 ) -> None:
     from ledgerline.auth import revoke_token
 
-    client = limited(rate_limit_failed_auth="2/minute")
+    # No token cache: the revoke is seen by the next request (how soon it is seen with the
+    # cache is tests/test_token_cache.py's subject).
+    client = limited(rate_limit_failed_auth="2/minute", token_cache_seconds=0)
     api = api_of(client, make_tenant())
     assert api.get("/customers").status_code == 200
     with transaction(backend.database_url, writes=True) as session:

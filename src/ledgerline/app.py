@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Literal
@@ -10,14 +9,14 @@ from typing import Literal
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerline import __version__
+from ledgerline.auth import KeyCache
 from ledgerline.config import Settings, get_settings
 from ledgerline.console.endpoints import install_console
 from ledgerline.db import engine_for, utcnow
@@ -29,7 +28,6 @@ from ledgerline.http import (
     JSONBodyRulesMiddleware,
     JSONResponse,
     NormalisePathMiddleware,
-    RateLimitHeadersMiddleware,
     RequestContextMiddleware,
     RequestSlotsMiddleware,
     install_error_handlers,
@@ -45,35 +43,7 @@ from ledgerline.tax_categories.endpoints import router as tax_categories_router
 
 API_PREFIX = "/api/v2"
 
-REQUESTS = Counter("ledgerline_http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram("ledgerline_http_request_seconds", "HTTP request latency", ["method", "route"])
-
 ReadinessCheck = Callable[[], None]
-
-
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -101,6 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret_key = settings.resolved_secret_key
     # One limiter (and one storage connection pool) per app, shared by every request.
     app.state.rate_limits = RateLimits.from_settings(settings)
+    # Token lookups of the last few seconds (auth.KeyCache; docs/decisions.md, issue 11).
+    app.state.key_cache = KeyCache(settings.token_cache_seconds)
+    # A cached key's request authenticates in the event loop, not on a thread, unless the
+    # rate limits count over the network (Redis): that must not block the loop.
+    app.state.auth_in_event_loop = (
+        app.state.rate_limits.per_key is None and app.state.rate_limits.failed_auth is None
+    ) or settings.resolved_rate_limit_storage_url.startswith("memory")
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     # Other parts (the queue) add checks here; /readyz runs them all.
     app.state.readiness_checks = [("queue", lambda: queue_for(settings).check())]
@@ -124,9 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestSlotsMiddleware, slots=settings.api_threads)
     app.add_middleware(JSONBodyRulesMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
-    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(MetricsMiddleware)
+    # The request id, the rate-limit headers, /metrics and the log line, in one layer.
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(NormalisePathMiddleware)
     return app

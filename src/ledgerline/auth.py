@@ -7,10 +7,13 @@ Accepted forms (SPEC §3): `Token <key_id>.<secret>`, `Bearer <key_id>.<secret>`
 sufficient one-way hash (a slow password hash protects low-entropy secrets, which these
 are not) and keeps authentication to one indexed lookup.
 
-Nothing is cached: every request reads its key's row, so a revoked key answers 401 from the
-next request on. `last_used_at` is kept to within `LAST_USED_GRANULARITY`: a request writes
-it only when the stored value is older than that (see `_record_use`), so the cost is one
-write per key per five minutes, not one per request.
+What a lookup finds (the principal, the secret's hash, `last_used_at`) is kept in a
+`KeyCache` of the process for `LEDGERLINE_TOKEN_CACHE_SECONDS` (5 s, at most
+`KEY_CACHE_MAX_ENTRIES` keys): the lookup was a fifth of a cheap request's CPU (issue 11).
+So a revoked key, or an account's changed zone or currency, is seen within that time rather
+than by the next request; 0 turns the cache off. `last_used_at` is kept to within
+`LAST_USED_GRANULARITY`: a request writes it only when the value it knows is older than that
+(see `_record_use`), so the cost is one write per key per five minutes, not one per request.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -37,6 +44,8 @@ log = logging.getLogger("ledgerline.auth")
 SCOPES = ("read", "write")
 # How stale `api_keys.last_used_at` may be before a request writes it again.
 LAST_USED_GRANULARITY = dt.timedelta(minutes=5)
+# Keys one process keeps in its `KeyCache` at most: the least recently used goes first.
+KEY_CACHE_MAX_ENTRIES = 10_000
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ledgerline", Basic realm="ledgerline"'}
 
 
@@ -116,26 +125,112 @@ def live_key(session: Session, key_id: str, secret: str) -> tuple[ApiKey, Accoun
     return row[0], row[1]
 
 
-def authenticate(session: Session, header: str | None) -> Principal:
+@dataclass
+class CachedKey:
+    """What authenticating with one key needs, as a lookup found it."""
+
+    principal: Principal
+    secret_hash: str
+    api_key_pk: int
+    # The newest `last_used_at` this process knows of (read, or recorded since).
+    last_used_at: dt.datetime | None
+    expires_at: float  # on the cache's clock
+
+
+class KeyCache:
+    """Successful key lookups of one process, each for `seconds` after it was read from the
+    database, at most `max_entries` of them (least recently used out first). Only what the
+    database said of a live key is kept: a key that is unknown, revoked, or given with a
+    wrong secret is looked up every time, so a new key works at once and a failure is never
+    remembered. Entries are found by key id and the secret's hash must match the stored one,
+    so a cached key answers only to its own secret. Shared by the threads of the process."""
+
+    def __init__(
+        self,
+        seconds: float,
+        max_entries: int = KEY_CACHE_MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: OrderedDict[str, CachedKey] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key_id: str, secret_hash: str) -> CachedKey | None:
+        with self._lock:
+            entry = self._entries.get(key_id)
+            if entry is None:
+                return None
+            if entry.expires_at <= self.clock():
+                del self._entries[key_id]
+                return None
+            self._entries.move_to_end(key_id)
+        if not hmac.compare_digest(entry.secret_hash, secret_hash):
+            return None
+        return entry
+
+    def put(self, key_id: str, entry: CachedKey) -> None:
+        if self.seconds <= 0 or self.max_entries <= 0:
+            return
+        with self._lock:
+            self._entries[key_id] = entry
+            self._entries.move_to_end(key_id)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+class KeyNotCached(Exception):
+    """`authenticate(..., lookup=False)` would have had to read the key."""
+
+
+def authenticate(
+    session: Session, header: str | None, cache: KeyCache | None = None, *, lookup: bool = True
+) -> Principal:
+    """The principal of the request's credentials, or 401. With a `cache`, a key looked up
+    within its time is not read again; `session` is then not used for any statement (it
+    only carries the after-commit record of `last_used_at`). With `lookup=False`, a key
+    the cache does not hold raises `KeyNotCached` instead of being read (the caller is in
+    the event loop and reads it on a thread)."""
     if not header:
         raise Unauthorized("Credentials are required.", headers=CHALLENGE)
     parsed = parse_authorization(header)
     if parsed is None:
         raise Unauthorized("The Authorization header is not a valid credential.", headers=CHALLENGE)
-    row = live_key(session, *parsed)
-    if row is None:
-        raise Unauthorized("The credentials are not valid.", headers=CHALLENGE)
-    api_key, account = row
+    key_id, secret = parsed
     now = utcnow()
-    if api_key.last_used_at is None or api_key.last_used_at < now - LAST_USED_GRANULARITY:
-        _record_use(session, api_key.id, now)
-    return Principal(
-        account_id=account.id,
-        key_id=api_key.key_id,
-        scopes=frozenset(api_key.scopes.split()),
-        timezone=account.timezone,
-        currency=account.currency,
-    )
+    entry = cache.get(key_id, hash_secret(secret)) if cache is not None else None
+    if entry is None:
+        if not lookup:
+            raise KeyNotCached(key_id)
+        row = live_key(session, key_id, secret)
+        if row is None:
+            raise Unauthorized("The credentials are not valid.", headers=CHALLENGE)
+        api_key, account = row
+        entry = CachedKey(
+            principal=Principal(
+                account_id=account.id,
+                key_id=api_key.key_id,
+                scopes=frozenset(api_key.scopes.split()),
+                timezone=account.timezone,
+                currency=account.currency,
+            ),
+            secret_hash=api_key.secret_hash,
+            api_key_pk=api_key.id,
+            last_used_at=api_key.last_used_at,
+            expires_at=cache.clock() + cache.seconds if cache is not None else 0.0,
+        )
+        if cache is not None:
+            cache.put(key_id, entry)
+    if entry.last_used_at is None or entry.last_used_at < now - LAST_USED_GRANULARITY:
+        _record_use(session, entry.api_key_pk, now)
+        # The other requests of this process need not record it again; if this one rolls
+        # back, the next lookup reads the stored value and records it then.
+        entry.last_used_at = now
+    return entry.principal
 
 
 def _record_use(session: Session, api_key_pk: int, now: dt.datetime) -> None:
@@ -189,8 +284,9 @@ def list_tokens(session: Session, account_id: int) -> list[ApiKey]:
 
 
 def revoke_token(session: Session, key_id: str) -> ApiKey:
-    """Revoke the key now; revoking it again keeps the first `revoked_at`. The next request
-    with it answers 401 (`authenticate` reads the row every time)."""
+    """Revoke the key now; revoking it again keeps the first `revoked_at`. Requests with it
+    answer 401 once the API processes' `KeyCache` entries for it have lapsed
+    (`LEDGERLINE_TOKEN_CACHE_SECONDS`, 5 s)."""
     session.execute(
         across_accounts(  # an operator's command: the key id names the key, in any account
             update(ApiKey)

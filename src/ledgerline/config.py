@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     # Export jobs queued or running at once per account (429 past it); 0 for no cap.
     max_active_exports_per_account: int = Field(default=10, ge=0)
+    # How long one API process may answer from what a token's lookup found (its account,
+    # scopes and key id) before reading the key again: a revoked token is refused within
+    # this many seconds (docs/decisions.md, issue 11). 0: every request reads its key.
+    token_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     @field_validator("rate_limit_per_key", "rate_limit_failed_auth")
     @classmethod

@@ -186,17 +186,41 @@ def transaction(sessions: sessionmaker[Session] | str, *, writes: bool) -> Itera
     will write: on SQLite it begins IMMEDIATE (see `_sqlite_begin`); PostgreSQL ignores it.
     `sessions` is a sessionmaker (the app's) or a database URL (its cached sessionmaker).
     """
-    factory = sessionmaker_for(sessions) if isinstance(sessions, str) else sessions
-    session = factory(execution_options={SQLITE_BEGIN_IMMEDIATE: True} if writes else {})
+    session = open_session(sessions, writes=writes)
     try:
         yield session
-        session.commit()
     except BaseException:
-        session.rollback()
+        end_session(session, failed=True)
         raise
-    finally:
-        callbacks: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT, [])
+    end_session(session, failed=False)
+
+
+def open_session(sessions: sessionmaker[Session] | str, *, writes: bool) -> Session:
+    """The session of a `transaction`, for a caller that cannot hold a `with` block (the
+    request's session dependency, which ends it with `end_session`). No I/O: the session
+    connects at its first statement."""
+    factory = sessionmaker_for(sessions) if isinstance(sessions, str) else sessions
+    return factory(execution_options={SQLITE_BEGIN_IMMEDIATE: True} if writes else {})
+
+
+def end_session(session: Session, *, failed: bool) -> None:
+    """End what `open_session` began: commit (or, when `failed`, roll back), close, then
+    run the `after_commit` callbacks if the commit succeeded."""
+    try:
+        if failed:
+            session.rollback()
+        else:
+            session.commit()
+    except BaseException:
+        if not failed:
+            session.rollback()
+        session.info.pop(AFTER_COMMIT, None)
         session.close()
+        raise
+    callbacks: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT, [])
+    session.close()
+    if failed:
+        return
     for callback in callbacks:
         callback()
 

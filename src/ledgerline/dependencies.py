@@ -7,23 +7,27 @@ is registered with `after_commit` and runs after the commit, never on rollback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
-from ledgerline.auth import Principal, authenticate
+from ledgerline.auth import KeyNotCached, Principal, authenticate
+from ledgerline.db import AFTER_COMMIT, end_session, open_session
 
 # Re-exported: endpoints register after-commit work beside the session they depend on.
 from ledgerline.db import after_commit as after_commit
-from ledgerline.db import transaction
 from ledgerline.errors import Forbidden, Unauthorized, ValidationFailed
 from ledgerline.ratelimit import RateLimits, forwarded_client
 
@@ -35,10 +39,30 @@ def request_now(request: Request) -> dt.datetime:
     return clock()
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session: opened here, in the event loop (a session connects at its first
+    statement, not before), and ended in one hop to the thread pool (commit or roll back,
+    close, the after-commit work), only if a statement ran. The work that needs the database
+    runs on threads (the endpoint's); the loop only opens and hands on (issue 11: each hop
+    costs a thread wake-up both ways)."""
     writes = request.method not in ("GET", "HEAD", "OPTIONS")
-    with transaction(request.app.state.sessionmaker, writes=writes) as session:
+    session = open_session(request.app.state.sessionmaker, writes=writes)
+    try:
         yield session
+    except BaseException:
+        await _end(session, failed=True)
+        raise
+    await _end(session, failed=False)
+
+
+async def _end(session: Session, *, failed: bool) -> None:
+    if not session.in_transaction() and not session.info.get(AFTER_COMMIT):
+        end_session(session, failed=failed)  # nothing to commit: no I/O
+        return
+    # Shielded: a request cancelled (its client gone) while its session ends still ends it
+    # (rolled back, or committed when the endpoint had finished), never half.
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(partial(end_session, session, failed=failed))
 
 
 # scope="function": the commit (and the after-commit work) happens before the response is
@@ -57,7 +81,7 @@ def client_address(request: Request) -> str:
     return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), proxies)
 
 
-def authenticate_request(request: Request, session: Session) -> Principal:
+def authenticate_request(request: Request, session: Session, *, lookup: bool = True) -> Principal:
     """The request's credentials, within the rate limits (SPEC §6), before any endpoint work:
 
     1. an address past its failed-authentication limit is refused (429) without its
@@ -66,13 +90,20 @@ def authenticate_request(request: Request, session: Session) -> Principal:
     3. an authenticated request counts against its API key: past the limit, 429. Where the
        key stands goes into `request.state` for the `RateLimit-*` headers of the answer.
 
-    A 429 raised here rolls the request's transaction back: nothing is written.
+    A 429 raised here rolls the request's transaction back: nothing is written. The key's
+    lookup is answered from the app's `KeyCache` when it holds the key (no statement runs);
+    with `lookup=False` a key it does not hold raises `KeyNotCached`, nothing counted.
     """
     limits: RateLimits = request.app.state.rate_limits
     address = client_address(request)
     limits.refuse_blocked_address(address)
     try:
-        principal = authenticate(session, request.headers.get("authorization"))
+        principal = authenticate(
+            session,
+            request.headers.get("authorization"),
+            request.app.state.key_cache,
+            lookup=lookup,
+        )
     except Unauthorized:
         limits.count_failed_authentication(address)
         raise
@@ -82,9 +113,16 @@ def authenticate_request(request: Request, session: Session) -> Principal:
     return principal
 
 
-def _principal(request: Request, session: SessionDep) -> Principal:
-    """Authenticate, then require `read` for GET/HEAD and `write` for everything else."""
-    principal = authenticate_request(request, session)
+async def _principal(request: Request, session: SessionDep) -> Principal:
+    """Authenticate, then require `read` for GET/HEAD and `write` for everything else. In
+    the event loop when that needs no I/O (a key the cache holds, rate limits counted in
+    this process's memory), else on a thread."""
+    principal: Principal | None = None
+    if request.app.state.auth_in_event_loop:
+        with contextlib.suppress(KeyNotCached):
+            principal = authenticate_request(request, session, lookup=False)
+    if principal is None:
+        principal = await anyio.to_thread.run_sync(authenticate_request, request, session)
     needed = "read" if request.method in ("GET", "HEAD") else "write"
     if needed not in principal.scopes:
         raise Forbidden(f"This token lacks the '{needed}' scope.")
@@ -137,10 +175,11 @@ def declared_parameters(dependant: Dependant) -> DeclaredParameters:
 _DECLARED: dict[int, DeclaredParameters] = {}
 
 
-def declared_parameters_only(request: Request) -> None:
+async def declared_parameters_only(request: Request) -> None:
     """Refuse, with a 422 naming it, any query parameter the route does not declare, and any
     integer parameter not written in ASCII digits (SPEC §6: a parameter is honoured or refused,
-    never silently ignored). `name[]` counts as `name`, the form-encoding of a list."""
+    never silently ignored). `name[]` counts as `name`, the form-encoding of a list. Async:
+    it only reads the request, so it runs in the event loop, not on a thread."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return

@@ -7,7 +7,7 @@ cannot pass twice the limit (a fixed window lets it). The counters live in the s
 process shares (docs/decisions.md, "Issue 10: rate limits").
 
 Free of the web framework, like `auth.py`: `dependencies.py` calls it for each request and
-`http.RateLimitHeadersMiddleware` writes the headers a `Quota` describes.
+`http.RequestContextMiddleware` writes the headers a `Quota` describes.
 """
 
 from __future__ import annotations
