@@ -170,6 +170,14 @@ def _single(key: str, value: Any) -> Any:
     return value
 
 
+def _not_given(value: Any) -> bool:
+    """No value, an empty one, or nothing but empty ones (a repeated `?customers=`, as URL
+    templates send): the filter is not given, as the documented schemas say."""
+    if isinstance(value, list):
+        return all(item == "" for item in value)
+    return value is None or value == ""
+
+
 def parse_id_gt(key: str, value: Any) -> int:
     value = _single(key, value)
     if isinstance(value, bool):
@@ -289,7 +297,7 @@ def parse_filters(raw: dict[str, Any], timezone: str, *, now: dt.datetime | None
             if value is not None:
                 timeframes[key] = value
             continue
-        if value is None or value == "" or value == []:
+        if _not_given(value):
             continue
         if key == "id_gt":
             values[key] = parse_id_gt(key, value)
@@ -577,14 +585,14 @@ def parse_invoice_filters(
     timeframes: dict[str, Any] = {}
     for key, value in raw.items():
         if key in REFUSED_INVOICE_FILTERS:
-            if value is None or value == "" or value == []:
+            if _not_given(value):
                 continue
             raise _invalid(key, REFUSED_INVOICE_FILTERS[key])
         if key.endswith(TIMEFRAME_SUFFIX):
             if value is not None:
                 timeframes[key] = value
             continue
-        if value is None or value == "" or value == []:
+        if _not_given(value):
             continue
         if key == "id_gt":
             values[key] = parse_id_gt(key, value)
