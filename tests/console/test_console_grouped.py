@@ -27,7 +27,7 @@ AGGREGATES = "count,total_amount,total_tax_amount,total_gross_amount"
 COLUMNS = {
     "status": f"invoice.status,{AGGREGATES}",
     "paid_month": f"invoice.paid_at_month,{AGGREGATES}",
-    "customer": f"customer.id,customer.name,{AGGREGATES}",
+    "customer": f"customer.id,customer.name,currency,{AGGREGATES}",
 }
 KEY_OF = {"status": "status", "paid_month": "paid_month", "customer": "customer"}
 LONDON = ZoneInfo("Europe/London")
@@ -173,8 +173,8 @@ def test_each_grouping_shows_the_apis_groups_and_the_tests_own_sums(
     page = browser_client.get("/report/grouped", params={"group_by": group_by})
     assert page.status_code == 200, page.text
     expected = own_sums(lines, group_by)
-    # Customers (a bounded grouping) come largest first, as the API sorts `-total_amount`.
-    sort = {"sort": "-total_amount"} if group_by == "customer" else {}
+    # Customers (a bounded grouping): by currency, then largest first, as the API sorts.
+    sort = {"sort": "currency,-total_amount"} if group_by == "customer" else {}
     _rows, from_api = api_sums(tenant, COLUMNS[group_by], **sort)
     assert from_api == expected
     shown = page_table(page.text)
@@ -190,6 +190,8 @@ def test_each_grouping_shows_the_apis_groups_and_the_tests_own_sums(
         assert ("2024-07", "GBP") in shown
         assert ("2024-08", "GBP") in shown
         assert "Not paid" in page.text
+        assert ">Jul 2024</text>" in page.text
+        assert ">Aug 2024</text>" in page.text
         assert "<h1>Line items by month paid</h1>" in page.text
     if group_by == "customer":
         # Two customers of one name are two groups, told apart by their ids.
@@ -268,36 +270,41 @@ def test_the_export_from_a_grouped_page_has_the_pages_columns(
     # The very job the API makes for the same columns (and sort).
     request = {"format": "json", "invoice_status": "paid", "columns": COLUMNS[group_by]}
     if group_by == "customer":
-        request["sort"] = "-total_amount"
+        request["sort"] = "currency,-total_amount"
     api_job = tenant.post("/reports/invoice_line_items.grouped/export", json=request).json()["job"]
     assert job["params"] == tenant.get(f"/jobs/{api_job}").json()["params"]
 
 
-def test_customers_show_the_50_largest_and_say_the_export_has_all(
+def test_customers_show_the_50_largest_of_each_currency_and_say_the_export_has_all(
     backend: Backend, browser_client: TestClient
 ) -> None:
     tenant = Tenant(*new_account(backend), browser_client)
     paid = dt.datetime(2024, 7, 1, 12, tzinfo=dt.UTC)
     for index in range(53):
+        price = f"{index + 1}.05"
         add_invoice(
             tenant,
             "GBP",
             "paid",
             paid,
-            [("flat_fee", f"{index + 1}.05")],
+            [("flat_fee", price)],
             customer_name=f"Customer {index:02d}",
         )
+    # Large in yen's major units, yet no reason to push a pound customer off the page.
+    for price in ("100000", "5"):
+        add_invoice(tenant, "JPY", "paid", paid, [("store_order", price)], customer_name="Kenji")
     sign_in(browser_client, tenant.token)
     page = browser_client.get("/report/grouped?group_by=customer")
     assert page.status_code == 200
     shown = page_table(page.text)
-    assert len(shown) == 50
+    pounds = [sums[1] for (_, currency), sums in shown.items() if currency == "GBP"]
+    yen = [sums[1] for (_, currency), sums in shown.items() if currency == "JPY"]
     # The largest first: 53.05, 52.05, … 4.05; the three smallest are left to the export.
-    totals = [sums[1] for sums in shown.values()]
-    assert totals == sorted(totals, reverse=True)
-    assert totals[0] == 5305
-    assert totals[-1] == 405
-    _rows, from_api = api_sums(tenant, COLUMNS["customer"], sort="-total_amount")
-    assert list(from_api.items())[:50] == list(shown.items())
-    assert "Showing the 50 largest of 53 groups" in page.text
-    assert "The export has all 53" in page.text
+    assert pounds == [100 * n + 5 for n in range(53, 3, -1)]
+    assert yen == [100000, 5]
+    _rows, from_api = api_sums(tenant, COLUMNS["customer"], sort="currency,-total_amount")
+    api = list(from_api.items())
+    assert list(shown.items()) == api[:50] + api[53:]
+    assert "Showing the 50 largest customer groups of each currency" in page.text
+    assert "GBP: 50 of 53" in page.text
+    assert "The export has all 55 groups" in page.text

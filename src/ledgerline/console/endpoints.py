@@ -445,6 +445,7 @@ def grouped(request: Request, viewer: ViewerDep, session: SessionDep) -> Respons
         form,
         page,
         groupings=list(service.GROUPINGS.values()),
+        bounded=service.BOUNDED_GROUPS,
         heading=(
             "Grouped line items"
             if "group_by" in query.errors

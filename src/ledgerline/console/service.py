@@ -7,6 +7,7 @@ Framework-free: the endpoints parse and render; this module decides what a page 
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, func, nulls_last, or_, select
 from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, scoped
@@ -32,7 +33,9 @@ from ledgerline.reports.query import (
     currency_totals,
     parse_report_params,
     report_page,
+    rows_statement,
 )
+from ledgerline.reports.rendering import json_row_maker
 from ledgerline.reports.timeframes import timeframe_days, today_in
 
 PAGE_SIZE = 50
@@ -449,12 +452,16 @@ class Grouping:
     # The page shows the largest groups first, at most this many; the export has all.
     bounded: bool = False
     words: bool = False  # snake_case values read as words ("partially paid")
+    period: bool = False  # "2026-03" reads "Mar 2026", "2026-Q1" "Q1 2026"
 
     @property
     def columns(self) -> tuple[str, ...]:
         if self.key == "type":
             return ("type", "total_amount")
-        return (*self.keys, *AGGREGATES)
+        # A bounded grouping names the currency, so its file is sorted as the page is: by
+        # currency, then the largest total first.
+        currency = ("currency",) if self.bounded else ()
+        return (*self.keys, *currency, *AGGREGATES)
 
     @property
     def request(self) -> dict[str, str]:
@@ -463,7 +470,7 @@ class Grouping:
             return {}
         request = {"columns": ",".join(self.columns)}
         if self.bounded:
-            request["sort"] = "-total_amount"
+            request["sort"] = "currency,-total_amount"
         return request
 
 
@@ -494,12 +501,31 @@ GROUPINGS: dict[str, Grouping] = {
             bounded=True,
         ),
         Grouping("currency", "Currency", "currency", ("currency",)),
-        Grouping("paid_month", "Month paid", "month paid", ("invoice.paid_at_month",), "Not paid"),
         Grouping(
-            "paid_quarter", "Quarter paid", "quarter paid", ("invoice.paid_at_quarter",), "Not paid"
+            "paid_month",
+            "Month paid",
+            "month paid",
+            ("invoice.paid_at_month",),
+            "Not paid",
+            period=True,
+        ),
+        Grouping(
+            "paid_quarter",
+            "Quarter paid",
+            "quarter paid",
+            ("invoice.paid_at_quarter",),
+            "Not paid",
+            period=True,
         ),
         Grouping("paid_year", "Year paid", "year paid", ("invoice.paid_at_year",), "Not paid"),
-        Grouping("due_month", "Month due", "month due", ("invoice.due_date_month",), "No due date"),
+        Grouping(
+            "due_month",
+            "Month due",
+            "month due",
+            ("invoice.due_date_month",),
+            "No due date",
+            period=True,
+        ),
     )
 }
 
@@ -520,6 +546,8 @@ class GroupedPage:
     rows: list[GroupedRow]
     charts: list[CurrencyChart]
     total: int  # groups in all (a group is a value and a currency)
+    # Per currency whose groups are not all shown: (currency, shown, groups).
+    cut: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -535,7 +563,20 @@ def _group_label(grouping: Grouping, row: Mapping[str, Any], columns: list[Colum
         name = values[1]
         return f"{name} (#{values[0]})" if name else f"#{values[0]}"
     text = str(values[0])
+    if grouping.period:
+        return _period_label(text)
     return text.replace("_", " ") if grouping.words else text
+
+
+def _period_label(text: str) -> str:
+    """The API's period text as a person writes it: "2026-03" -> "Mar 2026",
+    "2026-Q1" -> "Q1 2026" (a year, or anything else, as it is)."""
+    year, _, part = text.partition("-")
+    if part.startswith("Q"):
+        return f"{part} {year}"
+    if part.isdigit() and 1 <= int(part) <= 12:
+        return f"{calendar.month_abbr[int(part)]} {year}"
+    return text
 
 
 def grouped_view(
@@ -544,13 +585,20 @@ def grouped_view(
     """The groups of the grouped report's `/data` for the grouping's columns, in its order
     (the largest first for a bounded grouping, at most `BOUNDED_GROUPS`; every group else),
     and one chart of the total amount per currency: never two currencies on one axis."""
-    limit = BOUNDED_GROUPS if grouping.bounded else ALL_GROUPS
-    page = report_page(conn, principal.account_id, params, limit=limit, offset=0)
     keys = [params.column(key) for key in grouping.keys]
+    cut: list[tuple[str, int, int]] = []
+    if grouping.bounded:
+        found, groups = _largest_per_currency(conn, principal, params, keys)
+        total = sum(groups.values())
+        shown = {currency: min(count, BOUNDED_GROUPS) for currency, count in groups.items()}
+        cut = [(c, shown[c], n) for c, n in sorted(groups.items()) if n > shown[c]]
+    else:
+        page = report_page(conn, principal.account_id, params, limit=ALL_GROUPS, offset=0)
+        found, total = _decoded_rows(page), int(page["total"])
     money = [column for column in params.selected if column.kind == "money"]
     by_currency: dict[str, list[tuple[str, str, int]]] = {}
     rows: list[GroupedRow] = []
-    for row in _decoded_rows(page):
+    for row in found:
         currency = str(row["total_amount"]["iso_currency_code"]).upper()
         label = _group_label(grouping, row, keys)
         amounts = [(c.key, _minor_of(row[c.key]), str(row[c.key]["string"])) for c in money]
@@ -572,8 +620,47 @@ def grouped_view(
         headers=[(c.key, c.label) for c in money],
         rows=rows,
         charts=charts,
-        total=int(page["total"]),
+        total=total,
+        cut=cut,
     )
+
+
+def _largest_per_currency(
+    conn: Connection, principal: Principal, params: ReportParams, keys: list[Column]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The `BOUNDED_GROUPS` largest groups of each currency (by total amount, ties in the
+    grouped report's own order: the keys ascending, NULLs last), in the report's order
+    (currency, then largest first), and how many groups each currency has.
+
+    The grouped report's statement itself (`rows_statement`: its account filter, filters,
+    GROUP BY and columns), ranked within each currency by a window over its groups; a rank
+    per currency, because "the largest" across currencies would rank ¥ against £."""
+    statement = rows_statement(principal.account_id, params)
+    currency = params.catalog.source.currency
+    total = params.column("total_amount").exprs[0]
+    ties = [nulls_last(expr.asc()) for column in keys for expr in column.exprs]
+    ranked = (
+        statement.add_columns(
+            func.row_number()
+            .over(partition_by=currency, order_by=[total.desc(), *ties])
+            .label("rank_in_currency"),
+            func.count().over(partition_by=currency).label("groups_in_currency"),
+        )
+        .order_by(None)
+        .subquery()
+    )
+    found = conn.execute(
+        select(ranked)
+        .where(ranked.c.rank_in_currency <= BOUNDED_GROUPS)
+        .order_by(ranked.c.currency, ranked.c.rank_in_currency)
+    ).all()
+    make_row = json_row_maker(params.selected)
+    rows: list[dict[str, Any]] = []
+    groups: dict[str, int] = {}
+    for row in found:
+        rows.append(json.loads(make_row(row), parse_float=Decimal))
+        groups[str(row.currency).upper()] = int(row.groups_in_currency)
+    return rows, groups
 
 
 # ---- jobs -------------------------------------------------------------------------------------
