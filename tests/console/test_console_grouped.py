@@ -31,7 +31,9 @@ COLUMNS = {
 }
 KEY_OF = {"status": "status", "paid_month": "paid_month", "customer": "customer"}
 LONDON = ZoneInfo("Europe/London")
-ROW = re.compile(r'<tr data-group="([^"]*)" data-currency="([A-Z]{3})">(.*?)</tr>', re.S)
+ROW = re.compile(
+    r'<tr (?:data-type="[^"]*" )?data-group="([^"]*)" data-currency="([A-Z]{3})">(.*?)</tr>', re.S
+)
 CELL = re.compile(r'<td class="num" data-key="(\w+)"(?: data-minor="(-?\d+)")?>([^<]*)</td>')
 SVG = re.compile(r'<svg class="chart" data-currency="([A-Z]{3})".*?</svg>', re.S)
 BAR = re.compile(r'<g class="bar[^"]*" data-group="([^"]*)" data-minor="(-?\d+)">')
@@ -308,3 +310,46 @@ def test_customers_show_the_50_largest_of_each_currency_and_say_the_export_has_a
     assert "Showing the 50 largest customer groups of each currency" in page.text
     assert "GBP: 50 of 53" in page.text
     assert "The export has all 55 groups" in page.text
+
+
+@pytest.mark.parametrize(
+    "group_by",
+    [
+        "type",
+        "status",
+        "customer",
+        "venue",
+        "currency",
+        "paid_month",
+        "paid_quarter",
+        "paid_year",
+        "due_month",
+    ],
+)
+def test_every_grouping_adds_up_to_each_currencys_lines(
+    group_by: str, backend: Backend, browser_client: TestClient
+) -> None:
+    """Whatever the grouping, its groups of one currency hold every line of that currency
+    once: the counts and totals add up to the test's own per-currency sums."""
+    tenant = Tenant(*new_account(backend), browser_client)
+    lines = make_data(tenant)
+    sign_in(browser_client, tenant.token)
+    page = browser_client.get("/report/grouped", params={"group_by": group_by})
+    assert page.status_code == 200, page.text
+    expected: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for line in lines:
+        expected[line.currency][0] += 1
+        expected[line.currency][1] += line.amount
+    added: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for _group, currency, cells in ROW.findall(page.text):
+        found = {key: (m, t) for key, m, t in CELL.findall(cells)}
+        if group_by != "type":
+            added[currency][0] += int(found["count"][1])
+        added[currency][1] += int(found["total_amount"][0])
+    assert {c: v[1] for c, v in added.items()} == {c: v[1] for c, v in expected.items()}
+    if group_by != "type":
+        assert {c: v[0] for c, v in added.items()} == {c: v[0] for c, v in expected.items()}
+    if group_by == "venue":
+        assert "No venue" in page.text  # no customer of these has a venue
+    if group_by == "paid_quarter":
+        assert ">Q3 2024</text>" in page.text
