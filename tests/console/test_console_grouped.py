@@ -243,6 +243,10 @@ def test_an_unknown_grouping_is_a_422_beside_its_control(
     assert refused.status_code == 422
     assert "group_by" in refused.text
     assert tenant.get("/jobs").json()["count"] == 0
+    # The flat report has no such control: the problem is said at the foot of its filters.
+    flat = browser_client.get("/report", params={"group_by": value})
+    assert flat.status_code == 422
+    assert 'id="group_by-error"' in flat.text
 
 
 @pytest.mark.parametrize("group_by", ["paid_month", "customer", "status"])
