@@ -65,10 +65,18 @@ def sign_in(client: httpx.Client, token: str) -> httpx.Response:
 
 
 def add_invoice(
-    tenant: Tenant, currency: str, status: str, paid_at: dt.datetime, lines: list[tuple[str, str]]
+    tenant: Tenant,
+    currency: str,
+    status: str,
+    paid_at: dt.datetime,
+    lines: list[tuple[str, str]],
+    *,
+    customer_name: str = "Ada Lovelace",
+    unpaid: bool = False,
 ) -> dict[str, Any]:
-    """An invoice with (type, unit price) lines of quantity 1 and 20% tax."""
-    customer = tenant.post("/customers", json={"name": "Ada Lovelace"}).json()
+    """An invoice with (type, unit price) lines of quantity 1 and 20% tax, for a new
+    customer; `unpaid`: no paid_at (`paid_at` then only dates its due and confirmed dates)."""
+    customer = tenant.post("/customers", json={"name": customer_name}).json()
     invoice = tenant.post(
         "/invoices",
         json={
@@ -76,7 +84,7 @@ def add_invoice(
             "customer": customer["id"],
             "status": status,
             "due_date": paid_at.date().isoformat(),
-            "paid_at": paid_at.isoformat(),
+            **({} if unpaid else {"paid_at": paid_at.isoformat()}),
             "confirmed_at": (paid_at - dt.timedelta(days=1)).isoformat(),
         },
     )

@@ -31,6 +31,7 @@ import pytest
 from ledgerline.money import currency_digits, decimal_to_scaled, display_string
 from tests.conftest import Backend
 from tests.console.conftest import Tenant, add_invoice, new_account
+from tests.console.test_console_grouped import COLUMNS, api_sums, make_data, own_sums
 from tests.contract.conftest import served
 from tests.contract.test_docs_browser import chromium_path
 from tests.jobs.conftest import bulk_lines, ledgerline_env, serving, start_ledgerline
@@ -432,6 +433,62 @@ def test_the_grouped_view_draws_each_currencys_totals_as_the_api_counts_them(
     assert widths["flat_fee"] == 300 > widths["course"] > 0
 
 
+@pytest.mark.parametrize("group_by", ["status", "paid_month", "customer"])
+def test_group_by_in_the_browser_shows_the_apis_groups_and_exports_them(
+    group_by: str, served: str, backend: Backend, browser: Browser
+) -> None:
+    """Chosen with the "Group by" control: the table's count and totals and each bar equal
+    the grouped `/data` for the same columns and the test's own sums (month paid across
+    London's month edge, the unpaid as "Not paid"; two customers of one name kept apart);
+    then the page's export is a job with the same columns."""
+    tenant = tenant_of(backend, served)
+    lines = make_data(tenant)
+    page = new_page(browser)
+    sign_in_page(page, served, tenant.token)
+    page.goto(served + "/report/grouped")
+    label = {"status": "Invoice status", "paid_month": "Month paid", "customer": "Customer"}
+    page.get_by_label("Group by").select_option(label=label[group_by])
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(rf"group_by={group_by}"))
+    assert page.locator("h1").inner_text() == f"Line items by {label[group_by].lower()}"
+
+    expected = own_sums(lines, group_by)
+    sort = {"sort": "currency,-total_amount"} if group_by == "customer" else {}
+    _rows, from_api = api_sums(tenant, COLUMNS[group_by], **sort)
+    assert from_api == expected
+    shown: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+    for row in page.locator("#groups tbody tr").all():
+        cells = {cell.get_attribute("data-key"): cell for cell in row.locator("td[data-key]").all()}
+        currency = row.get_attribute("data-currency") or ""
+        amount, tax, gross = (
+            int(cells[key].get_attribute("data-minor") or "")
+            for key in ("total_amount", "total_tax_amount", "total_gross_amount")
+        )
+        for key, value in (("total_amount", amount), ("total_tax_amount", tax)):
+            assert cells[key].inner_text() == display_string(value, currency)
+        assert cells["total_gross_amount"].inner_text() == display_string(gross, currency)
+        count = int(cells["count"].inner_text().replace(",", ""))
+        shown[(row.get_attribute("data-group") or "", currency)] = (count, amount, tax, gross)
+    assert list(shown.items()) == list(from_api.items())  # the API's order too
+    drawn = {}
+    for chart in page.locator("svg.chart").all():
+        currency = chart.get_attribute("data-currency") or ""
+        for bar in chart.locator("g.bar").all():
+            drawn[(bar.get_attribute("data-group") or "", currency)] = int(
+                bar.get_attribute("data-minor") or ""
+            )
+    assert drawn == {key: sums[1] for key, sums in expected.items()}
+    if group_by == "paid_month":
+        labels = page.locator('svg.chart[data-currency="GBP"] text.label').all_text_contents()
+        assert labels == ["Jul 2024", "Aug 2024", "Not paid"]
+
+    page.get_by_role("button", name="Export").click()
+    page.wait_for_url(re.compile(r"/jobs/\d+$"))
+    job = tenant.get(f"/jobs/{page.url.rsplit('/', 1)[1]}").json()
+    assert job["report"] == "invoice_line_items.grouped"
+    assert job["params"]["columns"] == COLUMNS[group_by].split(",")
+
+
 def test_open_an_invoice_and_see_the_apis_totals(
     served: str, backend: Backend, browser: Browser
 ) -> None:
@@ -570,6 +627,8 @@ def test_every_page_at_both_sizes_is_labelled_keyboard_reachable_and_shown(
     pages = {
         "report": "/report?invoice_status=paid&paid_at_preset=this_quarter",
         "grouped": "/report/grouped?invoice_status=paid",
+        "grouped-by-month": "/report/grouped?group_by=paid_month&invoice_status=paid",
+        "grouped-by-customer": "/report/grouped?group_by=customer",
         "jobs": "/jobs",
         "job": f"/jobs/{job}",
         "invoices": "/invoices",

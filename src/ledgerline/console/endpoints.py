@@ -364,12 +364,14 @@ def home(viewer: ViewerDep) -> Response:
 # ---- the reports ----------------------------------------------------------------------------
 
 # The report parameters the URL may carry are declared (and so accepted) by the API's own
-# dependency; the console adds its page number and one preset per date range.
+# dependency; the console adds its page number, one preset per date range, and the grouped
+# view's "Group by" (validated by `service.read_report_query` against `service.GROUPINGS`).
 ConsoleKeys = Annotated[str | None, Query(max_length=20)]
 
 
 def console_keys(
     page: ConsoleKeys = None,
+    group_by: ConsoleKeys = None,
     due_date_preset: ConsoleKeys = None,
     paid_at_preset: ConsoleKeys = None,
     updated_at_preset: ConsoleKeys = None,
@@ -390,6 +392,7 @@ def _report_page(
     query: service.ReportQuery,
     form: service.FilterForm,
     page: service.ReportPage | service.GroupedPage | None,
+    **context: Any,
 ) -> Response:
     """A report view: its filters, its rows (None when a filter did not validate: 422 with the
     problem beside its control) and its export form."""
@@ -404,6 +407,7 @@ def _report_page(
         form=form,
         report=report,
         formats=FORMATS,
+        **context,
     )
 
 
@@ -430,9 +434,24 @@ def grouped(request: Request, viewer: ViewerDep, session: SessionDep) -> Respons
     params = service.parse_params(GROUPED, query, viewer.principal, for_export=False)
     page = None
     if params is not None:
-        page = service.grouped_view(session.connection(), viewer.principal, params)
+        page = service.grouped_view(session.connection(), viewer.principal, params, query.grouping)
     form = service.filter_form(FLAT, query, None)
-    return _report_page(request, viewer, "grouped.html", GROUPED, query, form, page)
+    return _report_page(
+        request,
+        viewer,
+        "grouped.html",
+        GROUPED,
+        query,
+        form,
+        page,
+        groupings=list(service.GROUPINGS.values()),
+        bounded=service.BOUNDED_GROUPS,
+        heading=(
+            "Grouped line items"
+            if "group_by" in query.errors
+            else f"Line items by {query.grouping.title}"
+        ),
+    )
 
 
 # ---- exports and jobs -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ Framework-free: the endpoints parse and render; this module decides what a page 
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, func, nulls_last, or_, select
 from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, scoped
@@ -32,7 +33,9 @@ from ledgerline.reports.query import (
     currency_totals,
     parse_report_params,
     report_page,
+    rows_statement,
 )
+from ledgerline.reports.rendering import json_row_maker
 from ledgerline.reports.timeframes import timeframe_days, today_in
 
 PAGE_SIZE = 50
@@ -50,6 +53,7 @@ PRESETS = {
 }
 # Query keys of a console report URL that are not report parameters.
 PAGE_KEY = "page"
+GROUP_BY_KEY = "group_by"
 PRESET_KEYS = tuple(f"{key}_preset" for key, _ in RANGES)
 NUMERIC_KINDS = frozenset({"int", "ref", "money"})
 
@@ -67,6 +71,12 @@ class ReportQuery:
     presets: dict[str, str]
     page: int = 1
     errors: dict[str, str] = field(default_factory=dict)
+    # The grouped view's "Group by" (a key of GROUPINGS; what was asked for, even unknown).
+    group_by: str = "type"
+
+    @property
+    def grouping(self) -> Grouping:
+        return GROUPINGS.get(self.group_by, GROUPINGS["type"])
 
     def url(self, path: str, **changes: str | None) -> str:
         """This query with some keys replaced (None removes them), as a link."""
@@ -88,9 +98,14 @@ def read_report_query(
     presets: dict[str, str] = {}
     errors: dict[str, str] = {}
     page = 1
+    group_by = "type"
     for key, value in items:
         if key == PAGE_KEY:
             page = _page_number(value, errors)
+        elif key == GROUP_BY_KEY:
+            group_by = value or "type"
+            if group_by not in GROUPINGS:
+                errors[GROUP_BY_KEY] = "is not a grouping: choose one of the list"
         elif key in PRESET_KEYS:
             presets[key.removesuffix("_preset")] = value
         else:
@@ -106,7 +121,7 @@ def read_report_query(
         first, last = timeframe_days(preset, today)
         raw[f"invoice_{range_key}_gte"] = first.isoformat()
         raw[f"invoice_{range_key}_lte"] = last.isoformat()
-    return ReportQuery(list(items), raw, presets, page, errors)
+    return ReportQuery(list(items), raw, presets, page, errors, group_by)
 
 
 def _listed(value: Any) -> list[Any]:
@@ -130,7 +145,10 @@ def parse_params(
     if report == GROUPED:
         # The grouped view shares the report's URL but shows fixed columns: the flat
         # report's `columns` and `sort` are not its own, so they are left out, not refused.
+        # Its columns and sort are those of the chosen grouping (none for "type": the
+        # API's default request, exactly as before).
         raw = {key: value for key, value in raw.items() if key not in ("columns", "sort")}
+        raw.update(query.grouping.request)
     try:
         return parse_report_params(
             report, {**raw, **extra}, timezone=principal.timezone, for_export=for_export
@@ -358,10 +376,12 @@ def filter_form(report: str, query: ReportQuery, params: ReportParams | None) ->
 BAR_AREA = 300  # the width, in SVG units, bars are drawn in
 VALUE_WIDTH = 140
 ROW_HEIGHT = 44
+LABEL_CHARS = 48
 
 
 @dataclass(frozen=True)
 class Bar:
+    key: str  # the group's value as the API answers it ("" when NULL)
     label: str
     minor: int
     text: str
@@ -369,6 +389,11 @@ class Bar:
     y: int
     width: int
     negative: bool
+
+    @property
+    def short_label(self) -> str:
+        """The label drawn above the bar (the whole one is its `<title>` and in the table)."""
+        return self.label if len(self.label) <= LABEL_CHARS else self.label[: LABEL_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -386,18 +411,19 @@ def _minor_of(money: Mapping[str, Any]) -> int:
     return decimal_to_scaled(Decimal(money["decimal"]), currency_digits(currency))
 
 
-def _chart(currency: str, groups: list[tuple[str, int]]) -> CurrencyChart:
+def _chart(currency: str, groups: list[tuple[str, str, int]]) -> CurrencyChart:
     """Horizontal bars from one zero line: a negative total (refunds) extends to its left.
     Integer geometry: each length is its share of the widest extent, rounded down."""
-    most = max((minor for _, minor in groups), default=0)
-    least = min((minor for _, minor in groups), default=0)
+    most = max((minor for _, _, minor in groups), default=0)
+    least = min((minor for _, _, minor in groups), default=0)
     extent = max(most, 0) - min(least, 0) or 1
     zero_x = BAR_AREA * -min(least, 0) // extent
     bars = []
-    for index, (label, minor) in enumerate(groups):
+    for index, (key, label, minor) in enumerate(groups):
         width = max(1, BAR_AREA * abs(minor) // extent) if minor else 0
         bars.append(
             Bar(
+                key=key,
                 label=label,
                 minor=minor,
                 text=display_string(minor, currency),
@@ -410,25 +436,231 @@ def _chart(currency: str, groups: list[tuple[str, int]]) -> CurrencyChart:
     return CurrencyChart(currency, bars, zero_x, max(1, len(bars)) * ROW_HEIGHT)
 
 
+@dataclass(frozen=True)
+class Grouping:
+    """One choice of the grouped view's "Group by": the grouped report's columns it asks
+    for (its keys, then the aggregates), its sort, and how many groups the page shows.
+
+    The keys' first column is the group; a second key (a customer's or a venue's name
+    beside its id) only labels it, so two customers of the same name stay two groups."""
+
+    key: str
+    label: str  # "Invoice status": the control's option and the table's first header
+    title: str  # "invoice status": the heading's "Line items by …"
+    keys: tuple[str, ...]
+    none_label: str = "None"  # a NULL group (an unpaid invoice's month paid)
+    # The page shows the largest groups first, at most this many; the export has all.
+    bounded: bool = False
+    words: bool = False  # snake_case values read as words ("partially paid")
+    period: bool = False  # "2026-03" reads "Mar 2026", "2026-Q1" "Q1 2026"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        if self.key == "type":
+            return ("type", "total_amount")
+        # A bounded grouping names the currency, so its file is sorted as the page is: by
+        # currency, then the largest total first.
+        currency = ("currency",) if self.bounded else ()
+        return (*self.keys, *currency, *AGGREGATES)
+
+    @property
+    def request(self) -> dict[str, str]:
+        """The grouped report's parameters for this grouping (none for the default)."""
+        if self.key == "type":
+            return {}
+        request = {"columns": ",".join(self.columns)}
+        if self.bounded:
+            request["sort"] = "currency,-total_amount"
+        return request
+
+
+AGGREGATES = ("count", "total_amount", "total_tax_amount", "total_gross_amount")
+BOUNDED_GROUPS = 50
+# Every group of the other groupings fits a page (types, statuses, currencies, periods).
+ALL_GROUPS = 10_000
+GROUPINGS: dict[str, Grouping] = {
+    grouping.key: grouping
+    for grouping in (
+        # The default: exactly the page before there was a choice (TeamUp's grouped report).
+        Grouping("type", "Type", "type", ("type",), words=True),
+        Grouping("status", "Invoice status", "invoice status", ("invoice.status",), words=True),
+        Grouping(
+            "customer",
+            "Customer",
+            "customer",
+            ("customer.id", "customer.name"),
+            none_label="No customer",
+            bounded=True,
+        ),
+        Grouping(
+            "venue",
+            "Venue",
+            "venue",
+            ("customer.venue.id", "customer.venue.name"),
+            none_label="No venue",
+            bounded=True,
+        ),
+        Grouping("currency", "Currency", "currency", ("currency",)),
+        Grouping(
+            "paid_month",
+            "Month paid",
+            "month paid",
+            ("invoice.paid_at_month",),
+            "Not paid",
+            period=True,
+        ),
+        Grouping(
+            "paid_quarter",
+            "Quarter paid",
+            "quarter paid",
+            ("invoice.paid_at_quarter",),
+            "Not paid",
+            period=True,
+        ),
+        Grouping("paid_year", "Year paid", "year paid", ("invoice.paid_at_year",), "Not paid"),
+        Grouping(
+            "due_month",
+            "Month due",
+            "month due",
+            ("invoice.due_date_month",),
+            "No due date",
+            period=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class GroupedRow:
+    key: str  # the group's value as the API answers it ("" when NULL)
+    label: str  # as a person reads it
+    currency: str
+    count: int | None  # None when the grouping does not ask for it (type)
+    amounts: list[tuple[str, int, str]]  # (aggregate key, minor units, display string)
+
+
 @dataclass
 class GroupedPage:
-    rows: list[tuple[str, str, str]]  # type, currency, formatted total
+    grouping: Grouping
+    headers: list[tuple[str, str]]  # (aggregate key, label) after the group and currency
+    rows: list[GroupedRow]
     charts: list[CurrencyChart]
+    total: int  # groups in all (a group is a value and a currency)
+    # Per currency whose groups are not all shown: (currency, shown, groups).
+    cut: list[tuple[str, int, int]] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        return self.total > len(self.rows)
 
 
-def grouped_view(conn: Connection, principal: Principal, params: ReportParams) -> GroupedPage:
-    """Every group (types × currencies, a few dozen rows at most) and one chart per currency:
-    never two currencies on one axis."""
-    page = report_page(conn, principal.account_id, params, limit=10_000, offset=0)
-    by_currency: dict[str, list[tuple[str, int]]] = {}
-    rows = []
-    for row in _decoded_rows(page):
-        money = row["total_amount"]
-        currency = str(money["iso_currency_code"]).upper()
-        by_currency.setdefault(currency, []).append((str(row["type"]), _minor_of(money)))
-        rows.append((str(row["type"]), currency, str(money["string"])))
+def _group_label(grouping: Grouping, row: Mapping[str, Any], columns: list[Column]) -> str:
+    values = [_value_at(row, column) for column in columns]
+    if values[0] is None:
+        return grouping.none_label
+    if len(values) > 1:
+        # id and name: the name, with the id when there is no name.
+        name = values[1]
+        return f"{name} (#{values[0]})" if name else f"#{values[0]}"
+    text = str(values[0])
+    if grouping.period:
+        return _period_label(text)
+    return text.replace("_", " ") if grouping.words else text
+
+
+def _period_label(text: str) -> str:
+    """The API's period text as a person writes it: "2026-03" -> "Mar 2026",
+    "2026-Q1" -> "Q1 2026" (a year, or anything else, as it is)."""
+    year, _, part = text.partition("-")
+    if part.startswith("Q"):
+        return f"{part} {year}"
+    if part.isdigit() and 1 <= int(part) <= 12:
+        return f"{calendar.month_abbr[int(part)]} {year}"
+    return text
+
+
+def grouped_view(
+    conn: Connection, principal: Principal, params: ReportParams, grouping: Grouping
+) -> GroupedPage:
+    """The groups of the grouped report's `/data` for the grouping's columns, in its order
+    (the largest first for a bounded grouping, at most `BOUNDED_GROUPS`; every group else),
+    and one chart of the total amount per currency: never two currencies on one axis."""
+    keys = [params.column(key) for key in grouping.keys]
+    cut: list[tuple[str, int, int]] = []
+    if grouping.bounded:
+        found, groups = _largest_per_currency(conn, principal, params, keys)
+        total = sum(groups.values())
+        shown = {currency: min(count, BOUNDED_GROUPS) for currency, count in groups.items()}
+        cut = [(c, shown[c], n) for c, n in sorted(groups.items()) if n > shown[c]]
+    else:
+        page = report_page(conn, principal.account_id, params, limit=ALL_GROUPS, offset=0)
+        found, total = _decoded_rows(page), int(page["total"])
+    money = [column for column in params.selected if column.kind == "money"]
+    by_currency: dict[str, list[tuple[str, str, int]]] = {}
+    rows: list[GroupedRow] = []
+    for row in found:
+        currency = str(row["total_amount"]["iso_currency_code"]).upper()
+        label = _group_label(grouping, row, keys)
+        amounts = [(c.key, _minor_of(row[c.key]), str(row[c.key]["string"])) for c in money]
+        first = _value_at(row, keys[0])
+        key = "" if first is None else str(first)
+        by_currency.setdefault(currency, []).append((key, label, _minor_of(row["total_amount"])))
+        rows.append(
+            GroupedRow(
+                key=key,
+                label=label,
+                currency=currency,
+                count=int(row["count"]) if "count" in row else None,
+                amounts=amounts,
+            )
+        )
     charts = [_chart(currency, groups) for currency, groups in sorted(by_currency.items())]
-    return GroupedPage(rows, charts)
+    return GroupedPage(
+        grouping=grouping,
+        headers=[(c.key, c.label) for c in money],
+        rows=rows,
+        charts=charts,
+        total=total,
+        cut=cut,
+    )
+
+
+def _largest_per_currency(
+    conn: Connection, principal: Principal, params: ReportParams, keys: list[Column]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The `BOUNDED_GROUPS` largest groups of each currency (by total amount, ties in the
+    grouped report's own order: the keys ascending, NULLs last), in the report's order
+    (currency, then largest first), and how many groups each currency has.
+
+    The grouped report's statement itself (`rows_statement`: its account filter, filters,
+    GROUP BY and columns), ranked within each currency by a window over its groups; a rank
+    per currency, because "the largest" across currencies would rank ¥ against £."""
+    statement = rows_statement(principal.account_id, params)
+    currency = params.catalog.source.currency
+    total = params.column("total_amount").exprs[0]
+    ties = [nulls_last(expr.asc()) for column in keys for expr in column.exprs]
+    ranked = (
+        statement.add_columns(
+            func.row_number()
+            .over(partition_by=currency, order_by=[total.desc(), *ties])
+            .label("rank_in_currency"),
+            func.count().over(partition_by=currency).label("groups_in_currency"),
+        )
+        .order_by(None)
+        .subquery()
+    )
+    found = conn.execute(
+        select(ranked)
+        .where(ranked.c.rank_in_currency <= BOUNDED_GROUPS)
+        .order_by(ranked.c.currency, ranked.c.rank_in_currency)
+    ).all()
+    make_row = json_row_maker(params.selected)
+    rows: list[dict[str, Any]] = []
+    groups: dict[str, int] = {}
+    for row in found:
+        rows.append(json.loads(make_row(row), parse_float=Decimal))
+        groups[str(row.currency).upper()] = int(row.groups_in_currency)
+    return rows, groups
 
 
 # ---- jobs -------------------------------------------------------------------------------------
