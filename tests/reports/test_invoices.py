@@ -830,7 +830,8 @@ def test_a_repeated_empty_list_filter_is_not_given(invoices: Data, key: str) -> 
     with it is a job like any other."""
     everything = fetch(invoices.api)
     assert everything["total"] > 0
-    assert fetch(invoices.api, **{key: ["", ""]}) == everything
+    empty: dict[str, Any] = {key: ["", ""]}
+    assert fetch(invoices.api, **empty) == everything
     response = invoices.api.post(EXPORT, files=[(key, (None, "")), (key, (None, ""))])
     assert response.status_code == 200, response.text
     job = invoices.api.get(f"/jobs/{response.json()['job']}").json()
