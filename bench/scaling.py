@@ -7,14 +7,21 @@ The page: the flat report's first page filtered by `id_gt` to the account's last
 items (cheap on both databases: the work per request is the API's, not the query's). Rate
 limits off for every count (`NO_RATE_LIMITS`): counted in Redis they add a round trip to each
 request, and in memory they would stop `serve` from running more than one process.
+
+Export workers: rows per second of 1, 2 and 4 `ledgerline worker` processes (concurrency 1
+each) exporting at once, each running one whole flat CSV export of the report, submitted
+together; the time is from the first POST to the last job seen succeeded (polled with a
+back-off, as a client would), the rows those of every file.
 """
 
 from __future__ import annotations
 
 import statistics
+import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from sqlalchemy import text
 
 from bench import harness
@@ -61,7 +68,78 @@ def measure_scaling(bench: Bench) -> dict[str, Any]:
             "speedup": rps / single if single else float("nan"),
             "runs": [r.as_dict() for r in results],
         }
+    out["export_workers"] = _export_workers(bench)
     return out
+
+
+def _export_workers(bench: Bench) -> dict[int, Any]:
+    runs: dict[int, list[tuple[int, float]]] = {count: [] for count in COUNTS}
+    for run in range(bench.runs):
+        for count in COUNTS if run % 2 == 0 else tuple(reversed(COUNTS)):
+            runs[count].append(_exports_at_once(bench, count))
+    out: dict[int, Any] = {}
+    single: float | None = None
+    for count, results in runs.items():
+        rows_per_second = statistics.median(rows / seconds for rows, seconds in results)
+        single = rows_per_second if single is None else single
+        out[count] = {
+            "rows_per_second": rows_per_second,
+            "speedup": rows_per_second / single,
+            "seconds": statistics.median(seconds for _, seconds in results),
+            "rows": results[0][0],
+        }
+    return out
+
+
+def _exports_at_once(bench: Bench, count: int) -> tuple[int, float]:
+    """`count` worker processes, `count` flat CSV exports submitted together: (rows written
+    in all, seconds from the first POST to the last success)."""
+    port = harness.free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**bench.env, **NO_RATE_LIMITS, "LEDGERLINE_EMBEDDED_WORKERS": "0"}
+    log = bench.dir / "scaling.log"
+    processes: list[subprocess.Popen[bytes]] = [
+        harness.start_process(
+            [str(harness.BIN / "ledgerline"), "serve", "--port", str(port), "--workers", "1"],
+            env,
+            log,
+        )
+    ]
+    try:
+        processes += [
+            harness.start_process(
+                [str(harness.BIN / "ledgerline"), "worker", "--concurrency", "1"], env, log
+            )
+            for _ in range(count)
+        ]
+        harness.wait_http(base + "/healthz", timeout=180)
+        time.sleep(SETTLE_SECONDS)
+        headers = {"Authorization": f"Token {bench.seeded['token']}"}
+        with httpx.Client(base_url=base + "/api/v2", headers=headers, timeout=600) as client:
+            started = time.perf_counter()
+            jobs = [
+                client.post("/reports/invoice_line_items/export", json={"format": "csv"})
+                .raise_for_status()
+                .json()["job"]
+                for _ in range(count)
+            ]
+            rows = 0
+            delay = 0.05
+            pending = set(jobs)
+            while pending:
+                time.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
+                for job_id in list(pending):
+                    job = client.get(f"/jobs/{job_id}").json()
+                    if job["status"] == "succeeded":
+                        rows += int(job["result"]["row_count"])
+                        pending.discard(job_id)
+                    elif job["status"] in ("failed", "canceled"):
+                        raise RuntimeError(f"export {job_id} ended {job['status']}: {job}")
+            return rows, time.perf_counter() - started
+    finally:
+        for process in processes:
+            harness.stop(process)
 
 
 def _one(bench: Bench, count: int, path: str) -> LoadResult:
@@ -98,5 +176,18 @@ def render_scaling(results: list[dict[str, Any]], date: str) -> str:
                 f"| {result['database']} | {count} | {figures['requests_per_second']:.0f} "
                 f"| {figures['speedup']:.2f}x | {figures['p50_ms']:.1f} ms "
                 f"| {figures['p99_ms']:.1f} ms | {figures['errors']} |"
+            )
+    lines += [
+        f"\n### Export workers of {date}: N `ledgerline worker` processes, N flat CSV exports "
+        "at once\n",
+        "| database | workers | rows/s (all files) | speedup | seconds | rows |",
+        "|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        workers = (result.get("scaling") or {}).get("export_workers") or {}
+        for count, figures in workers.items():
+            lines.append(
+                f"| {result['database']} | {count} | {figures['rows_per_second']:,.0f} "
+                f"| {figures['speedup']:.2f}x | {figures['seconds']:.1f} s | {figures['rows']:,} |"
             )
     return "\n".join(lines) + "\n"

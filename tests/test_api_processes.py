@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ledgerline.api_processes import ApiProcessesError, api_process_count, cpu_count
 from ledgerline.config import Settings
@@ -254,6 +255,7 @@ def test_two_api_processes_share_jobs_rate_limits_and_console_sessions(
             _job_through_one_read_through_the_others(exporter.token, one, two, machine_b, total)
             _one_rate_limit_across_processes(limited.token, [one, two, machine_b])
             _console_session_across_processes(browser.token, one, two)
+            _metrics_count_every_process(one, two)
 
             # Every step above really ran on the process each connection was pinned to.
             for conn in (one, two):
@@ -311,6 +313,35 @@ def _job_through_one_read_through_the_others(
         by_link = other.request("GET", target)
         assert by_link.status == 200, by_link.body
         assert by_link.body == downloaded.body
+
+
+def _healthz_answered(conn: Pinned) -> int:
+    """GET /healthz answered 200, as the /metrics read through `conn` counts them."""
+    answer = conn.request("GET", "/metrics")
+    assert answer.status == 200
+    count = 0
+    for family in text_string_to_metric_families(answer.body.decode()):
+        if family.name != "ledgerline_http_requests":
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name.endswith("_total") and (
+                labels["method"],
+                labels["route"],
+                labels["status"],
+            ) == ("GET", "/healthz", "200"):
+                count += int(sample.value)
+    return count
+
+
+def _metrics_count_every_process(one: Pinned, two: Pinned) -> None:
+    """/metrics counts the requests every API process answered, whichever one is asked
+    (one process's own counts would hide the others' from a scraper)."""
+    for asked, answering in ((one, two), (two, one)):
+        before = _healthz_answered(asked)
+        for _ in range(3):
+            assert answering.request("GET", "/healthz").status == 200
+        assert _healthz_answered(asked) == before + 3
 
 
 def _one_rate_limit_across_processes(token: str, connections: list[Pinned]) -> None:

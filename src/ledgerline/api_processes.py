@@ -22,10 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -37,6 +39,9 @@ log = logging.getLogger("ledgerline.api_processes")
 
 # Set in each child's environment: the supervisor's pid, which the child watches.
 PARENT_PID_ENV = "LEDGERLINE_API_PARENT_PID"
+# Set in each child's environment: where prometheus_client keeps the counts of every child
+# (its multiprocess mode; read when the child first imports it).
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # How long a new child may take to import the app and complete its startup.
 READY_TIMEOUT_SECONDS = 120.0
 # Beyond the HTTP shutdown grace, how long a stopping child may take to exit before SIGKILL.
@@ -116,6 +121,10 @@ class ApiProcesses:
         self._stop = False
         self._restart = False
         self._sock: socket.socket | None = None
+        # prometheus_client's multiprocess mode: each child writes its counts to files here
+        # and /metrics, in whichever child answers, sums every child's (those of children
+        # since replaced included, so the counters never go back).
+        self._metrics_dir = tempfile.mkdtemp(prefix="ledgerline-metrics-")
 
     # Signal handlers only set flags: the loop below acts on them (a handler that took a
     # lock could deadlock against the code it interrupted).
@@ -155,6 +164,7 @@ class ApiProcesses:
         finally:
             self._stop_all()
             self._sock.close()
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
@@ -184,7 +194,11 @@ class ApiProcesses:
         assert self._sock is not None
         fd = self._sock.fileno()
         ready_read, ready_write = os.pipe()
-        env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+        env = {
+            **os.environ,
+            PARENT_PID_ENV: str(os.getpid()),
+            METRICS_DIR_ENV: self._metrics_dir,
+        }
         try:
             process = subprocess.Popen(
                 [

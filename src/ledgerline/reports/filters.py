@@ -136,21 +136,28 @@ class Filters:
             # The line item id a client knows is its per-account public id (incremental
             # sync: "everything after the last id I saw"); (account_id, public_id) serves it.
             where.append(line_items.c.public_id > self.id_gt)
-        if self.invoice_status:
-            where.append(invoices.c.status.in_(self.invoice_status))
-        if self.invoice_due_date_gte is not None:
-            where.append(invoices.c.due_date >= self.invoice_due_date_gte)
-        if self.invoice_due_date_lte is not None:
-            where.append(invoices.c.due_date <= self.invoice_due_date_lte)
-        for prefix, column_name in DATETIME_FILTERS.items():
-            column = invoices.c[column_name]
-            low = getattr(self, prefix + "_gte")
-            high = getattr(self, prefix + "_lte")
-            if low is not None:
-                where.append(column >= low)
-            if high is not None:
-                where.append(column <= high)
+        where += invoice_field_clauses(
+            self, "invoice_status", {"invoice_due_date": "due_date", **DATETIME_FILTERS}
+        )
         return where
+
+
+def invoice_field_clauses(
+    filters: object, status_key: str, bounded: Mapping[str, str]
+) -> list[ColumnElement[bool]]:
+    """The clauses on an invoice's own fields, which both report families filter by under
+    their own names: the statuses in `filters.<status_key>`, and for each prefix of
+    `bounded` (prefix -> invoices column) its inclusive `<prefix>_gte` and `_lte` bounds."""
+    where: list[ColumnElement[bool]] = []
+    if statuses := getattr(filters, status_key):
+        where.append(invoices.c.status.in_(statuses))
+    for prefix, column_name in bounded.items():
+        column = invoices.c[column_name]
+        if (low := getattr(filters, prefix + "_gte")) is not None:
+            where.append(column >= low)
+        if (high := getattr(filters, prefix + "_lte")) is not None:
+            where.append(column <= high)
+    return where
 
 
 FILTER_KEYS = tuple(item.name for item in fields(Filters))
@@ -485,20 +492,9 @@ class InvoiceFilters:
         where: list[ColumnElement[bool]] = []
         if self.id_gt is not None:
             where.append(invoices.c.public_id > self.id_gt)
-        if self.status:
-            where.append(invoices.c.status.in_(self.status))
-        if self.due_date_gte is not None:
-            where.append(invoices.c.due_date >= self.due_date_gte)
-        if self.due_date_lte is not None:
-            where.append(invoices.c.due_date <= self.due_date_lte)
-        for prefix, column_name in INVOICE_DATETIME_FILTERS.items():
-            column = invoices.c[column_name]
-            low = getattr(self, prefix + "_gte")
-            high = getattr(self, prefix + "_lte")
-            if low is not None:
-                where.append(column >= low)
-            if high is not None:
-                where.append(column <= high)
+        where += invoice_field_clauses(
+            self, "status", {"due_date": "due_date", **INVOICE_DATETIME_FILTERS}
+        )
         if self.customers:
             # The customer joined is the invoice's own, so of its account: another account's
             # customer id matches nothing.
