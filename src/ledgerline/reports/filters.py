@@ -74,6 +74,23 @@ DATETIME_FILTERS: dict[str, str] = {
 }
 
 
+def filters_json(filters: Any) -> dict[str, Any]:
+    """A filters dataclass as a job records it: only the filters that are set, dates and UTC
+    date-times as ISO strings, lists for tuples."""
+    data: dict[str, Any] = {}
+    for item in fields(filters):
+        value = getattr(filters, item.name)
+        if value is None or value == ():
+            continue
+        if isinstance(value, dt.date):  # date and datetime
+            data[item.name] = value.isoformat()
+        elif isinstance(value, tuple):
+            data[item.name] = list(value)
+        else:
+            data[item.name] = value
+    return data
+
+
 @dataclass(frozen=True)
 class Filters:
     id_gt: int | None = None
@@ -93,19 +110,7 @@ class Filters:
     invoice_confirmed_at_timeframe: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Only the filters that are set; dates and UTC date-times as ISO strings."""
-        data: dict[str, Any] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if value is None or value == ():
-                continue
-            if isinstance(value, dt.date):  # date and datetime
-                data[item.name] = value.isoformat()
-            elif isinstance(value, tuple):
-                data[item.name] = list(value)
-            else:
-                data[item.name] = value
-        return data
+        return filters_json(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Filters:
@@ -441,18 +446,7 @@ class InvoiceFilters:
     credit_applied: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if value is None or value == ():
-                continue
-            if isinstance(value, dt.date):
-                data[item.name] = value.isoformat()
-            elif isinstance(value, tuple):
-                data[item.name] = list(value)
-            else:
-                data[item.name] = value
-        return data
+        return filters_json(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InvoiceFilters:
