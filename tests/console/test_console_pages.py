@@ -97,3 +97,20 @@ def test_cancelling_a_job_that_already_ended_shows_how_it_ended(
     assert answer.status_code == 303
     assert answer.headers["location"] == f"/jobs/{job}"
     assert tenant.get(f"/jobs/{job}").json()["status"] == "failed"
+
+
+def test_the_jobs_page_names_invoices_report_exports(
+    backend: Backend, browser_client: TestClient
+) -> None:
+    """An export of TeamUp's invoices report made through the API is listed on the jobs page
+    under a name a person reads, not the report's key."""
+    tenant = Tenant(*new_account(backend), browser_client)
+    for path in ("/reports/invoices/export", "/reports/invoices.grouped/export"):
+        made = tenant.post(path, json={"format": "csv"})
+        assert made.status_code == 200, made.text
+    sign_in(browser_client, tenant.token)
+    page = browser_client.get("/jobs")
+    assert page.status_code == 200, page.text
+    assert "<td>Invoices</td>" in page.text
+    assert "<td>Invoices grouped</td>" in page.text
+    assert "invoices.grouped" not in page.text

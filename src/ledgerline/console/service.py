@@ -27,7 +27,7 @@ from ledgerline.invoices.service import get_invoice_view, invoice_totals
 from ledgerline.invoices.totals import Totals
 from ledgerline.models import INVOICE_STATUSES, Customer, Invoice, Job, LineItem, LineItemGroup
 from ledgerline.money import currency_digits, decimal_to_scaled, display_string, micros_string
-from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED, Column
+from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED, INVOICES, INVOICES_GROUPED, Column
 from ledgerline.reports.query import (
     ReportParams,
     currency_totals,
@@ -676,7 +676,13 @@ class JobRow:
     report_label: str
 
 
-REPORT_LABELS = {FLAT: "Line items", GROUPED: "Grouped"}
+REPORT_LABELS = {
+    FLAT: "Line items",
+    GROUPED: "Grouped",
+    # Exports of TeamUp's invoices report, made through the API, are listed with the rest.
+    INVOICES: "Invoices",
+    INVOICES_GROUPED: "Invoices grouped",
+}
 ACTIVE = ("queued", "running")
 
 
