@@ -154,8 +154,16 @@ def _is_integer(annotation: Any) -> bool:
     return get_origin(annotation) in (Union, UnionType) and int in get_args(annotation)
 
 
-def declared_parameters(dependant: Dependant) -> DeclaredParameters:
-    query: set[str] = set()
+def declared_parameters(
+    dependant: Dependant, openapi_extra: dict[str, Any] | None = None
+) -> DeclaredParameters:
+    """The route's parameters: its dependencies' and those only documented in its
+    `openapi_extra` (the reports', which their endpoints parse themselves)."""
+    query: set[str] = {
+        parameter["name"]
+        for parameter in (openapi_extra or {}).get("parameters", [])
+        if parameter.get("in") == "query"
+    }
     integer_query: set[str] = set()
     integer_path: set[str] = set()
     pending = [dependant]
@@ -185,7 +193,8 @@ async def declared_parameters_only(request: Request) -> None:
         return
     declared = _DECLARED.get(id(route))
     if declared is None:
-        declared = _DECLARED[id(route)] = declared_parameters(route.dependant)
+        declared = declared_parameters(route.dependant, route.openapi_extra)
+        _DECLARED[id(route)] = declared
     for key, value in request.query_params.multi_items():
         name = key.removesuffix("[]")
         if name not in declared.query:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session
@@ -19,7 +20,13 @@ from ledgerline.auth import Principal, get_owned_by_public_id, owned, scoped
 from ledgerline.db import utcnow
 from ledgerline.errors import BadRequest, NotFound, UnknownReference
 from ledgerline.groups.lookup import find_group
-from ledgerline.groups.schemas import GroupBody, GroupPage, service_period_dates
+from ledgerline.groups.schemas import (
+    GROUP_FIELDS,
+    GroupBody,
+    GroupFields,
+    GroupPage,
+    service_period_dates,
+)
 from ledgerline.invoices.service import touch_invoice
 from ledgerline.invoices.totals import Totals, line_totals
 from ledgerline.models import Invoice, LineItem, LineItemGroup, TaxCategory
@@ -294,7 +301,10 @@ def list_groups(
     statement = base.order_by(key.desc() if read_descending else key.asc()).limit(page.limit + 1)
     if position is not None:
         statement = statement.where(precedes(position) if backwards else follows(position))
-    rows = list(session.execute(statement).scalars())
+    # Rows of the shown columns, not ORM objects; a Row names its columns as attributes.
+    rows = cast(
+        "list[GroupFields]", session.execute(statement.with_only_columns(*GROUP_FIELDS)).all()
+    )
     more_in_read_direction = len(rows) > page.limit
     rows = rows[: page.limit]
     if backwards:

@@ -42,7 +42,7 @@ from ledgerline.models import JOB_STATUSES, Job
 from ledgerline.openapi import SECURITY, ExportAccepted, TeamUpList
 from ledgerline.pagination import PageWindow, list_response
 from ledgerline.reports.columns import FLAT, GROUPED, INVOICES, INVOICES_GROUPED
-from ledgerline.reports.endpoints import report_parameter_schemas, report_query
+from ledgerline.reports.endpoints import report_parameter_schemas, report_query_doc
 from ledgerline.reports.query import parse_report_params
 from ledgerline.request_types import MAX_ID
 
@@ -151,6 +151,12 @@ def export_body_doc(report: str) -> dict[str, Any]:
     }
 
 
+def export_doc(report: str) -> dict[str, Any]:
+    """An export route's `openapi_extra`: its body and its query parameters (either carries
+    the report's parameters)."""
+    return {**export_body_doc(report), **report_query_doc(report, for_export=True)}
+
+
 EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The job that builds the file.",
@@ -203,10 +209,9 @@ def _export(
 
 @router.post(
     "/reports/invoice_line_items/export",
-    openapi_extra=export_body_doc(FLAT),
+    openapi_extra=export_doc(FLAT),
     response_model=ExportAccepted,
     responses=EXPORT_RESPONSES,
-    dependencies=[Depends(report_query(FLAT, for_export=True))],
 )
 def export_line_items(
     request: Request,
@@ -226,10 +231,9 @@ def export_line_items(
 
 @router.post(
     "/reports/invoice_line_items.grouped/export",
-    openapi_extra=export_body_doc(GROUPED),
+    openapi_extra=export_doc(GROUPED),
     response_model=ExportAccepted,
     responses=EXPORT_RESPONSES,
-    dependencies=[Depends(report_query(GROUPED, for_export=True))],
 )
 def export_line_items_grouped(
     request: Request,
@@ -247,10 +251,9 @@ def export_line_items_grouped(
 
 @router.post(
     "/reports/invoices/export",
-    openapi_extra=export_body_doc(INVOICES),
+    openapi_extra=export_doc(INVOICES),
     response_model=ExportAccepted,
     responses=EXPORT_RESPONSES,
-    dependencies=[Depends(report_query(INVOICES, for_export=True))],
 )
 def export_invoices(
     request: Request,
@@ -266,10 +269,9 @@ def export_invoices(
 
 @router.post(
     "/reports/invoices.grouped/export",
-    openapi_extra=export_body_doc(INVOICES_GROUPED),
+    openapi_extra=export_doc(INVOICES_GROUPED),
     response_model=ExportAccepted,
     responses=EXPORT_RESPONSES,
-    dependencies=[Depends(report_query(INVOICES_GROUPED, for_export=True))],
 )
 def export_invoices_grouped(
     request: Request,
