@@ -40,7 +40,16 @@ def env_of(data: Path, database: str, source: str) -> dict[str, str]:
 
 
 def targets(data: Path, database: str) -> list[tuple[str, str, str | None]]:
+    """The default targets (200,000 line items), or `<database>/targets.json`'s: a list of
+    `[name, path, needs_token]` for other data sets (the group list needs an invoice with
+    1,000 groups, made through the API)."""
     token: str = json.loads((data / database / "token.json").read_text())["token"]
+    chosen = data / database / "targets.json"
+    if chosen.exists():
+        return [
+            (name, path, token if needs_token else None)
+            for name, path, needs_token in json.loads(chosen.read_text())
+        ]
     return [
         ("report page", "/api/v2/reports/invoice_line_items/data?id_gt=199000&limit=50", token),
         ("invoice", "/api/v2/invoices/26000", token),
