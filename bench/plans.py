@@ -2,6 +2,7 @@
 data and the group list, on one seeded database (docs/performance.md, issue 11 deliverable 3).
 
     .venv/bin/python -m bench.plans --url URL --account ID [--runs 5] [--json out.json]
+    .venv/bin/python -m bench.plans --compare before.json after.json   (a markdown table)
 
 The statements are the ones the endpoints run (`page_statement`, `count_rows`, the group
 list's service), built by whichever checkout's code runs this, so the same script measures a
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -184,14 +186,71 @@ def measure(url: str, account: int, runs: int, group_invoice: int | None) -> dic
     return out
 
 
+_SCAN = re.compile(
+    r"(Parallel )?(Seq Scan|Index Only Scan|Index Scan|Bitmap Heap Scan) (\S+) \(([0-9?]+)(×[0-9]+)?\)"
+)
+
+
+def short(found: str) -> str:
+    """A plan's scans only: what each read and how many rows (PostgreSQL: actual rows × loops),
+    or SQLite's steps without their conditions."""
+    if not found:
+        return "-"
+    if "SEARCH" in found or "SCAN" in found:
+        steps = [re.sub(r" \(.*$", "", step).replace("USING ", "") for step in found.split("; ")]
+        return "; ".join(steps)
+    parts = []
+    for match in _SCAN.finditer(found):
+        rows = int(match[4]) if match[4] != "?" else 0
+        loops = int(match[5][1:]) if match[5] else 1
+        kind = {"Seq Scan": "seq", "Index Only Scan": "index-only", "Index Scan": "index"}.get(
+            match[2], "bitmap"
+        )
+        parts.append(f"{kind} {match[3].removeprefix('ix_')} {_rows(rows * loops)}")
+    return ", ".join(parts) or found
+
+
+def _rows(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e4 else str(n)
+
+
+def compare(before_path: str, after_path: str) -> str:
+    """A markdown table of two runs: times before → after, and each plan's scans after."""
+    with open(before_path) as handle:
+        before = json.load(handle)
+    with open(after_path) as handle:
+        after = json.load(handle)
+    lines = [
+        "| query | rows | page ms before → after | count ms before → after "
+        "| count plan before | count plan after | page plan after |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, new in after.items():
+        old = before.get(name, {})
+        lines.append(
+            f"| {name} | {new.get('count', '-')} "
+            f"| {old.get('page_ms', '-')} → {new['page_ms']} "
+            f"| {old.get('count_ms', '-')} → {new.get('count_ms', '-')} "
+            f"| {short(old.get('count_plan', ''))} | {short(new.get('count_plan', ''))} "
+            f"| {short(new['page_plan'])} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--account", type=int, required=True)
+    parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="print a table")
+    parser.add_argument("--url")
+    parser.add_argument("--account", type=int)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--group-invoice", help="public id of an invoice with 1,000 groups")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    if args.compare:
+        print(compare(*args.compare))
+        return
+    if args.url is None or args.account is None:
+        parser.error("--url and --account are needed to measure")
     group_invoice = int(args.group_invoice) if args.group_invoice else None
     results = measure(args.url, args.account, args.runs, group_invoice)
     if args.json:

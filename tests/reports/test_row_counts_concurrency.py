@@ -137,7 +137,8 @@ def test_totals_stay_exact_under_concurrent_writes(
 
     assert errors == []
     assert mismatches == []
-    assert len(reads) >= READERS
+    # The readers ran while the writers wrote: they saw the total move.
+    assert len(set(reads)) > 1
     with engine.connect() as conn:
         for tenant in (other_api, api):
             kept, counted = kept_and_counted(conn, tenant.account_id)
