@@ -31,6 +31,7 @@ from ledgerline.db import engine_for
 from ledgerline.jobs.queue import EmbeddedWorkers, JobQueue
 from ledgerline.models import Invoice, Job, LineItem
 from ledgerline.public_ids import allocate
+from ledgerline.row_counts import lines_added, rows_added
 from tests.conftest import Api, Backend
 
 FINISHED = ("succeeded", "failed", "canceled", "expired")
@@ -203,6 +204,7 @@ def bulk_lines(backend: Backend, account_id: int, count: int, currency: str = "G
             )
             .returning(Invoice.__table__.c.id)
         ).scalar_one()
+        rows_added(conn, account_id, Invoice, 1)
     total = 0
     batch = 20_000
     for start in range(0, count, batch):
@@ -231,6 +233,7 @@ def bulk_lines(backend: Backend, account_id: int, count: int, currency: str = "G
             )
         with engine.begin() as conn:
             conn.execute(insert(LineItem), rows)
+            lines_added(conn, account_id, invoice_id, len(rows))
     return total
 
 

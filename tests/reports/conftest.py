@@ -20,6 +20,7 @@ from sqlalchemy import insert
 from ledgerline.db import engine_for
 from ledgerline.models import Customer, Invoice, LineItem, Venue
 from ledgerline.public_ids import allocate
+from ledgerline.row_counts import lines_added, rows_added
 from tests.conftest import Api, Backend
 
 UTC = dt.UTC
@@ -134,6 +135,7 @@ class Data:
                 .values(public_id=invoice_public_id, **invoice_values)
                 .returning(Invoice.id)
             ).scalar_one()
+            rows_added(conn, self.api.account_id, Invoice, 1)
             for item in items:
                 values = {
                     "account_id": self.api.account_id,
@@ -172,6 +174,7 @@ class Data:
                         venue=customer["venue"] if customer else None,
                     )
                 )
+            lines_added(conn, self.api.account_id, invoice_id, len(created))
         self.lines.extend(created)
         self.invoices.append(
             {"id": invoice_public_id, "key": invoice_id, **invoice_values, "customer": customer}

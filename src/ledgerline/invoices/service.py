@@ -38,6 +38,7 @@ from ledgerline.models import Customer, Invoice, LineItem, LineItemGroup, Venue
 from ledgerline.money import MoneyError, micros_string, normalise_currency, plain_decimal
 from ledgerline.pagination import OffsetPage
 from ledgerline.public_ids import allocate, public_ids_of
+from ledgerline.row_counts import lines_added, rows_added
 
 
 def create_venue(session: Session, principal: Principal, body: VenueCreate) -> Venue:
@@ -201,6 +202,7 @@ def create_invoice(session: Session, principal: Principal, body: InvoiceCreate) 
     )
     _check_status_timestamps(invoice, set())
     insert_invoice(session, principal, invoice, auto)
+    rows_added(session, principal.account_id, Invoice, 1)
     return InvoiceView(invoice, Totals(), customer.public_id if customer else None)
 
 
@@ -465,6 +467,7 @@ def add_line_items(
     session.add_all([line for line, _ in created])
     touch_invoice(invoice)
     session.flush()
+    lines_added(session, principal.account_id, invoice.id, len(created))
     return created, batch
 
 
@@ -623,3 +626,4 @@ def delete_line_item(session: Session, principal: Principal, invoice_id: int, li
     session.delete(line)
     touch_invoice(invoice)
     session.flush()
+    lines_added(session, principal.account_id, invoice.id, -1)

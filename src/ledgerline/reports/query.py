@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from ledgerline.auth import owned
 from ledgerline.errors import ConflictingParameters, ValidationFailed
+from ledgerline.models import Invoice, LineItem
 from ledgerline.reports.columns import (
     CATALOGS,
     Catalog,
@@ -36,6 +37,7 @@ from ledgerline.reports.columns import (
 )
 from ledgerline.reports.filters import FILTER_KEYS, Filters, ReportFilters
 from ledgerline.reports.rendering import has_money, json_row_maker
+from ledgerline.row_counts import account_rows, invoice_lines
 
 FORMATS = ("csv", "json")
 PAGING_KEYS = frozenset({"limit", "offset", "page", "page_size"})
@@ -394,9 +396,30 @@ def page_statement(
     return statement.where(source.key.in_(ids.scalar_subquery()))
 
 
+def _kept_count(conn: Connection, account_id: int, params: ReportParams) -> int | None:
+    """The flat report's row count from the counts the writers keep (`ledgerline.row_counts`),
+    when its filters allow: none, one row read; the line items report filtered on invoice
+    fields alone, the sum of the matching invoices' line counts. None: count the rows."""
+    filters = params.filters
+    model = params.catalog.source.model
+    if not filters.to_json():
+        if model is LineItem or model is Invoice:
+            return account_rows(conn, account_id, model)
+        return None
+    if model is LineItem and isinstance(filters, Filters) and filters.id_gt is None:
+        # Every filter but id_gt is on the invoice (`Filters.needs`).
+        return invoice_lines(conn, account_id, filters.clauses())
+    return None
+
+
 def count_rows(conn: Connection, account_id: int, params: ReportParams) -> int:
-    """How many rows the report has (line items, or groups), counted in the database."""
+    """How many rows the report has (line items, invoices or groups), exact in the caller's
+    snapshot: from the kept counts where the filters allow (`_kept_count`), else counted."""
     source = params.catalog.source
+    if not params.catalog.grouped:
+        kept = _kept_count(conn, account_id, params)
+        if kept is not None:
+            return kept
     if params.catalog.grouped:
         groups = rows_statement(account_id, params).order_by(None).subquery()
         statement = select(func.count()).select_from(groups)

@@ -7,10 +7,14 @@ the generator's explicit ids cannot collide with a concurrent writer's. The acco
 id counters (`account_counters`, see `ledgerline.public_ids`) are read under the same lock
 (on PostgreSQL their rows are locked first, `FOR UPDATE`, as the API's allocation does) and
 moved past the public ids the chunk used before it commits: one block per table per chunk.
+The row counts (`ledgerline.row_counts`) move in the same transaction: each invoice is
+written with its line count (a chunk holds every line of its invoices), and the account's
+counts of invoices and line items are moved by the chunk's, last, as the API's writers do.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +45,7 @@ INVOICE_COLUMNS = (
     "updated_at",
     "confirmed_at",
     "paid_at",
+    "line_count",  # not generated: `_with_line_counts` appends it
 )
 GROUP_COLUMNS = (
     "id",
@@ -104,6 +109,28 @@ _WRITE_COUNTER = (
     "UPDATE account_counters SET last_value = {param} "
     "WHERE account_id = {param} AND entity = {param}"
 )
+
+
+# Moves an account's count of one table's rows (`row_counts.rows_added`, in plain SQL).
+_ADD_ROWS = (
+    "INSERT INTO account_row_counts (account_id, entity, row_count) "
+    "VALUES ({param}, {param}, {param}) ON CONFLICT (account_id, entity) "
+    "DO UPDATE SET row_count = account_row_counts.row_count + excluded.row_count"
+)
+_INVOICE_KEY = LINE_COLUMNS.index("invoice_id")
+
+
+def _with_line_counts(chunk: Chunk) -> None:
+    """Append each invoice's line count to its row (the lines are all in the same chunk)."""
+    counts = Counter(line[_INVOICE_KEY] for line in chunk.lines)
+    chunk.invoices = [(*row, counts[row[0]]) for row in chunk.invoices]
+
+
+def _row_count_updates(account_id: int, chunk: Chunk) -> list[tuple[int, str, int]]:
+    return [
+        (account_id, "invoices", len(chunk.invoices)),
+        (account_id, "line_items", len(chunk.lines)),
+    ]
 
 
 def _column_list(columns: Sequence[str]) -> str:
@@ -186,6 +213,7 @@ class _SqliteWriter(BulkWriter):
         return _with_public_ids(Ids(*values), dict(counters))
 
     def write(self, chunk: Chunk, account_id: int, ids: Ids) -> None:
+        _with_line_counts(chunk)
         try:
             for key, table, columns in TABLES:
                 rows: list[Any] = getattr(chunk, key)
@@ -198,6 +226,9 @@ class _SqliteWriter(BulkWriter):
                 )
             self.connection.executemany(
                 _WRITE_COUNTER.format(param="?"), _counter_updates(account_id, ids)
+            )
+            self.connection.executemany(
+                _ADD_ROWS.format(param="?"), _row_count_updates(account_id, chunk)
             )
             self.connection.execute("COMMIT")
         except BaseException:
@@ -245,6 +276,7 @@ class _PostgresWriter(BulkWriter):
         return _with_public_ids(Ids(*values), counters)
 
     def write(self, chunk: Chunk, account_id: int, ids: Ids) -> None:
+        _with_line_counts(chunk)
         cursor = self.connection.cursor()
         try:
             for key, table, columns in TABLES:
@@ -259,6 +291,7 @@ class _PostgresWriter(BulkWriter):
                     f" (SELECT MAX(id) FROM {table}))"
                 )
             cursor.executemany(_WRITE_COUNTER.format(param="%s"), _counter_updates(account_id, ids))
+            cursor.executemany(_ADD_ROWS.format(param="%s"), _row_count_updates(account_id, chunk))
             self.connection.commit()
         except BaseException:
             self.connection.rollback()
