@@ -42,12 +42,9 @@ from tests.conftest import (
 RETRY_BASE_SECONDS = 0.05
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def hook_backend(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Backend]:
-    data_dir = tmp_path_factory.mktemp(f"hooks-{request.param}")
-    if request.param == "postgres":
+def own_backend(kind: str, data_dir: Path) -> tuple[Backend, Callable[[], None]]:
+    """A migrated database of its own (and its drop), with the webhook test settings."""
+    if kind == "postgres":
         admin_url = require_service("PostgreSQL", POSTGRES_URL, "LEDGERLINE_TEST_POSTGRES_URL")
         url, drop = _create_postgres_database(admin_url)
     else:
@@ -60,7 +57,7 @@ def hook_backend(
     settings = Settings(
         data_dir=data_dir,
         database_url=url,
-        secret_key="hooks-secret-" + request.param + "-" + "k" * 32,
+        secret_key="hooks-secret-" + kind + "-" + "k" * 32,
         embedded_workers=0,
         webhook_allow_private=True,
         webhook_retry_base_seconds=RETRY_BASE_SECONDS,
@@ -68,7 +65,23 @@ def hook_backend(
         public_url="http://testserver",
         **RATE_LIMITS_OFF,
     )
-    yield Backend(request.param, url, data_dir, settings)
+    return Backend(kind, url, data_dir, settings), drop
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def hook_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    backend, drop = own_backend(request.param, tmp_path_factory.mktemp(f"hooks-{request.param}"))
+    yield backend
+    drop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def quiet_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A database of this test's own that no consumer sends from."""
+    backend, drop = own_backend(request.param, tmp_path / "quiet")
+    yield backend
     drop()
 
 
@@ -97,6 +110,17 @@ def tenant_of(backend: Backend, client: TestClient) -> Api:
         account = create_account(session, f"hooks-{uuid.uuid4().hex[:8]}", "GBP", "Europe/London")
         issued = issue_token(session, account.id, ["read", "write"])
         return Api(client, issued.token, account.id, account.currency, account.timezone)
+
+
+@pytest.fixture(scope="session")
+def idle_client(hook_backend: Backend) -> Iterator[TestClient]:
+    """The same database behind an app whose queue nobody consumes: its jobs stay queued
+    until the test cancels them (the session's workers run the other app's)."""
+    settings = hook_backend.settings.model_copy(
+        update={"queue_name": f"idle-{uuid.uuid4().hex[:8]}"}
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from ledgerline.app import create_app
 from ledgerline.jobs.queue import EmbeddedWorkers
 from ledgerline.webhooks.delivery import Claimed, retry_delay, send
 from ledgerline.webhooks.signing import seal
@@ -44,17 +41,6 @@ def without_links(job: dict[str, Any]) -> dict[str, Any]:
             k: v for k, v in stripped["result"].items() if k not in RESULT_LINK_FIELDS
         }
     return stripped
-
-
-@pytest.fixture(scope="session")
-def idle_client(hook_backend: Backend) -> Iterator[TestClient]:
-    """The same database behind an app whose queue nobody consumes: its jobs stay queued
-    until the test cancels them (the session's workers run the other app's)."""
-    settings = hook_backend.settings.model_copy(
-        update={"queue_name": f"idle-{uuid.uuid4().hex[:8]}"}
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client
 
 
 def canceled_job(api: Api) -> int:
