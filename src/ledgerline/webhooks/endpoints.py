@@ -32,7 +32,12 @@ EndpointId = Annotated[int, Path(ge=1, le=MAX_ID)]
 DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-@router.post("/webhook_endpoints", status_code=201, response_model=WebhookEndpointWithSecret)
+@router.post(
+    "/webhook_endpoints",
+    status_code=201,
+    response_model=WebhookEndpointWithSecret,
+    responses={409: {"description": "The account already has the most endpoints it may have"}},
+)
 def create_webhook_endpoint(
     body: WebhookEndpointCreate, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
@@ -62,46 +67,6 @@ def list_webhook_endpoints(
     """The account's webhook endpoints, oldest first (secrets are never shown)."""
     count, endpoints = service.list_endpoints(session, principal, window)
     return list_response(request, window, count, [endpoint_json(e) for e in endpoints])
-
-
-@router.get("/webhook_endpoints/{endpoint_id}", response_model=WebhookEndpointOut)
-def get_webhook_endpoint(
-    endpoint_id: EndpointId, principal: PrincipalDep, session: SessionDep
-) -> Response:
-    """One webhook endpoint (without its secret)."""
-    return JSONResponse(endpoint_json(service.get_endpoint(session, principal, endpoint_id)))
-
-
-@router.patch("/webhook_endpoints/{endpoint_id}", response_model=WebhookEndpointOut)
-def update_webhook_endpoint(
-    endpoint_id: EndpointId,
-    body: WebhookEndpointUpdate,
-    request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
-) -> Response:
-    """Change the URL, events, `enabled` or description; keys not given stay as they are.
-    Deliveries to a disabled endpoint wait and are sent once it is enabled again."""
-    endpoint = service.update_endpoint(
-        session,
-        principal,
-        endpoint_id,
-        body,
-        allow_private=request.app.state.settings.webhook_allow_private,
-        now=request_now(request),
-    )
-    return JSONResponse(endpoint_json(endpoint))
-
-
-@router.delete("/webhook_endpoints/{endpoint_id}", response_model=WebhookEndpointOut)
-def delete_webhook_endpoint(
-    endpoint_id: EndpointId, principal: PrincipalDep, session: SessionDep
-) -> Response:
-    """Delete the endpoint with its delivery log; answers the deleted endpoint."""
-    endpoint = service.get_endpoint(session, principal, endpoint_id)
-    shown = endpoint_json(endpoint)
-    service.delete_endpoint(session, principal, endpoint_id)
-    return JSONResponse(shown)
 
 
 @router.post(
@@ -158,3 +123,43 @@ def redeliver_webhook(
         session, principal, endpoint_id, delivery_id, request_now(request)
     )
     return JSONResponse(delivery_json(delivery, endpoint, event, attempts))
+
+
+@router.get("/webhook_endpoints/{endpoint_id}", response_model=WebhookEndpointOut)
+def get_webhook_endpoint(
+    endpoint_id: EndpointId, principal: PrincipalDep, session: SessionDep
+) -> Response:
+    """One webhook endpoint (without its secret)."""
+    return JSONResponse(endpoint_json(service.get_endpoint(session, principal, endpoint_id)))
+
+
+@router.patch("/webhook_endpoints/{endpoint_id}", response_model=WebhookEndpointOut)
+def update_webhook_endpoint(
+    endpoint_id: EndpointId,
+    body: WebhookEndpointUpdate,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> Response:
+    """Change the URL, events, `enabled` or description; keys not given stay as they are.
+    Deliveries to a disabled endpoint wait and are sent once it is enabled again."""
+    endpoint = service.update_endpoint(
+        session,
+        principal,
+        endpoint_id,
+        body,
+        allow_private=request.app.state.settings.webhook_allow_private,
+        now=request_now(request),
+    )
+    return JSONResponse(endpoint_json(endpoint))
+
+
+@router.delete("/webhook_endpoints/{endpoint_id}", response_model=WebhookEndpointOut)
+def delete_webhook_endpoint(
+    endpoint_id: EndpointId, principal: PrincipalDep, session: SessionDep
+) -> Response:
+    """Delete the endpoint with its delivery log; answers the deleted endpoint."""
+    endpoint = service.get_endpoint(session, principal, endpoint_id)
+    shown = endpoint_json(endpoint)
+    service.delete_endpoint(session, principal, endpoint_id)
+    return JSONResponse(shown)
