@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from ledgerline.jobs.queue import EmbeddedWorkers
 from ledgerline.webhooks.delivery import Claimed, retry_delay, send
+from ledgerline.webhooks.schemas import WebhookEventPayload
 from ledgerline.webhooks.signing import seal
 from tests.conftest import Api, Backend, assert_problem
 from tests.jobs.conftest import create_lines, wait_for_job
@@ -86,6 +87,7 @@ def test_an_export_run_by_a_worker_sends_job_succeeded_with_the_job_as_get_shows
     sent_at = int(request.headers["webhook-timestamp"])
     assert abs(sent_at - time.time()) < 60
     payload = request.payload
+    WebhookEventPayload.model_validate(payload)  # the documented shape, the job schema included
     assert payload["type"] == "job.succeeded"
     assert dt.datetime.fromisoformat(payload["timestamp"]) == dt.datetime.fromisoformat(
         job["finished_at"]

@@ -27,6 +27,11 @@ class AddressRefused(ValueError):
     """The URL or its host's address may not be sent to; the message says why."""
 
 
+class NotPublic(AddressRefused):
+    """A well-formed URL whose host is not a public address: refused by the deployment's
+    rule (`LEDGERLINE_WEBHOOK_ALLOW_PRIVATE`), not by its form."""
+
+
 def is_public(address: IPAddress) -> bool:
     """An address on the public internet: not private, loopback, link-local, unspecified,
     multicast, reserved or otherwise special (an IPv4-mapped IPv6 address by its IPv4)."""
@@ -85,11 +90,11 @@ def check_url(url: str, *, allow_private: bool) -> Target:
         return target
     literal = literal_address(target.host)
     if literal is not None and not is_public(literal):
-        raise AddressRefused(
+        raise NotPublic(
             f"{literal} is a private, loopback, link-local or otherwise non-public address"
         )
     if target.host == "localhost" or target.host.endswith(".localhost"):
-        raise AddressRefused(f"{target.host} is a loopback name")
+        raise NotPublic(f"{target.host} is a loopback name")
     return target
 
 
@@ -115,7 +120,7 @@ def resolve(target: Target, *, allow_private: bool) -> IPAddress:
     if not allow_private:
         refused = [str(address) for address in found if not is_public(address)]
         if refused:
-            raise AddressRefused(
+            raise NotPublic(
                 f"{target.host} resolves to a non-public address ({', '.join(refused)})"
             )
     return found[0]

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic.json_schema import SkipJsonSchema
 
 from ledgerline.jobs.schemas import Job as JobObject
 from ledgerline.models import (
@@ -15,6 +16,7 @@ from ledgerline.models import (
     WebhookEvent,
     WebhookEventType,
 )
+from ledgerline.openapi import END
 from ledgerline.request_types import StrictBody, Text
 from ledgerline.webhooks.addresses import MAX_URL_LENGTH
 
@@ -22,10 +24,25 @@ MAX_DESCRIPTION = 500
 # Attempts a delivery shows, newest last (a redelivered one can have had many).
 SHOWN_ATTEMPTS = 50
 
-Url = Annotated[StrictStr, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+# An http(s) URL with a host (an ASCII name, or an IPv4 address), an optional port, no credentials,
+# no spaces or control characters. Whether its address may be sent to is a rule of the
+# deployment, checked by the service (`webhook-address-refused`).
+_PORT = r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+URL_PATTERN = (
+    r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9._~%!$&'()*+,;=-]+"
+    + _PORT
+    + r"(?:[/?#][^\x00-\x20\x7f]*)?"
+    + END
+)
+Url = Annotated[StrictStr, Field(min_length=1, max_length=MAX_URL_LENGTH, pattern=URL_PATTERN)]
 Events = Annotated[
     list[WebhookEventType],
-    Field(min_length=1, max_length=4, description="The events sent to this URL."),
+    Field(
+        min_length=1,
+        max_length=4,
+        description="The events sent to this URL, each at most once.",
+        json_schema_extra={"uniqueItems": True},
+    ),
 ]
 Description = Annotated[Text, Field(max_length=MAX_DESCRIPTION)]
 
@@ -42,9 +59,9 @@ class WebhookEndpointCreate(StrictBody):
 class WebhookEndpointUpdate(StrictBody):
     """`PATCH /webhook_endpoints/{id}`: only the keys given change."""
 
-    url: Url | None = None
-    events: Events | None = None
-    enabled: StrictBool | None = None
+    url: Url | SkipJsonSchema[None] = None
+    events: Events | SkipJsonSchema[None] = None
+    enabled: StrictBool | SkipJsonSchema[None] = None
     description: Description | None = None
 
 

@@ -13,7 +13,7 @@ from ledgerline.errors import Conflict, NotFound, ValidationFailed
 from ledgerline.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from ledgerline.pagination import OffsetPage
 from ledgerline.public_ids import allocate
-from ledgerline.webhooks.addresses import AddressRefused, check_url
+from ledgerline.webhooks.addresses import AddressRefused, NotPublic, check_url
 from ledgerline.webhooks.schemas import (
     SHOWN_ATTEMPTS,
     WebhookEndpointCreate,
@@ -29,6 +29,13 @@ class TooManyEndpoints(Conflict):
     code = "too-many-webhook-endpoints"
 
 
+class WebhookAddressRefused(ValidationFailed):
+    """A well-formed URL whose host is a private, loopback or link-local address (refused
+    unless LEDGERLINE_WEBHOOK_ALLOW_PRIVATE): a rule of the deployment, not of the URL's form."""
+
+    code = "webhook-address-refused"
+
+
 class DeliveryInProgress(Conflict):
     code = "webhook-delivery-in-progress"
 
@@ -36,6 +43,10 @@ class DeliveryInProgress(Conflict):
 def _checked_url(url: str, allow_private: bool) -> str:
     try:
         check_url(url, allow_private=allow_private)
+    except NotPublic as exc:
+        raise WebhookAddressRefused(
+            f"body.url: {exc}", errors=[{"loc": ["body", "url"], "msg": str(exc)}]
+        ) from exc
     except AddressRefused as exc:
         raise ValidationFailed.field(["body", "url"], str(exc)) from exc
     return url
