@@ -324,3 +324,26 @@ def test_a_host_resolving_to_a_private_address_is_refused_at_send_time(
         assert refused.error is not None
         assert "non-public" in refused.error, refused.error
     assert receiver.received == []
+
+
+def test_a_request_that_cannot_be_prepared_is_a_recorded_failure_not_a_stuck_delivery(
+    hook_backend: Backend, receiver: Receiver
+) -> None:
+    """A secret sealed under another server secret (the operator changed it) fails the
+    attempt with an error the log shows; nothing is sent."""
+    settings = hook_backend.settings
+    claimed = Claimed(
+        delivery_id=1,
+        account_id=1,
+        attempt=1,
+        round_attempts=1,
+        url=receiver.route(),
+        secret_sealed=seal("another-server-secret", 1, "whsec_" + "A" * 43),
+        message_id="msg_test",
+        event_type="job.canceled",
+        event_created_at=dt.datetime.now(dt.UTC),
+        payload={"public_id": 1, "status": "canceled", "params": {}, "rows_done": 0},
+    )
+    outcome = send(settings, settings.resolved_secret_key, claimed)
+    assert outcome.error == "the request could not be prepared (InvalidTag)"
+    assert receiver.received == []

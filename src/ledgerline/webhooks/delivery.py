@@ -238,6 +238,11 @@ def send(settings: Settings, server_secret: str, claimed: Claimed) -> Outcome:
         secret = unseal(server_secret, claimed.account_id, claimed.secret_sealed)
     except AddressRefused as exc:
         return outcome(None, f"address refused: {exc}")
+    except Exception as exc:  # e.g. a secret sealed under another server secret
+        log.exception(
+            "webhook request could not be prepared", extra={"delivery": claimed.delivery_id}
+        )
+        return outcome(None, f"the request could not be prepared ({type(exc).__name__})")
     headers = {
         **signed_headers(secret, claimed.message_id, utcnow(), body),
         "content-type": "application/json",
