@@ -3,7 +3,11 @@ re-chained past another migration; the downgrade drops exactly those tables."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from ledgerline.db import make_engine
@@ -13,6 +17,16 @@ from tests.groups.test_migration_0003 import empty_database, migrate
 __all__ = ["empty_database"]  # the fixture, shared with migration 0003's test
 
 WEBHOOK_TABLES = {"webhook_endpoints", "webhook_events", "webhook_deliveries", "webhook_attempts"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def previous_revision() -> str:
+    """What 0008 follows (read from the migration, so re-chaining it needs no edit here)."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    down = ScriptDirectory.from_config(config).get_revision("0008").down_revision
+    assert isinstance(down, str)
+    return down
 
 
 def test_upgrade_adds_only_the_webhook_tables_and_downgrade_removes_them(
@@ -20,7 +34,8 @@ def test_upgrade_adds_only_the_webhook_tables_and_downgrade_removes_them(
 ) -> None:
     engine = make_engine(empty_database)
     try:
-        migrate(engine, empty_database, command.upgrade, "0006")
+        previous = previous_revision()
+        migrate(engine, empty_database, command.upgrade, previous)
         before = {name: columns(engine, name) for name in inspect(engine).get_table_names()}
         migrate(engine, empty_database, command.upgrade, "0008")
         after = set(inspect(engine).get_table_names())
@@ -34,7 +49,7 @@ def test_upgrade_adds_only_the_webhook_tables_and_downgrade_removes_them(
         }
         assert unique == {"ix_webhook_deliveries_account_id_public_id"}
 
-        migrate(engine, empty_database, command.downgrade, "0006")
+        migrate(engine, empty_database, command.downgrade, previous)
         assert set(inspect(engine).get_table_names()) == set(before)
         migrate(engine, empty_database, command.upgrade, "head")
         assert set(inspect(engine).get_table_names()) >= WEBHOOK_TABLES
