@@ -92,6 +92,23 @@ class Settings(BaseSettings):
     # this many seconds (docs/decisions.md, issue 11). 0: every request reads its key.
     token_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
+    # --- webhooks (src/ledgerline/webhooks/; docs/webhooks.md) ---
+    # Send to private, loopback, link-local (and unspecified, multicast, reserved) addresses
+    # too: off by default, so no account can point the service at the inside of its network.
+    webhook_allow_private: bool = False
+    # The back-off's first delay: retry n waits base × 2^(n-1), at most base × 256 (with
+    # 60 s: 1 min … 4 h 16 min; 14 attempts over 25 h 35 min). Tests shrink it.
+    webhook_retry_base_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # One attempt's limit: connecting, sending and reading the answer.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # The URL clients reach the API at, for the download links inside webhook payloads
+    # (a consumer has no request to take it from). Unset: http://HOST:PORT.
+    public_url: str | None = None
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
     @field_validator("rate_limit_per_key", "rate_limit_failed_auth")
     @classmethod
     def _valid_limit(cls, value: str) -> str:

@@ -344,3 +344,91 @@ class ConsoleLink(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# ---- webhooks (issue 14; docs/webhooks.md) ---------------------------------------------------
+
+WebhookEventType = Literal["job.succeeded", "job.failed", "job.canceled", "job.expired"]
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = get_args(WebhookEventType)
+# pending (due at next_attempt_at) → sending (claimed under a lease) → succeeded | failed
+# (its retries used up); a failed or succeeded delivery is pending again after a redelivery.
+WEBHOOK_DELIVERY_STATES = ("pending", "sending", "succeeded", "failed")
+
+
+class WebhookEndpoint(Base):
+    """A URL of the account's that job events are sent to, signed with its own secret. The
+    secret is kept encrypted (AES-GCM under a key derived from the server secret), since the
+    sender needs it to sign; the API shows it only at creation and rotation."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index(None, "account_id", "public_id", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[int] = mapped_column(PublicNumber)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookEvent(Base):
+    """One job event, recorded in the transaction that changed the job's state, with the job
+    as it was then (`payload`: its columns, rendered as `GET /jobs/{id}` at each send)."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # The `webhook-id` header: random, so it tells nothing of other accounts.
+    message_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: the outbox row the consumers claim and send."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index(None, "account_id", "public_id", unique=True),
+        Index(None, "endpoint_id", "id"),
+        Index(None, "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[int] = mapped_column(PublicNumber)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("webhook_events.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts since the delivery was (re)armed: its place in the back-off schedule.
+    round_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """One HTTP request of a delivery and what came of it."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index(None, "delivery_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    succeeded: Mapped[bool] = mapped_column(Boolean)

@@ -22,6 +22,9 @@ RULE_PROBLEM_TYPES = (
     "unknown-reference",
     "idempotency-key-reused",
     "cursor-invalid",
+    # A webhook URL whose host is a private or loopback address: a rule of the deployment
+    # (LEDGERLINE_WEBHOOK_ALLOW_PRIVATE), not of the URL's form.
+    "webhook-address-refused",
 )
 
 

@@ -87,6 +87,22 @@ def _fixture_data(api: Api) -> FixtureIds:
     job = api.post("/reports/invoice_line_items/export", json={"format": "csv"})
     assert job.status_code == 200, job.text
     ids.add("job_id", job.json()["job"])
+    # Webhook endpoints (a public URL: the served process refuses private ones), each with
+    # deliveries: every canceled job is one delivery per endpoint, numbered in endpoint order.
+    endpoints = []
+    for n in range(4):
+        endpoint = api.post(
+            "/webhook_endpoints",
+            json={"url": f"https://hooks.example.com/{n}", "events": ["job.canceled"]},
+        )
+        assert endpoint.status_code == 201, endpoint.text
+        endpoints.append(endpoint.json()["id"])
+        ids.add("endpoint_id", endpoint.json()["id"])
+    for _ in range(3):
+        canceled = api.post("/reports/invoice_line_items/export", json={"format": "json"})
+        api.post(f"/jobs/{canceled.json()['job']}/cancel")
+    for delivery in range(1, 3 * len(endpoints) + 1):
+        ids.add("delivery_id", delivery)
     return ids
 
 

@@ -198,6 +198,9 @@ class Sweeper:
                 removed = sweep_expired(session, storage, utcnow())
             if removed:
                 log.info("expired export files removed", extra={"jobs": removed})
+        from ledgerline.webhooks.delivery import deliver_in_background
+
+        deliver_in_background(settings)  # due webhooks, on a thread of their own
         if time.monotonic() >= self._next_abandoned:
             # Partial writes under keys that name no export attempt, by age (a backstop:
             # `_sweep_partials` handles every export's).

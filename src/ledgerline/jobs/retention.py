@@ -12,6 +12,7 @@ from ledgerline.exports.storage import Storage
 from ledgerline.jobs.lease import attempt_of
 from ledgerline.jobs.tasks import job_of_key
 from ledgerline.models import Job
+from ledgerline.webhooks.events import record_job_event
 
 SWEEP_BATCH = 500
 # For partial writes under keys that name no export attempt (`sweep_partials` handles those
@@ -51,7 +52,8 @@ def sweep_expired(
             .execution_options(synchronize_session=False)
         )
     ).all()
-    for _job_id, storage_key in claimed:
+    for job_id, storage_key in claimed:
+        record_job_event(session, job_id, "job.expired", now)
         if storage_key:
             storage.delete(storage_key)
     return len(claimed)

@@ -25,6 +25,7 @@ from ledgerline.pagination import OffsetPage
 from ledgerline.public_ids import allocate
 from ledgerline.reports.filters import TIMEFRAME_SUFFIX
 from ledgerline.reports.query import ReportParams
+from ledgerline.webhooks.events import record_job_event
 
 STATUSES = JOB_STATUSES
 ACTIVE = ("queued", "running")
@@ -223,6 +224,8 @@ def cancel_job(session: Session, principal: Principal, job_id: int) -> Job:
             .execution_options(synchronize_session=False)
         )
     )
+    if changed:
+        record_job_event(session, job.id, "job.canceled")
     session.refresh(job)
     if not changed:
         raise JobNotCancelable(f"Job {job.public_id} has already finished ({job.status}).")
@@ -335,7 +338,7 @@ def finish_job(
     retention_hours: int,
 ) -> bool:
     """Running (and still ours) → succeeded with its file; False when it is no longer ours."""
-    return _update_held(
+    done = _update_held(
         session,
         job_id,
         owner,
@@ -357,6 +360,9 @@ def finish_job(
             error_message=None,
         ),
     )
+    if done:
+        record_job_event(session, job_id, "job.succeeded", now)
+    return done
 
 
 def fail_or_retry(
@@ -388,6 +394,8 @@ def fail_or_retry(
     else:
         values.update(status="failed", finished_at=now)
     changed = _update_held(session, job_id, owner, values)
+    if changed and not retry:
+        record_job_event(session, job_id, "job.failed", now)
     return retry and changed
 
 
@@ -433,7 +441,7 @@ def requeue_lapsed(
     for job_id, attempts in lapsed:
         guard = (Job.id == job_id) & (Job.status == "running") & (Job.lease_expires_at < now)
         if attempts >= max_attempts:
-            session.execute(
+            failed = session.execute(
                 across_accounts(
                     update(Job)
                     .where(guard)
@@ -450,6 +458,8 @@ def requeue_lapsed(
                     .execution_options(synchronize_session=False)
                 )
             )
+            if _rowcount(failed):
+                record_job_event(session, job_id, "job.failed", now)
             continue
         changed = session.execute(
             across_accounts(
