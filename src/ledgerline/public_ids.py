@@ -32,10 +32,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ledgerline.auth import owned
-from ledgerline.models import AccountCounter, Customer, Invoice, Job, LineItem, Venue
+from ledgerline.models import (
+    AccountCounter,
+    Customer,
+    ExportSchedule,
+    Invoice,
+    Job,
+    LineItem,
+    Venue,
+)
 
 # The tables numbered per account; `entity` in account_counters is the table name.
-NumberedModel = type[Venue] | type[Customer] | type[Invoice] | type[LineItem] | type[Job]
+NumberedModel = (
+    type[Venue] | type[Customer] | type[Invoice] | type[LineItem] | type[Job] | type[ExportSchedule]
+)
 
 
 def allocate(

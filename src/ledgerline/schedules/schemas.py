@@ -1,0 +1,132 @@
+"""Export schedule bodies and answers (docs/schedules.md). The body's types are checked here;
+the rules between fields (which cadence uses which field) and the report's parameters are
+checked by the service, with the same parser an export request goes through."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+
+from ledgerline.models import WEEKDAYS, ExportSchedule
+from ledgerline.request_types import StrictBody, Text, WholeNumber
+
+Report = Literal["invoice_line_items", "invoice_line_items.grouped", "invoices", "invoices.grouped"]
+CadenceKind = Literal["daily", "weekly", "monthly", "cron"]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+DayOfMonth = Annotated[StrictInt, Field(ge=1, le=31), WholeNumber]
+TimeOfDay = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description='The local time of day, "HH:MM" (24-hour); not with a cron cadence.',
+    ),
+]
+Cron = Annotated[Text, Field(min_length=1, max_length=200)]
+Zone = Annotated[Text, Field(min_length=1, max_length=64)]
+Parameters = Annotated[
+    dict[str, Any],
+    Field(
+        description=(
+            "The report's export parameters (columns, sort, filters), as an export request "
+            "takes them; validated the same way. A `*_timeframe` filter is resolved at each "
+            "run, at the slot's instant in the schedule's time zone."
+        )
+    ),
+]
+FormatName = Annotated[Text, Field(min_length=1, max_length=20)]
+
+
+class ScheduleCreate(StrictBody):
+    """`POST /export_schedules`."""
+
+    report: Report
+    parameters: Parameters = Field(default_factory=dict)
+    format: FormatName = Field("csv", description="The file format, as an export's `format`.")
+    cadence: CadenceKind
+    time: TimeOfDay | None = None
+    weekday: Weekday | None = Field(None, description="The day of a weekly cadence.")
+    day_of_month: DayOfMonth | None = Field(
+        None,
+        description="The day of a monthly cadence, 1-31; a shorter month runs on its last day.",
+    )
+    cron: Cron | None = Field(
+        None,
+        description="A five-field cron expression, matched against the local wall clock.",
+    )
+    timezone: Zone | None = Field(
+        None, description="An IANA time zone name; the account's zone when not given."
+    )
+    enabled: StrictBool = True
+
+
+class ScheduleUpdate(StrictBody):
+    """`PATCH /export_schedules/{id}`: the fields given replace the schedule's (`parameters`
+    as a whole); null clears a cadence field. A changed cadence keeps only the fields it uses."""
+
+    report: Report | None = None
+    parameters: Parameters | None = None
+    format: FormatName | None = None
+    cadence: CadenceKind | None = None
+    time: TimeOfDay | None = None
+    weekday: Weekday | None = None
+    day_of_month: DayOfMonth | None = None
+    cron: Cron | None = None
+    timezone: Zone | None = None
+    enabled: StrictBool | None = None
+
+
+class ExportScheduleResponse(BaseModel):
+    """An export schedule."""
+
+    id: int = Field(ge=1)
+    object: Literal["export_schedule"]
+    report: Report
+    parameters: dict[str, Any]
+    format: str
+    cadence: CadenceKind
+    time: str | None
+    weekday: Weekday | None
+    day_of_month: int | None
+    cron: str | None
+    timezone: str
+    enabled: bool
+    next_run_at: dt.datetime | None = Field(
+        description="The next slot it runs for (UTC); null while paused."
+    )
+    last_run_at: dt.datetime | None = Field(description="The slot of the last run.")
+    last_job: int | None = Field(description="The job the last run created (`GET /jobs/{id}`).")
+    last_error: str | None = Field(
+        description="Why the last due slot created no job (its parameters no longer valid)."
+    )
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def schedule_json(schedule: ExportSchedule, last_job: int | None) -> dict[str, Any]:
+    """The answer for a schedule; `last_job` is its last job's public id."""
+    return {
+        "id": schedule.public_id,
+        "object": "export_schedule",
+        "report": schedule.report,
+        "parameters": schedule.parameters,
+        "format": schedule.format,
+        "cadence": schedule.cadence,
+        "time": schedule.time_of_day,
+        "weekday": WEEKDAYS[schedule.weekday] if schedule.weekday is not None else None,
+        "day_of_month": schedule.day_of_month,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "enabled": schedule.enabled,
+        "next_run_at": _iso(schedule.next_run_at),
+        "last_run_at": _iso(schedule.last_run_at),
+        "last_job": last_job,
+        "last_error": schedule.last_error,
+        "created_at": _iso(schedule.created_at),
+        "updated_at": _iso(schedule.updated_at),
+    }
