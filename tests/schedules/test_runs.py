@@ -37,7 +37,7 @@ def schedule(api: Api, **fields: Any) -> dict[str, Any]:
 # then BST (UTC+1) until 01:00 UTC on the last Sunday of October (27 October 2030).
 # America/New_York is EST (UTC-5) until 07:00 UTC on the second Sunday of March (10 March
 # 2030), then EDT (UTC-4) until 06:00 UTC on the first Sunday of November (3 November 2030).
-DST_WEEKS = {
+DST_WEEKS: dict[str, tuple[dict[str, Any], str, list[str]]] = {
     # 01:30 does not exist on 31 March: the first instant after the gap, 02:00 BST (01:00Z).
     "london-spring": (
         {"cadence": "daily", "time": "01:30", "timezone": "Europe/London"},
