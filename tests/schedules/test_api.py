@@ -146,7 +146,7 @@ def test_patch_changes_the_cadence_and_keeps_what_it_was_not_given(
     assert body["next_run_at"] == "2030-02-01T06:00:00+00:00"
     report = api.patch(
         f"{PATH}/{schedule_id}",
-        json={"report": "invoices.grouped", "parameters": {}, "format": "json"},
+        json={"report": "invoices.grouped", "parameters": {}, "format": "JSON"},
     )
     assert report.status_code == 200, report.text
     assert (report.json()["report"], report.json()["format"]) == ("invoices.grouped", "json")
@@ -163,6 +163,7 @@ BAD_BODIES: list[tuple[dict[str, Any], str]] = [
     ({"parameters": {"invoice_paid_at_gte": "yesterday-ish"}}, "invoice_paid_at_gte"),
     ({"parameters": {"format": "json"}}, "parameters.format"),
     ({"format": "xls"}, "format"),
+    ({"format": ""}, "format"),
     ({"format": 3}, "format"),
     ({"cadence": "hourly"}, "cadence"),
     ({"time": "25:00"}, "time"),

@@ -75,7 +75,7 @@ def cadence_of(schedule: ExportSchedule) -> Cadence:
     )
 
 
-def _validated(fields: Mapping[str, Any], now: dt.datetime) -> Cadence:
+def _validated(fields: dict[str, Any], now: dt.datetime) -> Cadence:
     """The cadence of a whole set of schedule fields, and its parameters checked at `now`."""
     zone = parse_zone(fields["timezone"], ["body", "timezone"])
     cadence = make_cadence(
@@ -86,7 +86,8 @@ def _validated(fields: Mapping[str, Any], now: dt.datetime) -> Cadence:
         day_of_month=fields["day_of_month"],
         cron=fields["cron"],
     )
-    report_params(fields["report"], fields["parameters"], fields["format"], zone, now)
+    params = report_params(fields["report"], fields["parameters"], fields["format"], zone, now)
+    fields["format"] = params.format  # as the parser spells it ("CSV" is csv)
     return cadence
 
 
