@@ -146,7 +146,7 @@ def test_patch_changes_the_cadence_and_keeps_what_it_was_not_given(
     assert body["next_run_at"] == "2030-02-01T06:00:00+00:00"
     report = api.patch(
         f"{PATH}/{schedule_id}",
-        json={"report": "invoices.grouped", "parameters": {}, "format": "JSON"},
+        json={"report": "invoices.grouped", "parameters": {}, "format": "json"},
     )
     assert report.status_code == 200, report.text
     assert (report.json()["report"], report.json()["format"]) == ("invoices.grouped", "json")
@@ -229,3 +229,31 @@ def test_scopes(make_tenant: TenantFactory) -> None:
     reader = make_tenant(scopes=["read"])
     assert_problem(reader.post(PATH, json=DAILY), 403, "write")
     assert reader.get(PATH).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("changes", "named", "problem"),
+    [
+        # Each value as the document allows, wrong only together with another.
+        ({"parameters": {"columns": ["number"]}}, "parameters.columns", "conflicting-parameters"),
+        ({"cadence": "weekly"}, "weekday", "conflicting-parameters"),
+        ({"day_of_month": 3}, "day_of_month", "conflicting-parameters"),
+        ({"cadence": "cron", "cron": "0 0 30 2 *", "time": None}, "cron", "conflicting-parameters"),
+        (
+            {"cadence": "cron", "cron": "5-3 * * * *", "time": None},
+            "cron",
+            "conflicting-parameters",
+        ),
+        # A name of the form the document allows that names no zone.
+        ({"timezone": "Europe/Atlantis"}, "timezone", "unknown-reference"),
+        # Outside the document: a plain validation error.
+        ({"cadence": "cron", "cron": "0 6 * * * *", "time": None}, "cron", "unprocessable-content"),
+        ({"parameters": {"colour": "red"}}, "parameters.colour", "validation-error"),
+    ],
+)
+def test_problem_types_say_whether_the_document_could_have_known(
+    api: Api, changes: dict[str, Any], named: str, problem: str
+) -> None:
+    body = {key: value for key, value in {**DAILY, **changes}.items() if value is not None}
+    response = assert_problem(api.post(PATH, json=body), 422, named)
+    assert response["type"].rsplit("/", 1)[-1] == problem

@@ -28,10 +28,45 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from cronsim import CronSim, CronSimError
 
-from ledgerline.errors import ValidationFailed
+from ledgerline.errors import ConflictingParameters, UnknownReference, ValidationFailed
 from ledgerline.models import CADENCES, WEEKDAYS
 
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def _cron_field(value: str, *extra: str) -> str:
+    item = rf"(?:\*|{value}(?:-{value})?)(?:/[1-9][0-9]?)?"
+    alternatives = "|".join((item, *extra))
+    return rf"(?:{alternatives})(?:,(?:{alternatives}))*"
+
+
+_MONTHS = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
+_DAYS = "MON|TUE|WED|THU|FRI|SAT|SUN"
+_DAY_OF_WEEK = f"(?:[0-7]|{_DAYS})"
+# Five fields, each a list of `*`, a value or a range, with an optional step; names of months
+# and days (upper case), `L` (the month's last day; a weekday's last in the month) and `#n`
+# (the n-th such weekday): what cronsim reads, as the document can state it.
+CRON_PATTERN = (
+    "^"
+    + " ".join(
+        (
+            _cron_field("[0-5]?[0-9]"),
+            _cron_field("(?:[01]?[0-9]|2[0-3])"),
+            _cron_field("(?:0?[1-9]|[12][0-9]|3[01])", "L"),
+            _cron_field(f"(?:0?[1-9]|1[0-2]|{_MONTHS})"),
+            _cron_field(_DAY_OF_WEEK, f"{_DAY_OF_WEEK}L", f"{_DAY_OF_WEEK}#[1-5]"),
+        )
+    )
+    + "$"
+)
+_CRON = re.compile(CRON_PATTERN)
+
+
+class UnknownTimeZone(UnknownReference):
+    """A zone name the time zone database does not hold: the document can say what a name
+    looks like, not which names exist (as for an id)."""
+
+
 _DAY = dt.timedelta(days=1)
 # Daylight-saving shifts are at most two hours (Antarctica/Troll); searching from three hours
 # either side of an instant's wall clock finds every slot near it.
@@ -49,7 +84,7 @@ def _zones() -> frozenset[str]:
 def parse_zone(name: object, loc: list[str | int]) -> str:
     """An IANA zone name, or a 422 naming `loc`."""
     if not isinstance(name, str) or name not in _zones():
-        raise ValidationFailed.field(loc, "must be an IANA time zone name such as Europe/London")
+        raise UnknownTimeZone.field(loc, "is not an IANA time zone name (such as Europe/London)")
     return name
 
 
@@ -169,26 +204,26 @@ def make_cadence(
         "cron": cron,
     }
     for name, value in given.items():
+        # Which fields go together is a rule between values: the schema states each alone.
         if name in uses and value is None:
-            raise ValidationFailed.field(["body", name], f"is required for a {kind} cadence")
+            raise ConflictingParameters.field(["body", name], f"is required for a {kind} cadence")
         if name not in uses and value is not None:
-            raise ValidationFailed.field(["body", name], f"is not used by a {kind} cadence")
+            raise ConflictingParameters.field(["body", name], f"is not used by a {kind} cadence")
     if time_of_day is not None and not _TIME.match(time_of_day):
         raise ValidationFailed.field(
             ["body", "time"], 'must be a local time of day as "HH:MM" (24-hour), such as "06:00"'
         )
     weekday_number = None
     if weekday is not None:
-        if weekday.lower() not in WEEKDAYS:
+        if weekday not in WEEKDAYS:
             raise ValidationFailed.field(
                 ["body", "weekday"], f"must be one of {', '.join(WEEKDAYS)}"
             )
-        weekday_number = WEEKDAYS.index(weekday.lower())
+        weekday_number = WEEKDAYS.index(weekday)
     if day_of_month is not None and not 1 <= day_of_month <= 31:
         raise ValidationFailed.field(["body", "day_of_month"], "must be from 1 to 31")
     if cron is not None:
-        cron = " ".join(cron.split())
-        if len(cron.split(" ")) != 5:
+        if not _CRON.match(cron):
             raise ValidationFailed.field(
                 ["body", "cron"],
                 "must be a five-field cron expression (minute hour day month weekday)",
@@ -197,7 +232,9 @@ def make_cadence(
             # Cron fields match the local wall clock: a naive time is what cronsim reads.
             CronSim(cron, dt.datetime(2000, 1, 1))  # noqa: DTZ001
         except CronSimError as exc:
-            raise ValidationFailed.field(
+            # Each field has the documented form; the values do not go together (a range
+            # that runs backwards, a step past the field's end, a day no month has).
+            raise ConflictingParameters.field(
                 ["body", "cron"], f"is not a valid cron expression: {exc}"
             ) from None
     cadence = Cadence(
@@ -209,5 +246,5 @@ def make_cadence(
         cron=cron,
     )
     if kind == "cron" and cadence.next_after(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) is None:
-        raise ValidationFailed.field(["body", "cron"], "never matches a date")
+        raise ConflictingParameters.field(["body", "cron"], "never matches a date")
     return cadence

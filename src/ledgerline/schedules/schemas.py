@@ -7,10 +7,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
 
 from ledgerline.models import WEEKDAYS, ExportSchedule
+from ledgerline.reports.columns import CATALOGS
+from ledgerline.reports.endpoints import report_parameter_schemas
+from ledgerline.reports.query import FORMATS
 from ledgerline.request_types import StrictBody, Text, WholeNumber
+from ledgerline.schedules.cadence import CRON_PATTERN
 
 Report = Literal["invoice_line_items", "invoice_line_items.grouped", "invoices", "invoices.grouped"]
 CadenceKind = Literal["daily", "weekly", "monthly", "cron"]
@@ -23,19 +35,55 @@ TimeOfDay = Annotated[
         description='The local time of day, "HH:MM" (24-hour); not with a cron cadence.',
     ),
 ]
-Cron = Annotated[Text, Field(min_length=1, max_length=200)]
+Cron = Annotated[Text, Field(min_length=1, max_length=200, pattern=CRON_PATTERN)]
 Zone = Annotated[Text, Field(min_length=1, max_length=64)]
-Parameters = Annotated[
-    dict[str, Any],
-    Field(
-        description=(
-            "The report's export parameters (columns, sort, filters), as an export request "
-            "takes them; validated the same way. A `*_timeframe` filter is resolved at each "
-            "run, at the slot's instant in the schedule's time zone."
+
+
+def _parameters_schema() -> dict[str, Any]:
+    """One of the reports' export parameters (the schemas their export bodies have), without
+    `format`, which is the schedule's own field."""
+    variants = []
+    for report in CATALOGS:
+        properties = {
+            name: {**schema, "description": description}
+            for name, (schema, description) in report_parameter_schemas(
+                report, for_export=True
+            ).items()
+            if name != "format"
+        }
+        variants.append(
+            {
+                "title": f"{report} parameters",
+                "type": "object",
+                "properties": properties,
+                "additionalProperties": False,
+            }
         )
-    ),
+    return {
+        "anyOf": variants,
+        "description": (
+            "The report's export parameters (columns, sort, filters), as its export request "
+            "takes them, validated the same way; a `*_timeframe` filter is resolved at each "
+            "run, at the slot's instant in the schedule's time zone."
+        ),
+    }
+
+
+Parameters = Annotated[dict[str, Any], WithJsonSchema(_parameters_schema())]
+
+
+def _known_format(value: str) -> str:
+    if value not in FORMATS:
+        raise ValueError(f"must be one of {', '.join(FORMATS)}")
+    return value
+
+
+# The export formats, as an export's `format` (the list grows with the writers).
+FormatName = Annotated[
+    StrictStr,
+    AfterValidator(_known_format),
+    WithJsonSchema({"type": "string", "enum": list(FORMATS)}),
 ]
-FormatName = Annotated[Text, Field(min_length=1, max_length=20)]
 
 
 class ScheduleCreate(StrictBody):

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, get_owned_by_public_id, owned, scoped
-from ledgerline.errors import NotFound, ValidationFailed
+from ledgerline.errors import ConflictingParameters, NotFound, ValidationFailed
 from ledgerline.models import WEEKDAYS, ExportSchedule, ExportScheduleRun, Job
 from ledgerline.pagination import OffsetPage
 from ledgerline.public_ids import allocate, public_ids_of
+from ledgerline.reports.columns import CATALOGS
 from ledgerline.reports.query import ReportParams, parse_report_params
 from ledgerline.schedules.cadence import Cadence, make_cadence, parse_zone
-from ledgerline.schedules.schemas import ScheduleCreate, ScheduleUpdate
+
+if TYPE_CHECKING:  # the bodies' types only: the runner (in the worker) needs no web schema
+    from ledgerline.schedules.schemas import ScheduleCreate, ScheduleUpdate
 
 # The cadence fields: which of them a cadence uses is `cadence.make_cadence`'s rule.
 CADENCE_FIELDS = ("time", "weekday", "day_of_month", "cron")
@@ -47,13 +50,7 @@ def report_params(
             ["body", "parameters", "format"], "give the format as the schedule's own `format`"
         )
     try:
-        return parse_report_params(
-            report,
-            {**parameters, "format": file_format},
-            timezone=timezone,
-            for_export=True,
-            now=now,
-        )
+        return _parse(report, parameters, file_format, timezone, now)
     except ValidationFailed as exc:
         errors = [
             {**error, "loc": _prefixed(list(error.get("loc", [])))} for error in exc.errors or []
@@ -61,7 +58,36 @@ def report_params(
         detail = "; ".join(
             ".".join(str(part) for part in error["loc"]) + f": {error['msg']}" for error in errors
         )
-        raise type(exc)(detail or exc.detail, errors=errors or None) from exc
+        kind = type(exc)
+        if kind is ValidationFailed and _fits_another_report(
+            report, parameters, file_format, timezone, now
+        ):
+            # Parameters of another report: wrong only together with this `report`.
+            kind = ConflictingParameters
+            detail = f"{detail} (they are parameters of another report, not of {report})"
+        raise kind(detail or exc.detail, errors=errors or None) from exc
+
+
+def _parse(
+    report: str, parameters: Mapping[str, Any], file_format: str, timezone: str, now: dt.datetime
+) -> ReportParams:
+    return parse_report_params(
+        report, {**parameters, "format": file_format}, timezone=timezone, for_export=True, now=now
+    )
+
+
+def _fits_another_report(
+    report: str, parameters: Mapping[str, Any], file_format: str, timezone: str, now: dt.datetime
+) -> bool:
+    for other in CATALOGS:
+        if other == report:
+            continue
+        try:
+            _parse(other, parameters, file_format, timezone, now)
+        except ValidationFailed:
+            continue
+        return True
+    return False
 
 
 def cadence_of(schedule: ExportSchedule) -> Cadence:
