@@ -87,6 +87,11 @@ def _fixture_data(api: Api) -> FixtureIds:
     job = api.post("/reports/invoice_line_items/export", json={"format": "csv"})
     assert job.status_code == 200, job.text
     ids.add("job_id", job.json()["job"])
+    for day in range(1, 5):
+        body = {"report": "invoices", "cadence": "monthly", "day_of_month": day, "time": "06:00"}
+        schedule = api.post("/export_schedules", json=body)
+        assert schedule.status_code == 201, schedule.text
+        ids.add("schedule_id", schedule.json()["id"])
     return ids
 
 

@@ -16,6 +16,7 @@ from pydantic import (
     StrictStr,
     WithJsonSchema,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from ledgerline.models import WEEKDAYS, ExportSchedule
 from ledgerline.reports.columns import CATALOGS
@@ -113,16 +114,17 @@ class ScheduleUpdate(StrictBody):
     """`PATCH /export_schedules/{id}`: the fields given replace the schedule's (`parameters`
     as a whole); null clears a cadence field. A changed cadence keeps only the fields it uses."""
 
-    report: Report | None = None
-    parameters: Parameters | None = None
-    format: FormatName | None = None
-    cadence: CadenceKind | None = None
+    # Absent when not changed; never null (the document says so; the service refuses it).
+    report: Report | SkipJsonSchema[None] = None
+    parameters: Parameters | SkipJsonSchema[None] = None
+    format: FormatName | SkipJsonSchema[None] = None
+    cadence: CadenceKind | SkipJsonSchema[None] = None
     time: TimeOfDay | None = None
     weekday: Weekday | None = None
     day_of_month: DayOfMonth | None = None
     cron: Cron | None = None
-    timezone: Zone | None = None
-    enabled: StrictBool | None = None
+    timezone: Zone | SkipJsonSchema[None] = None
+    enabled: StrictBool | SkipJsonSchema[None] = None
 
 
 class ExportScheduleResponse(BaseModel):
