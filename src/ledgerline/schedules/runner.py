@@ -87,6 +87,9 @@ def run_schedule(
     assert isinstance(claimed, CursorResult)
     if claimed.rowcount != 1:
         return None
+    # Read again under the claim's row lock: a change committed between the first read and
+    # the claim (a new report or parameters, same slots) is what this slot runs.
+    session.refresh(schedule)
     try:
         params = report_params(
             schedule.report, schedule.parameters, schedule.format, schedule.timezone, slot
