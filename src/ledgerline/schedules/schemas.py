@@ -36,7 +36,7 @@ TimeOfDay = Annotated[
         description='The local time of day, "HH:MM" (24-hour); not with a cron cadence.',
     ),
 ]
-Cron = Annotated[Text, Field(min_length=1, max_length=200, pattern=CRON_PATTERN)]
+Cron = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=CRON_PATTERN)]
 Zone = Annotated[Text, Field(min_length=1, max_length=64)]
 
 
