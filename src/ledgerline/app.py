@@ -41,6 +41,7 @@ from ledgerline.jobs.queue import queue_for
 from ledgerline.openapi import install_openapi, operation_id
 from ledgerline.ratelimit import RateLimits, parse_networks
 from ledgerline.reports.endpoints import router as reports_router
+from ledgerline.schedules.endpoints import router as schedules_router
 from ledgerline.tax_categories.endpoints import router as tax_categories_router
 from ledgerline.webhooks.endpoints import router as webhooks_router
 
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(reports_router)
     api.include_router(jobs_router)
     api.include_router(webhooks_router)
+    api.include_router(schedules_router)
     app.include_router(api)
     _operations(app)
     # The web console at `/`, after the API and operations routes it must not shadow.

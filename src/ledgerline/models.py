@@ -432,3 +432,55 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+CADENCES = ("daily", "weekly", "monthly", "cron")
+
+
+class ExportSchedule(Base):
+    """An export that runs itself (docs/schedules.md): a report, its parameters as given (a
+    timeframe is resolved at each run), a cadence at a local time in a zone. `next_run_at`
+    is the claim: a runner takes a due slot by moving it on, compare-and-set, in the
+    transaction that inserts the job; NULL while paused."""
+
+    __tablename__ = "export_schedules"
+    __table_args__ = (
+        Index(None, "account_id", "public_id", unique=True),
+        Index(None, "next_run_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[int] = mapped_column(PublicNumber)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    report: Mapped[str] = mapped_column(String(60))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    format: Mapped[str] = mapped_column(String(10))
+    cadence: Mapped[str] = mapped_column(String(10))
+    time_of_day: Mapped[str | None] = mapped_column(String(8))  # "HH:MM", local; not for cron
+    weekday: Mapped[int | None] = mapped_column(Integer)  # 0 = Monday (weekly)
+    day_of_month: Mapped[int | None] = mapped_column(Integer)  # 1-31 (monthly)
+    cron: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # the last slot run
+    last_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExportScheduleRun(Base):
+    """One run of a schedule: the slot it ran for and the job it created. Unique per
+    (schedule, slot), so a slot can never have two jobs, whatever the runners do."""
+
+    __tablename__ = "export_schedule_runs"
+    __table_args__ = (UniqueConstraint("schedule_id", "slot_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("export_schedules.id"))
+    slot_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -35,6 +35,7 @@ from ledgerline.auth import owned
 from ledgerline.models import (
     AccountCounter,
     Customer,
+    ExportSchedule,
     Invoice,
     Job,
     LineItem,
@@ -52,6 +53,7 @@ NumberedModel = (
     | type[Job]
     | type[WebhookEndpoint]
     | type[WebhookDelivery]
+    | type[ExportSchedule]
 )
 
 

@@ -103,6 +103,12 @@ def _fixture_data(api: Api) -> FixtureIds:
         api.post(f"/jobs/{canceled.json()['job']}/cancel")
     for delivery in range(1, 3 * len(endpoints) + 1):
         ids.add("delivery_id", delivery)
+    # Many: the fuzzer deletes some, and PATCH must still find one (its 2xx, often `{}`).
+    for day in range(1, 17):
+        body = {"report": "invoices", "cadence": "monthly", "day_of_month": day, "time": "06:00"}
+        schedule = api.post("/export_schedules", json=body)
+        assert schedule.status_code == 201, schedule.text
+        ids.add("schedule_id", schedule.json()["id"])
     return ids
 
 

@@ -188,6 +188,9 @@ class Sweeper:
             self._sweep_partials()
         for job_id in ids:
             self.queue.enqueue(job_id)
+        from ledgerline.schedules.runner import run_due_schedules  # due export schedules' jobs
+
+        run_due_schedules(url, utcnow(), self.queue.enqueue)
         if time.monotonic() >= self._next_retention:
             self._next_retention = time.monotonic() + RETENTION_INTERVAL_SECONDS
             from ledgerline.exports.storage import storage_from_settings
