@@ -4,11 +4,15 @@ Rows come from a server-side cursor (`stream_results`) `BATCH_ROWS` at a time an
 as they arrive, so memory stays bounded however many rows a report has. Each column's
 formatter is chosen once per export (see `reports.rendering`), not per row.
 
-CSV takes a fast path whenever it applies: the database renders the CSV and Python only moves
-bytes. SQLite makes each whole record (`reports.rendering.csv_sql_record`), fetched as bytes on
-the raw DBAPI cursor; PostgreSQL renders each cell (`csv_sql_cells`) and `COPY (…) TO STDOUT`
-streams the records. Its bytes equal the generic writer's (tests/reports/test_csv_fast_path.py);
-`fast=False` forces the generic writer.
+CSV and JSON take a fast path whenever it applies: the database renders the file's records
+and Python only moves bytes. SQLite makes each whole record (`reports.rendering.csv_sql_record`,
+`json_sql_object`), fetched as bytes on the raw DBAPI cursor; PostgreSQL renders each CSV cell
+(`csv_sql_cells`) or each JSON object (`json_sql_object`) and `COPY (…) TO STDOUT` streams the
+records. Their bytes equal the generic writer's (tests/reports/test_csv_fast_path.py,
+tests/reports/test_json_fast_path.py); `fast=False` forces the generic writer.
+
+A JSON file is its records framed (`Framing`): an array's brackets and separators here; a
+one-object-per-line format would frame the very same records with line ends alone.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, Engine, Select, text
@@ -30,6 +35,7 @@ from ledgerline.reports.rendering import (
     csv_sql_record,
     has_money,
     json_row_maker,
+    json_sql_object,
 )
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
@@ -38,6 +44,22 @@ BATCH_ROWS = 5000
 # The fast path's batches: rows fetched from SQLite a time, bytes of COPY records a write.
 FAST_BATCH_ROWS = 20000
 FAST_CHUNK_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a file of one-line records is put together: what opens it, what comes before its
+    first record and between two records, and what closes it (with and without records)."""
+
+    opening: bytes
+    first: bytes
+    between: bytes
+    closing: bytes
+    closing_empty: bytes
+
+
+# One JSON array, a row a line: "[\n{…},\n{…}\n]\n"; an empty one is "[]\n".
+JSON_ARRAY = Framing(b"[", b"\n", b",\n", b"\n]\n", b"]\n")
 
 
 @contextmanager
@@ -78,6 +100,12 @@ def write_export(
             return _write_csv_sqlite(conn, account_id, params, out, on_progress)
         if dialect == "postgresql":
             return _write_csv_copy(conn, account_id, params, out, on_progress)
+    if fast and params.format == "json":
+        dialect = _fast_dialect(conn)
+        if dialect is not None:
+            sql = _json_sql(conn, account_id, params, dialect)
+            write = _write_records_sqlite if dialect == "sqlite" else _write_records_copy
+            return write(conn, sql, JSON_ARRAY, out, on_progress)
     result = conn.execute(
         rows_statement(account_id, params),
         execution_options={"stream_results": True, "yield_per": BATCH_ROWS},
@@ -117,35 +145,33 @@ def _write_json(
     params: ReportParams,
     out: BinaryIO,
     on_progress: Callable[[int], None],
+    framing: Framing = JSON_ARRAY,
 ) -> int:
-    """One JSON array, a row a line, each row the very text a `/data` row is made of."""
+    """One JSON object a row, each the very text a `/data` row is made of, framed."""
     make_row = json_row_maker(params.selected)
+    between = framing.between.decode()
     rows_done = 0
-    out.write(b"[")
+    out.write(framing.opening)
     for batch in batches:
-        chunk = ",\n".join(map(make_row, batch))
-        out.write(b",\n" if rows_done else b"\n")
+        chunk = between.join(map(make_row, batch))
+        out.write(framing.between if rows_done else framing.first)
         out.write(chunk.encode("utf-8"))
         rows_done += len(batch)
         on_progress(rows_done)
-    out.write(b"\n]\n" if rows_done else b"]\n")
+    out.write(framing.closing if rows_done else framing.closing_empty)
     return rows_done
 
 
 # --- CSV rendered by the database ------------------------------------------------------------
 
 
-def _fast_csv_dialect(conn: Connection, params: ReportParams) -> SqlDialect | None:
-    """Which fast path applies to this export, if any."""
+def _fast_dialect(conn: Connection) -> SqlDialect | None:
+    """Which database renders records on this connection, if any: SQLite through the
+    standard library's driver, PostgreSQL through psycopg with a UTF-8 client encoding."""
     name = conn.dialect.name
     if name == "sqlite":
         return "sqlite" if conn.dialect.driver == "pysqlite" else None
     if name != "postgresql" or conn.dialect.driver != "psycopg":
-        return None
-    columns = params.selected
-    if len(columns) == 1 and not has_money(columns):
-        # A record of one empty field (NULL or ""): the csv module writes "" where COPY
-        # writes an empty line (and COPY quotes a lone \.); left to the generic writer.
         return None
     driver = conn.connection.driver_connection
     if driver is None or driver.info.encoding != "utf-8":
@@ -153,22 +179,43 @@ def _fast_csv_dialect(conn: Connection, params: ReportParams) -> SqlDialect | No
     return "postgresql"
 
 
-def _formatted_sql(conn: Connection, account_id: int, params: ReportParams) -> str:
-    """The report's SELECT rendering CSV in the database, parameters inlined: one text cell
-    per column on PostgreSQL, one finished record per row on SQLite.
+def _fast_csv_dialect(conn: Connection, params: ReportParams) -> SqlDialect | None:
+    """Which CSV fast path applies to this export, if any."""
+    dialect = _fast_dialect(conn)
+    columns = params.selected
+    if dialect == "postgresql" and len(columns) == 1 and not has_money(columns):
+        # A record of one empty field (NULL or ""): the csv module writes "" where COPY
+        # writes an empty line (and COPY quotes a lone \.); left to the generic writer.
+        return None
+    return dialect
+
+
+def _inlined(conn: Connection, statement: Select[Any]) -> str:
+    """`statement` as SQL text with its parameters inlined.
 
     Every value inlined is one the request parsing validated (an integer, a date, a
-    date-time, a status from the fixed list), rendered by SQLAlchemy's literal quoting.
-    """
+    date-time, a status from the fixed list), rendered by SQLAlchemy's literal quoting."""
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    return str(compiled)
+
+
+def _json_sql(conn: Connection, account_id: int, params: ReportParams, dialect: SqlDialect) -> str:
+    """The report's SELECT rendering one JSON object per row in the database."""
+    statement: Select[Any] = rows_statement(account_id, params)
+    record = json_sql_object(params.selected, dialect, params.catalog.source.currency)
+    return _inlined(conn, statement.with_only_columns(record, maintain_column_froms=False))
+
+
+def _formatted_sql(conn: Connection, account_id: int, params: ReportParams) -> str:
+    """The report's SELECT rendering CSV in the database, parameters inlined: one text cell
+    per column on PostgreSQL, one finished record per row on SQLite."""
     statement: Select[Any] = rows_statement(account_id, params)
     currency = params.catalog.source.currency
     if conn.dialect.name == "sqlite":
         selected = [csv_sql_record(params.selected, currency)]
     else:
         selected = csv_sql_cells(params.selected, currency)
-    formatted = statement.with_only_columns(*selected, maintain_column_froms=False)
-    compiled = formatted.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    return str(compiled)
+    return _inlined(conn, statement.with_only_columns(*selected, maintain_column_froms=False))
 
 
 def _header_bytes(params: ReportParams) -> bytes:
@@ -207,6 +254,13 @@ def _write_csv_sqlite(
     return rows_done
 
 
+# Set before a COPY of rendered records: one round trip, reverted when the snapshot ends. The
+# renderings make a large expression: JIT-compiling it cost 3-7 s per 1M rows more than it
+# saved (measured, docs/reports.md). The date-time renderings read the type's own text in
+# UTC (`reports.kinds`).
+_COPY_SESSION = "SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'"
+
+
 def _write_csv_copy(
     conn: Connection,
     account_id: int,
@@ -228,13 +282,7 @@ def _write_csv_copy(
     # Each record is appended (copied) at once, so libpq's buffer is freed record by record.
     pending = bytearray()
     with driver.cursor() as cursor:
-        # One round trip, reverted when the snapshot ends. The renderings make a large
-        # expression: JIT-compiling it cost 3-7 s per 1M rows more than it saved (measured,
-        # docs/reports.md). The date-time renderings read the type's own text in UTC
-        # (`reports.kinds`).
-        cursor.execute(
-            "SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'"
-        )
+        cursor.execute(_COPY_SESSION)
         with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
             for record in copy:
                 pending += record
@@ -248,4 +296,83 @@ def _write_csv_copy(
     if copied >= 0:
         rows_done = copied
     on_progress(rows_done)
+    return rows_done
+
+
+# --- Records rendered by the database, framed (JSON) -------------------------------------------
+
+
+def _write_records_sqlite(
+    conn: Connection,
+    sql: str,
+    framing: Framing,
+    out: BinaryIO,
+    on_progress: Callable[[int], None],
+) -> int:
+    """SQLite: one record a row, made by the database, fetched as UTF-8 bytes in large
+    batches on the snapshot's own DBAPI connection and framed."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    out.write(framing.opening)
+    rows_done = 0
+    text_factory = driver.text_factory
+    driver.text_factory = bytes  # the database's UTF-8, never decoded then encoded again
+    cursor = driver.cursor()
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(FAST_BATCH_ROWS):
+            out.write(framing.between if rows_done else framing.first)
+            out.write(framing.between.join([record for (record,) in batch]))
+            rows_done += len(batch)
+            on_progress(rows_done)
+    finally:
+        cursor.close()
+        driver.text_factory = text_factory
+    out.write(framing.closing if rows_done else framing.closing_empty)
+    return rows_done
+
+
+# COPY's CSV format with a quote and a delimiter that a rendered record never holds (JSON
+# escapes every control character), so COPY writes each record exactly as rendered, LF after.
+_COPY_VERBATIM = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+
+
+def _write_records_copy(
+    conn: Connection,
+    sql: str,
+    framing: Framing,
+    out: BinaryIO,
+    on_progress: Callable[[int], None],
+) -> int:
+    """PostgreSQL: `COPY (SELECT record …) TO STDOUT` on the snapshot's own connection. A
+    record holds no line break (JSON escapes them), so each LF COPY writes ends a record and
+    one `replace` per chunk turns them into the framing's separators."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    out.write(framing.opening)
+    rows_done = 0
+    flushed = 0
+    pending = bytearray()
+
+    def flush() -> None:
+        nonlocal flushed
+        if not pending:
+            return
+        out.write(framing.between if flushed else framing.first)
+        del pending[-1:]  # the last record's LF: what follows it is decided later
+        out.write(pending.replace(b"\n", framing.between))
+        pending.clear()
+        flushed = rows_done
+        on_progress(rows_done)
+
+    with driver.cursor() as cursor:
+        cursor.execute(_COPY_SESSION)
+        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH {_COPY_VERBATIM}") as copy:
+            for record in copy:
+                pending += record
+                rows_done += 1
+                if len(pending) >= FAST_CHUNK_BYTES:
+                    flush()
+        flush()
+    out.write(framing.closing if rows_done else framing.closing_empty)
     return rows_done
