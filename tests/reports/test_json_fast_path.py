@@ -19,9 +19,15 @@ import pytest
 from sqlalchemy import create_engine
 
 from ledgerline.db import engine_for
-from ledgerline.exports.writers import _fast_dialect, open_snapshot, write_export
+from ledgerline.exports.writers import (
+    _ACCOUNT_STAND_IN,
+    _fast_dialect,
+    open_snapshot,
+    write_export,
+)
 from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED, INVOICES, INVOICES_GROUPED
 from ledgerline.reports.query import ReportParams, count_rows, parse_report_params
+from tests.conftest import Api
 from tests.reports.conftest import Data, Line
 from tests.reports.expected import DIGITS, SYMBOLS, field, major
 from tests.reports.test_csv_fast_path import ALL, FLAT_COLUMNS, NASTY_TEXT
@@ -209,3 +215,21 @@ def test_postgres_session_time_zone_does_not_change_the_file(nasty: Data) -> Non
         assert b"+00:00" in bodies[0]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("output", ["json", "csv"])
+def test_the_rendered_sql_is_each_accounts_own(data: Data, other_api: Api, output: str) -> None:
+    """The rendering SQL is compiled once per report shape and reused for every account (the
+    account's id put in); each account's export holds its own rows only, a filter equal to
+    the stand-in account id included."""
+    other = Data(data.backend, other_api)
+    data.invoice([{"amount": 100, "description": "mine"}])
+    other.invoice([{"amount": 200, "description": "theirs"}, {"amount": 300}])
+    raw = {"columns": "id,description,amount", "format": output}
+    for owner, expected in ((data, 1), (other, 2), (data, 1)):
+        for filters in ({}, {"id_gt": str(_ACCOUNT_STAND_IN)}):
+            params = parse_report_params(FLAT, {**raw, **filters}, timezone=ZONE, for_export=True)
+            total, written, body, _ = _export(owner, params, fast=True)
+            assert total == written == (0 if filters else expected)
+            assert (b"theirs" in body) == (owner is other and not filters)
+            assert (b"mine" in body) == (owner is data and not filters)

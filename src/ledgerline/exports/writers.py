@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, Engine, Select, text
+from sqlalchemy import Connection, Dialect, Engine, Select, text
 
 from ledgerline.reports.kinds import SqlDialect
 from ledgerline.reports.query import ReportParams, rows_statement
@@ -103,7 +105,7 @@ def write_export(
     if fast and params.format == "json":
         dialect = _fast_dialect(conn)
         if dialect is not None:
-            sql = _json_sql(conn, account_id, params, dialect)
+            sql = json_records_sql(conn.dialect, account_id, params)
             write = _write_records_sqlite if dialect == "sqlite" else _write_records_copy
             return write(conn, sql, JSON_ARRAY, out, on_progress)
     result = conn.execute(
@@ -190,32 +192,67 @@ def _fast_csv_dialect(conn: Connection, params: ReportParams) -> SqlDialect | No
     return dialect
 
 
-def _inlined(conn: Connection, statement: Select[Any]) -> str:
+def _inlined(dialect: Dialect, statement: Select[Any]) -> str:
     """`statement` as SQL text with its parameters inlined.
 
     Every value inlined is one the request parsing validated (an integer, a date, a
     date-time, a status from the fixed list), rendered by SQLAlchemy's literal quoting."""
-    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     return str(compiled)
 
 
-def _json_sql(conn: Connection, account_id: int, params: ReportParams, dialect: SqlDialect) -> str:
-    """The report's SELECT rendering one JSON object per row in the database."""
-    statement: Select[Any] = rows_statement(account_id, params)
-    record = json_sql_object(params.selected, dialect, params.catalog.source.currency)
-    return _inlined(conn, statement.with_only_columns(record, maintain_column_froms=False))
+# The rendered SQL of recent exports, by what it is made of: building and compiling it costs
+# tens to hundreds of milliseconds (a CASE over the currencies in every money cell), a fixed
+# cost that every export of the same report, columns, sort, filters and zone would pay again.
+# It is compiled for a stand-in account, whose id is then replaced by the real one.
+_ACCOUNT_STAND_IN = 9_007_199_254_740_881
+_SQL_CACHE_SIZE = 128
 
 
-def _formatted_sql(conn: Connection, account_id: int, params: ReportParams) -> str:
+def json_records_sql(dialect: Dialect, account_id: int, params: ReportParams) -> str:
+    """The report's SELECT rendering one JSON object per row in the database (a record of an
+    array or of one-object-per-line alike); PostgreSQL's needs `COPY_SESSION` first."""
+    return _records_sql(dialect, "json", account_id, params)
+
+
+def csv_records_sql(dialect: Dialect, account_id: int, params: ReportParams) -> str:
     """The report's SELECT rendering CSV in the database, parameters inlined: one text cell
-    per column on PostgreSQL, one finished record per row on SQLite."""
+    per column on PostgreSQL (for COPY), one finished record per row on SQLite."""
+    return _records_sql(dialect, "csv", account_id, params)
+
+
+def _records_sql(dialect: Dialect, output: str, account_id: int, params: ReportParams) -> str:
+    key = json.dumps(params.to_json(), sort_keys=True)
+    stand_in = str(_ACCOUNT_STAND_IN)
+    if stand_in in key:  # a filter value that would be taken for the account: not cached
+        return _render_records_sql(dialect, output, account_id, params)
+    template = _cached_records_sql(dialect, output, key)
+    return template.replace(stand_in, str(int(account_id)))
+
+
+@lru_cache(maxsize=_SQL_CACHE_SIZE)
+def _cached_records_sql(dialect: Dialect, output: str, params_key: str) -> str:
+    params = ReportParams.from_json(json.loads(params_key))
+    sql = _render_records_sql(dialect, output, _ACCOUNT_STAND_IN, params)
+    if str(_ACCOUNT_STAND_IN) not in sql:
+        raise RuntimeError("the rendered export SQL does not name its account")
+    return sql
+
+
+def _render_records_sql(
+    dialect: Dialect, output: str, account_id: int, params: ReportParams
+) -> str:
     statement: Select[Any] = rows_statement(account_id, params)
     currency = params.catalog.source.currency
-    if conn.dialect.name == "sqlite":
+    selected: list[Any]
+    if output == "json":
+        name: SqlDialect = "sqlite" if dialect.name == "sqlite" else "postgresql"
+        selected = [json_sql_object(params.selected, name, currency)]
+    elif dialect.name == "sqlite":
         selected = [csv_sql_record(params.selected, currency)]
     else:
         selected = csv_sql_cells(params.selected, currency)
-    return _inlined(conn, statement.with_only_columns(*selected, maintain_column_froms=False))
+    return _inlined(dialect, statement.with_only_columns(*selected, maintain_column_froms=False))
 
 
 def _header_bytes(params: ReportParams) -> bytes:
@@ -233,7 +270,7 @@ def _write_csv_sqlite(
 ) -> int:
     """SQLite: the records, made by the database, fetched as UTF-8 bytes in large batches on
     the snapshot's own DBAPI connection and joined with CRLF: no Python object per cell."""
-    sql = _formatted_sql(conn, account_id, params)
+    sql = csv_records_sql(conn.dialect, account_id, params)
     driver = conn.connection.driver_connection
     assert driver is not None
     out.write(_header_bytes(params))
@@ -258,7 +295,7 @@ def _write_csv_sqlite(
 # renderings make a large expression: JIT-compiling it cost 3-7 s per 1M rows more than it
 # saved (measured, docs/reports.md). The date-time renderings read the type's own text in
 # UTC (`reports.kinds`).
-_COPY_SESSION = "SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'"
+COPY_SESSION = "SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'"
 
 
 def _write_csv_copy(
@@ -274,7 +311,7 @@ def _write_csv_copy(
     ends records with LF; text cells hold no CR and their line breaks are LF (see
     `reports.kinds`), so one `replace` makes every line end CRLF, as the csv module writes.
     """
-    sql = _formatted_sql(conn, account_id, params)
+    sql = csv_records_sql(conn.dialect, account_id, params)
     driver = conn.connection.driver_connection
     assert driver is not None
     out.write(_header_bytes(params))
@@ -282,7 +319,7 @@ def _write_csv_copy(
     # Each record is appended (copied) at once, so libpq's buffer is freed record by record.
     pending = bytearray()
     with driver.cursor() as cursor:
-        cursor.execute(_COPY_SESSION)
+        cursor.execute(COPY_SESSION)
         with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
             for record in copy:
                 pending += record
@@ -366,7 +403,7 @@ def _write_records_copy(
         on_progress(rows_done)
 
     with driver.cursor() as cursor:
-        cursor.execute(_COPY_SESSION)
+        cursor.execute(COPY_SESSION)
         with cursor.copy(f"COPY ({sql}) TO STDOUT WITH {_COPY_VERBATIM}") as copy:
             for record in copy:
                 pending += record
