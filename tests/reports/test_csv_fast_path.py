@@ -80,7 +80,7 @@ def nasty(data: Data) -> Data:
         at("2024-12-31T23:59:59.999999"),
         at("2024-03-31T00:30:00.5"),
     ]
-    amounts = [4550, -5, -350, 0, 1, -1, 123456789, -1000, 999]
+    amounts = [4550, -5, -350, 0, 1, -1, 123456789, -1000, 999, -98765432101234567]
     counter = 0
     for index, text in enumerate(NASTY_TEXT):
         items = []

@@ -138,6 +138,8 @@ def test_every_column_matches_an_independent_rendering(nasty: Data) -> None:
     assert any(code == "jpy" and "," in shown and "." not in shown for code, shown in amounts)
     assert any(code == "kwd" and len(shown.split(".")[1]) == 3 for code, shown in amounts)
     assert any(code == "jpy" and shown.startswith("-¥") for code, shown in amounts)
+    # a whole part of 15 digits and more: every group of three separated
+    assert any(shown.count(",") >= 4 for _code, shown in amounts)
 
 
 @pytest.mark.parametrize("report", [FLAT, GROUPED, INVOICES, INVOICES_GROUPED])

@@ -417,7 +417,8 @@ def _sql_json_money_pg(amount: Any, currency: ColumnElement[Any]) -> ColumnEleme
 
     def for_digits(digits: int) -> ColumnElement[Any]:
         unit = _sql_minor_unit(digits)
-        pattern = "FM" + "9," * 6 + "999,999,999,990" + ("." + "0" * digits if digits else "")
+        # 19 digits in groups of three: any BIGINT's whole part
+        pattern = "FM9,999,999,999,999,999,990" + ("." + "0" * digits if digits else "")
         decimal = cast(func.trim_scale(amount * unit), Text)
         magnitude = func.to_char(func.abs(amount) * unit, pattern)
         sign = case((amount < sql_int(0), "-"), else_="")
