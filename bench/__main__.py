@@ -156,7 +156,8 @@ class Bench:
             [str(harness.BIN / "ledgerline"), "serve", "--port", str(self.port)], serve_env, log
         )
         self.processes.append(self.server)
-        harness.wait_http(self.base + "/healthz")
+        # Generous: on a shared, loaded machine `serve` has taken over a minute to answer.
+        harness.wait_http(self.base + "/healthz", timeout=300)
         self.worker: subprocess.Popen[bytes] | None = None
         if not embedded_worker:
             self.worker = harness.start_process(
