@@ -93,8 +93,9 @@ def write_export(
 ) -> int:
     """Stream every row of the report into `out` in `params.format`; return the row count.
 
-    `on_progress(rows_done)` is called after each batch. CSV is written by the database
-    (`_write_csv_fast`) whenever that applies, unless `fast` is False.
+    `on_progress(rows_done)` is called after each batch. CSV and JSON records are rendered
+    by the database whenever that applies (`_fast_csv_dialect`, `_fast_dialect`), unless
+    `fast` is False.
     """
     if fast and params.format == "csv":
         dialect = _fast_csv_dialect(conn, params)
