@@ -164,7 +164,8 @@ class Bench:
             log,
         )
         self.processes.append(self.server)
-        harness.wait_http(self.base + "/healthz")
+        # Generous: on a shared, loaded machine `serve` has taken over a minute to answer.
+        harness.wait_http(self.base + "/healthz", timeout=300)
         self.worker: subprocess.Popen[bytes] | None = None
         if not embedded_worker:
             self.worker = harness.start_process(
@@ -190,8 +191,9 @@ class Bench:
         return {"Authorization": f"Token {self.seeded['token']}"}
 
     # ---- one export, end to end ------------------------------------------------------------
-    def export(self, report: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST, wait for succeeded, download; returns timings and the job."""
+    def export(self, report: str, body: dict[str, Any], keep: Path | None = None) -> dict[str, Any]:
+        """POST, wait for succeeded, download (into `keep`, if given); returns timings and
+        the job."""
         client = self.client
         started = time.perf_counter()
         response = client.post(f"/api/v2/reports/{report}/export", json=body)
@@ -211,9 +213,13 @@ class Bench:
             raise RuntimeError(f"export failed: {job}")
         observed = time.perf_counter()
         size = 0
-        with client.stream("GET", f"/api/v2/jobs/{job_id}/download") as download:
+        with (
+            client.stream("GET", f"/api/v2/jobs/{job_id}/download") as download,
+            (keep or Path(os.devnull)).open("wb") as sink,
+        ):
             for chunk in download.iter_bytes(1 << 20):
                 size += len(chunk)
+                sink.write(chunk)
         elapsed = time.perf_counter() - started
         created = dt.datetime.fromisoformat(job["created_at"])
         running = dt.datetime.fromisoformat(job["started_at"])
@@ -293,52 +299,102 @@ class Bench:
         finally:
             engine.dispose()
 
-    def flat_sql(self) -> str:
-        from ledgerline.reports.query import parse_report_params, rows_statement
+    def flat_params(self, output: str = "csv") -> Any:
+        from ledgerline.reports.query import parse_report_params
 
-        params = parse_report_params(
-            "invoice_line_items", {"format": "csv"}, timezone="UTC", for_export=True
+        return parse_report_params(
+            "invoice_line_items", {"format": output}, timezone="UTC", for_export=True
         )
-        statement = rows_statement(self.seeded["account"], params)
+
+    def flat_sql(self) -> str:
+        """The flat report's SELECT as the export runs it, without the cell formats."""
+        from ledgerline.reports.query import rows_statement
+
+        statement = rows_statement(self.seeded["account"], self.flat_params())
         dialect = self.engine().dialect
         return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
-    def measure_flat_csv(self) -> Comparison:
-        sql = self.flat_sql()
-        out = self.dir / "floor.csv"
+    def rendered_sql(self, output: str) -> str:
+        """The SELECT the export's fast path runs: the database renders each record (SQLite)
+        or each cell (PostgreSQL CSV) or each JSON object."""
+        from ledgerline.exports.writers import csv_records_sql, json_records_sql
+
+        records_sql = csv_records_sql if output == "csv" else json_records_sql
+        return records_sql(self.engine().dialect, self.seeded["account"], self.flat_params())
+
+    def dump(self, sql: str, out: Path, *, header: bool, session: bool = False) -> None:
+        """The database's own CLI writing `sql`'s rows as CSV to `out`: `sqlite3 -csv`, or
+        psql's COPY (after the export's session settings when `session`)."""
+        with out.open("wb") as handle:
+            if self.database == "sqlite":
+                db = self.database_url.split("///", 1)[1]
+                mode = ["-csv", "-header"] if header else ["-list", "-noheader"]
+                subprocess.run(["sqlite3", *mode, db, sql], stdout=handle, check=True)
+                return
+            from ledgerline.exports.writers import COPY_SESSION
+
+            prelude = ["-c", "BEGIN", "-c", COPY_SESSION] if session else []
+            options = "FORMAT csv, HEADER" if header else "FORMAT csv"
+            copy = f"COPY ({sql}) TO STDOUT WITH ({options})"
+            subprocess.run(
+                ["psql", "-q", "-X", self.database_url, *prelude, "-c", copy],
+                stdout=handle,
+                check=True,
+            )
+
+    def measure_flat_csv(self) -> list[Comparison]:
+        """The flat CSV export (end to end) against three floors, alternating all four: the
+        database's own CSV dump of the report's SELECT (raw values), the same CLI running the
+        export's rendering SQL (the ablation: the formats' cost inside the database), and
+        DuckDB reading the same data with the same cell formats (checked cell by cell)."""
+        from bench.duckdb_floor import check_cells, write_flat_csv
+
+        raw_sql, rendered = self.flat_sql(), self.rendered_sql("csv")
+        ours_file, duck_file = self.dir / "ours.csv", self.dir / "duckdb.csv"
         rows: list[int] = []
+        times: dict[str, list[float]] = {"raw": [], "rendered": [], "duckdb": [], "ours": []}
 
-        def ours() -> float:
-            outcome = self.export("invoice_line_items", {"format": "csv"})
-            rows.append(outcome["rows"])
-            return float(outcome["seconds"])
+        def ours() -> None:
+            rows.append(self.export("invoice_line_items", {"format": "csv"}, ours_file)["rows"])
 
-        def floor() -> None:
-            with out.open("wb") as handle:
-                if self.database == "sqlite":
-                    db = self.database_url.split("///", 1)[1]
-                    subprocess.run(
-                        ["sqlite3", "-csv", "-header", db, sql], stdout=handle, check=True
-                    )
-                else:
-                    subprocess.run(
-                        [
-                            "psql",
-                            "-q",
-                            self.database_url,
-                            "-c",
-                            f"\\copy ({sql}) TO STDOUT CSV HEADER",
-                        ],
-                        stdout=handle,
-                        check=True,
-                    )
+        sides = {
+            "raw": lambda: self.dump(raw_sql, self.dir / "floor.csv", header=True),
+            "rendered": lambda: self.dump(
+                rendered, self.dir / "rendered.csv", header=False, session=True
+            ),
+            "duckdb": lambda: write_flat_csv(
+                self.database, self.database_url, self.seeded["account"], duck_file
+            ),
+            "ours": ours,
+        }
+        for _ in range(self.runs):
+            for name, side in sides.items():
+                started = time.perf_counter()
+                side()
+                times[name].append(time.perf_counter() - started)
+        cells = check_cells(ours_file.read_bytes(), duck_file)
+        console.print(f"[{self.database}] DuckDB's CSV: {cells:,} cells equal to the export's")
 
-        result = alternate("flat CSV export vs database CSV dump", ours, floor, self.runs)
-        result.extra["rows"] = rows[0] if rows else None
-        result.extra["rows_per_second"] = rows[0] / result.ours_median if rows else None
-        return result
+        def comparison(name: str, mine: str, floor: str) -> Comparison:
+            result = Comparison(name, ours=times[mine], floor=times[floor])
+            if mine == "ours" and rows:
+                result.extra["rows"] = rows[0]
+                result.extra["rows_per_second"] = rows[0] / result.ours_median
+            return result
 
-    def measure_flat_json(self, csv: Comparison) -> Comparison:
+        duck = comparison("flat CSV export vs DuckDB (same cell formats)", "ours", "duckdb")
+        duck.extra["cells_checked"] = cells
+        return [
+            comparison("flat CSV export vs database CSV dump", "ours", "raw"),
+            duck,
+            comparison("flat CSV export vs the database dumping its rendering", "ours", "rendered"),
+            comparison("ablation: rendering SQL dump vs raw CSV dump", "rendered", "raw"),
+        ]
+
+    def measure_flat_json(self, csv: Comparison) -> list[Comparison]:
+        """JSON against CSV end to end, and the ablation: the database's own CLI running the
+        JSON rendering SQL against the CSV rendering SQL."""
+
         def ours() -> float:
             return float(self.export("invoice_line_items", {"format": "json"})["seconds"])
 
@@ -348,7 +404,14 @@ class Bench:
         result = alternate("flat JSON export vs flat CSV export", ours, floor, self.runs)
         if csv.extra.get("rows"):
             result.extra["rows_per_second"] = csv.extra["rows"] / result.ours_median
-        return result
+        json_sql, csv_sql = self.rendered_sql("json"), self.rendered_sql("csv")
+        ablation = alternate(
+            "ablation: JSON rendering SQL dump vs CSV rendering SQL dump",
+            lambda: self.dump(json_sql, self.dir / "rendered.json", header=False, session=True),
+            lambda: self.dump(csv_sql, self.dir / "rendered.csv", header=False, session=True),
+            self.runs,
+        )
+        return [result, ablation]
 
     def measure_api(self) -> dict[str, Any]:
         """Each endpoint under 32 connections against its SQL (page + count) in a bare loop."""
@@ -461,10 +524,11 @@ class Bench:
             if "flat" in only:
                 flat_csv = self.attempt("flat csv", self.measure_flat_csv)
                 if flat_csv is not None:
-                    comparisons.append(flat_csv.as_dict())
-                    flat_json = self.attempt("flat json", lambda: self.measure_flat_json(flat_csv))
-                    if flat_json is not None:
-                        comparisons.append(flat_json.as_dict())
+                    comparisons.extend(comparison.as_dict() for comparison in flat_csv)
+                    flat_json = self.attempt(
+                        "flat json", lambda: self.measure_flat_json(flat_csv[0])
+                    )
+                    comparisons.extend(comparison.as_dict() for comparison in flat_json or [])
             assert self.worker is not None
             self.results["worker_peak_rss_mb"] = harness.peak_rss_mb(self.worker.pid)
             if "api" in only:
@@ -550,6 +614,10 @@ def render(all_results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         lines.append(
             f"| {db} | job pick-up (created → running) | {result.get('pickup_ms_median', 0):.0f} ms |"
         )
+        for comparison in result.get("comparisons", []):
+            if breakdown := comparison.get("breakdown_ms"):
+                parts = ", ".join(f"{part} {ms:.0f} ms" for part, ms in breakdown.items())
+                lines.append(f"| {db} | {comparison['name']}: breakdown (median) | {parts} |")
     lines += [
         "",
         "| database | endpoint (32 connections) | req/s | p50 | p99 | non-2xx | bare SQL p50 "

@@ -2,7 +2,9 @@
 
 Run on a real migrated SQLite and PostgreSQL database over data made to break CSV writers:
 quotes, commas, every kind of line break, formula starts, unicode, empty strings, NULLs,
-negative amounts in currencies of 0, 2 and 3 digits, timestamps with and without microseconds.
+negative amounts in currencies of 0, 2 and 3 digits, timestamps with and without microseconds,
+and what breaks JSON writers: backslashes, every control character, `/`, astral characters,
+very long text (tests/reports/test_json_fast_path.py uses the same data set).
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ NASTY_TEXT = [
     "'already quoted",
     "NULL",
     'mixed, "all"\r\n=of\rit\n',
+    # what JSON must escape, and what it must not
+    'back\\slash \\n \\u0041 \\" end\\',
+    "ctrl " + "".join(chr(code) for code in range(1, 32)) + "\x7f end",
+    "/ </script> 😀 𝄞 \u2029 \ufeff",
+    "very long " + 'Zoë, "x"\n' * 8000,
 ]
 
 # Every column of the flat report, in catalog order: a column added to the catalog is
@@ -73,7 +80,7 @@ def nasty(data: Data) -> Data:
         at("2024-12-31T23:59:59.999999"),
         at("2024-03-31T00:30:00.5"),
     ]
-    amounts = [4550, -5, -350, 0, 1, -1, 123456789, -1000, 999]
+    amounts = [4550, -5, -350, 0, 1, -1, 123456789, -1000, 999, -98765432101234567]
     counter = 0
     for index, text in enumerate(NASTY_TEXT):
         items = []
@@ -89,7 +96,8 @@ def nasty(data: Data) -> Data:
                     "credit_amount": -counter if counter % 5 == 0 else 0,
                     "refund_amount": counter * 7 if counter % 3 == 0 else 0,
                     "description": text if offset == 0 else NASTY_TEXT[-1 - index],
-                    "billed_item_object": (None, text, "course", "=obj", "")[counter % 5],
+                    # the column holds 60 characters
+                    "billed_item_object": (None, text[:60], "course", "=obj", "")[counter % 5],
                     "billed_item_id": None if counter % 2 else counter,
                 }
             )
@@ -104,7 +112,9 @@ def nasty(data: Data) -> Data:
             confirmed_at=moments[(index + 1) % len(moments)] if index % 5 else None,
             updated_at=moments[(index + 2) % len(moments)],
             is_credit_note=index % 2 == 1,
-            discount_code=(text, NASTY_TEXT[(index + 3) % len(NASTY_TEXT)]) if index % 2 else None,
+            discount_code=(text[:200], NASTY_TEXT[(index + 3) % len(NASTY_TEXT)][:100])
+            if index % 2
+            else None,
             number=f"=INV,{index}\n" if index == 4 else None,
         )
     return data

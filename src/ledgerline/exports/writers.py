@@ -4,22 +4,29 @@ Rows come from a server-side cursor (`stream_results`) `BATCH_ROWS` at a time an
 as they arrive, so memory stays bounded however many rows a report has. Each column's
 formatter is chosen once per export (see `reports.rendering`), not per row.
 
-CSV takes a fast path whenever it applies: the database renders the CSV and Python only moves
-bytes. SQLite makes each whole record (`reports.rendering.csv_sql_record`), fetched as bytes on
-the raw DBAPI cursor; PostgreSQL renders each cell (`csv_sql_cells`) and `COPY (…) TO STDOUT`
-streams the records. Its bytes equal the generic writer's (tests/reports/test_csv_fast_path.py);
-`fast=False` forces the generic writer.
+CSV and JSON take a fast path whenever it applies: the database renders the file's records
+and Python only moves bytes. SQLite makes each whole record (`reports.rendering.csv_sql_record`,
+`json_sql_object`), fetched as bytes on the raw DBAPI cursor; PostgreSQL renders each CSV cell
+(`csv_sql_cells`) or each JSON object (`json_sql_object`) and `COPY (…) TO STDOUT` streams the
+records. Their bytes equal the generic writer's (tests/reports/test_csv_fast_path.py,
+tests/reports/test_json_fast_path.py); `fast=False` forces the generic writer.
+
+A JSON file is its records framed (`Framing`): an array's brackets and separators here; a
+one-object-per-line format would frame the very same records with line ends alone.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, Engine, Select, text
+from sqlalchemy import Connection, Dialect, Engine, Select, text
 
 from ledgerline.reports.kinds import SqlDialect
 from ledgerline.reports.query import ReportParams, rows_statement
@@ -30,6 +37,7 @@ from ledgerline.reports.rendering import (
     csv_sql_record,
     has_money,
     json_row_maker,
+    json_sql_object,
 )
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
@@ -38,6 +46,22 @@ BATCH_ROWS = 5000
 # The fast path's batches: rows fetched from SQLite a time, bytes of COPY records a write.
 FAST_BATCH_ROWS = 20000
 FAST_CHUNK_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a file of one-line records is put together: what opens it, what comes before its
+    first record and between two records, and what closes it (with and without records)."""
+
+    opening: bytes
+    first: bytes
+    between: bytes
+    closing: bytes
+    closing_empty: bytes
+
+
+# One JSON array, a row a line: "[\n{…},\n{…}\n]\n"; an empty one is "[]\n".
+JSON_ARRAY = Framing(b"[", b"\n", b",\n", b"\n]\n", b"]\n")
 
 
 @contextmanager
@@ -69,8 +93,9 @@ def write_export(
 ) -> int:
     """Stream every row of the report into `out` in `params.format`; return the row count.
 
-    `on_progress(rows_done)` is called after each batch. CSV is written by the database
-    (`_write_csv_fast`) whenever that applies, unless `fast` is False.
+    `on_progress(rows_done)` is called after each batch. CSV and JSON records are rendered
+    by the database whenever that applies (`_fast_csv_dialect`, `_fast_dialect`), unless
+    `fast` is False.
     """
     if fast and params.format == "csv":
         dialect = _fast_csv_dialect(conn, params)
@@ -78,6 +103,12 @@ def write_export(
             return _write_csv_sqlite(conn, account_id, params, out, on_progress)
         if dialect == "postgresql":
             return _write_csv_copy(conn, account_id, params, out, on_progress)
+    if fast and params.format == "json":
+        dialect = _fast_dialect(conn)
+        if dialect is not None:
+            sql = json_records_sql(conn.dialect, account_id, params)
+            write = _write_records_sqlite if dialect == "sqlite" else _write_records_copy
+            return write(conn, sql, JSON_ARRAY, out, on_progress)
     result = conn.execute(
         rows_statement(account_id, params),
         execution_options={"stream_results": True, "yield_per": BATCH_ROWS},
@@ -117,35 +148,33 @@ def _write_json(
     params: ReportParams,
     out: BinaryIO,
     on_progress: Callable[[int], None],
+    framing: Framing = JSON_ARRAY,
 ) -> int:
-    """One JSON array, a row a line, each row the very text a `/data` row is made of."""
+    """One JSON object a row, each the very text a `/data` row is made of, framed."""
     make_row = json_row_maker(params.selected)
+    between = framing.between.decode()
     rows_done = 0
-    out.write(b"[")
+    out.write(framing.opening)
     for batch in batches:
-        chunk = ",\n".join(map(make_row, batch))
-        out.write(b",\n" if rows_done else b"\n")
+        chunk = between.join(map(make_row, batch))
+        out.write(framing.between if rows_done else framing.first)
         out.write(chunk.encode("utf-8"))
         rows_done += len(batch)
         on_progress(rows_done)
-    out.write(b"\n]\n" if rows_done else b"]\n")
+    out.write(framing.closing if rows_done else framing.closing_empty)
     return rows_done
 
 
 # --- CSV rendered by the database ------------------------------------------------------------
 
 
-def _fast_csv_dialect(conn: Connection, params: ReportParams) -> SqlDialect | None:
-    """Which fast path applies to this export, if any."""
+def _fast_dialect(conn: Connection) -> SqlDialect | None:
+    """Which database renders records on this connection, if any: SQLite through the
+    standard library's driver, PostgreSQL through psycopg with a UTF-8 client encoding."""
     name = conn.dialect.name
     if name == "sqlite":
         return "sqlite" if conn.dialect.driver == "pysqlite" else None
     if name != "postgresql" or conn.dialect.driver != "psycopg":
-        return None
-    columns = params.selected
-    if len(columns) == 1 and not has_money(columns):
-        # A record of one empty field (NULL or ""): the csv module writes "" where COPY
-        # writes an empty line (and COPY quotes a lone \.); left to the generic writer.
         return None
     driver = conn.connection.driver_connection
     if driver is None or driver.info.encoding != "utf-8":
@@ -153,22 +182,78 @@ def _fast_csv_dialect(conn: Connection, params: ReportParams) -> SqlDialect | No
     return "postgresql"
 
 
-def _formatted_sql(conn: Connection, account_id: int, params: ReportParams) -> str:
-    """The report's SELECT rendering CSV in the database, parameters inlined: one text cell
-    per column on PostgreSQL, one finished record per row on SQLite.
+def _fast_csv_dialect(conn: Connection, params: ReportParams) -> SqlDialect | None:
+    """Which CSV fast path applies to this export, if any."""
+    dialect = _fast_dialect(conn)
+    columns = params.selected
+    if dialect == "postgresql" and len(columns) == 1 and not has_money(columns):
+        # A record of one empty field (NULL or ""): the csv module writes "" where COPY
+        # writes an empty line (and COPY quotes a lone \.); left to the generic writer.
+        return None
+    return dialect
+
+
+def _inlined(dialect: Dialect, statement: Select[Any]) -> str:
+    """`statement` as SQL text with its parameters inlined.
 
     Every value inlined is one the request parsing validated (an integer, a date, a
-    date-time, a status from the fixed list), rendered by SQLAlchemy's literal quoting.
-    """
+    date-time, a status from the fixed list), rendered by SQLAlchemy's literal quoting."""
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return str(compiled)
+
+
+# The rendered SQL of recent exports, by what it is made of: building and compiling it costs
+# tens to hundreds of milliseconds (a CASE over the currencies in every money cell), a fixed
+# cost that every export of the same report, columns, sort, filters and zone would pay again.
+# It is compiled for a stand-in account, whose id is then replaced by the real one.
+_ACCOUNT_STAND_IN = 9_007_199_254_740_881
+_SQL_CACHE_SIZE = 128
+
+
+def json_records_sql(dialect: Dialect, account_id: int, params: ReportParams) -> str:
+    """The report's SELECT rendering one JSON object per row in the database (a record of an
+    array or of one-object-per-line alike); PostgreSQL's needs `COPY_SESSION` first."""
+    return _records_sql(dialect, "json", account_id, params)
+
+
+def csv_records_sql(dialect: Dialect, account_id: int, params: ReportParams) -> str:
+    """The report's SELECT rendering CSV in the database, parameters inlined: one text cell
+    per column on PostgreSQL (for COPY), one finished record per row on SQLite."""
+    return _records_sql(dialect, "csv", account_id, params)
+
+
+def _records_sql(dialect: Dialect, output: str, account_id: int, params: ReportParams) -> str:
+    key = json.dumps(params.to_json(), sort_keys=True)
+    stand_in = str(_ACCOUNT_STAND_IN)
+    if stand_in in key:  # a filter value that would be taken for the account: not cached
+        return _render_records_sql(dialect, output, account_id, params)
+    template = _cached_records_sql(dialect, output, key)
+    return template.replace(stand_in, str(int(account_id)))
+
+
+@lru_cache(maxsize=_SQL_CACHE_SIZE)
+def _cached_records_sql(dialect: Dialect, output: str, params_key: str) -> str:
+    params = ReportParams.from_json(json.loads(params_key))
+    sql = _render_records_sql(dialect, output, _ACCOUNT_STAND_IN, params)
+    if str(_ACCOUNT_STAND_IN) not in sql:
+        raise RuntimeError("the rendered export SQL does not name its account")
+    return sql
+
+
+def _render_records_sql(
+    dialect: Dialect, output: str, account_id: int, params: ReportParams
+) -> str:
     statement: Select[Any] = rows_statement(account_id, params)
     currency = params.catalog.source.currency
-    if conn.dialect.name == "sqlite":
+    selected: list[Any]
+    if output == "json":
+        name: SqlDialect = "sqlite" if dialect.name == "sqlite" else "postgresql"
+        selected = [json_sql_object(params.selected, name, currency)]
+    elif dialect.name == "sqlite":
         selected = [csv_sql_record(params.selected, currency)]
     else:
         selected = csv_sql_cells(params.selected, currency)
-    formatted = statement.with_only_columns(*selected, maintain_column_froms=False)
-    compiled = formatted.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    return str(compiled)
+    return _inlined(dialect, statement.with_only_columns(*selected, maintain_column_froms=False))
 
 
 def _header_bytes(params: ReportParams) -> bytes:
@@ -186,7 +271,7 @@ def _write_csv_sqlite(
 ) -> int:
     """SQLite: the records, made by the database, fetched as UTF-8 bytes in large batches on
     the snapshot's own DBAPI connection and joined with CRLF: no Python object per cell."""
-    sql = _formatted_sql(conn, account_id, params)
+    sql = csv_records_sql(conn.dialect, account_id, params)
     driver = conn.connection.driver_connection
     assert driver is not None
     out.write(_header_bytes(params))
@@ -207,6 +292,13 @@ def _write_csv_sqlite(
     return rows_done
 
 
+# Set before a COPY of rendered records: one round trip, reverted when the snapshot ends. The
+# renderings make a large expression: JIT-compiling it cost 3-7 s per 1M rows more than it
+# saved (measured, docs/reports.md). The date-time renderings read the type's own text in
+# UTC (`reports.kinds`).
+COPY_SESSION = "SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'"
+
+
 def _write_csv_copy(
     conn: Connection,
     account_id: int,
@@ -220,7 +312,7 @@ def _write_csv_copy(
     ends records with LF; text cells hold no CR and their line breaks are LF (see
     `reports.kinds`), so one `replace` makes every line end CRLF, as the csv module writes.
     """
-    sql = _formatted_sql(conn, account_id, params)
+    sql = csv_records_sql(conn.dialect, account_id, params)
     driver = conn.connection.driver_connection
     assert driver is not None
     out.write(_header_bytes(params))
@@ -228,13 +320,7 @@ def _write_csv_copy(
     # Each record is appended (copied) at once, so libpq's buffer is freed record by record.
     pending = bytearray()
     with driver.cursor() as cursor:
-        # One round trip, reverted when the snapshot ends. The renderings make a large
-        # expression: JIT-compiling it cost 3-7 s per 1M rows more than it saved (measured,
-        # docs/reports.md). The date-time renderings read the type's own text in UTC
-        # (`reports.kinds`).
-        cursor.execute(
-            "SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'"
-        )
+        cursor.execute(COPY_SESSION)
         with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
             for record in copy:
                 pending += record
@@ -248,4 +334,83 @@ def _write_csv_copy(
     if copied >= 0:
         rows_done = copied
     on_progress(rows_done)
+    return rows_done
+
+
+# --- Records rendered by the database, framed (JSON) -------------------------------------------
+
+
+def _write_records_sqlite(
+    conn: Connection,
+    sql: str,
+    framing: Framing,
+    out: BinaryIO,
+    on_progress: Callable[[int], None],
+) -> int:
+    """SQLite: one record a row, made by the database, fetched as UTF-8 bytes in large
+    batches on the snapshot's own DBAPI connection and framed."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    out.write(framing.opening)
+    rows_done = 0
+    text_factory = driver.text_factory
+    driver.text_factory = bytes  # the database's UTF-8, never decoded then encoded again
+    cursor = driver.cursor()
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(FAST_BATCH_ROWS):
+            out.write(framing.between if rows_done else framing.first)
+            out.write(framing.between.join([record for (record,) in batch]))
+            rows_done += len(batch)
+            on_progress(rows_done)
+    finally:
+        cursor.close()
+        driver.text_factory = text_factory
+    out.write(framing.closing if rows_done else framing.closing_empty)
+    return rows_done
+
+
+# COPY's CSV format with a quote and a delimiter that a rendered record never holds (JSON
+# escapes every control character), so COPY writes each record exactly as rendered, LF after.
+_COPY_VERBATIM = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+
+
+def _write_records_copy(
+    conn: Connection,
+    sql: str,
+    framing: Framing,
+    out: BinaryIO,
+    on_progress: Callable[[int], None],
+) -> int:
+    """PostgreSQL: `COPY (SELECT record …) TO STDOUT` on the snapshot's own connection. A
+    record holds no line break (JSON escapes them), so each LF COPY writes ends a record and
+    one `replace` per chunk turns them into the framing's separators."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    out.write(framing.opening)
+    rows_done = 0
+    flushed = 0
+    pending = bytearray()
+
+    def flush() -> None:
+        nonlocal flushed
+        if not pending:
+            return
+        out.write(framing.between if flushed else framing.first)
+        del pending[-1:]  # the last record's LF: what follows it is decided later
+        out.write(pending.replace(b"\n", framing.between))
+        pending.clear()
+        flushed = rows_done
+        on_progress(rows_done)
+
+    with driver.cursor() as cursor:
+        cursor.execute(COPY_SESSION)
+        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH {_COPY_VERBATIM}") as copy:
+            for record in copy:
+                pending += record
+                rows_done += 1
+                if len(pending) >= FAST_CHUNK_BYTES:
+                    flush()
+        flush()
+    out.write(framing.closing if rows_done else framing.closing_empty)
     return rows_done

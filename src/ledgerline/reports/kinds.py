@@ -2,13 +2,15 @@
 
 A kind (text, money, date, date-time, bool, …) has one `Renderings` entry with one field per
 format: its JSON cell and CSV cell as Python source for the generated row makers
-(`reports.rendering`), and its CSV cell as SQL for the database-rendered CSV on PostgreSQL
-and on SQLite. Adding a kind is one entry; adding a format is one field, filled in once per
+(`reports.rendering`), its CSV cell as SQL for the database-rendered CSV on PostgreSQL
+and on SQLite, and its JSON value as SQL for the database-rendered JSON on each. Adding a kind
+is one entry; adding a format is one field, filled in once per
 kind. The catalog (`reports.columns`) says which kind each column is; nothing outside this
 module branches on a kind's rendering.
 
 Below the table's helpers: the one Python formula guard (`csv_text`), the one SQL formula
-guard (`sql_formula_start`, dialect-aware) and the one currency CASE (`by_currency_digits`).
+guard (`sql_formula_start`, dialect-aware), the one currency CASE (`by_currency_digits`) and
+the money objects' currency parts in SQL (`currency_symbol_sql`, `money_tail_sql`).
 """
 
 from __future__ import annotations
@@ -352,6 +354,155 @@ def _sql_bool(value: Any, nullable: bool) -> ColumnElement[Any]:
     return sql_text(case((value, "true"), else_="false"))
 
 
+# --- SQL values: the JSON rendered by the database ---------------------------------------------
+#
+# The same JSON values as the `json` cells above (and so as /data rows), as SQL text: each
+# value is JSON text, never NULL ("null" for an absent value). Strings are escaped by the
+# database (SQLite's json_quote, PostgreSQL's to_json), which escape exactly what
+# `json_text` escapes: `"`, `\\`, and the control characters below U+0020 (\b \f \n \r \t
+# by name, the others as \u00xx in lower-case hex); `/`, DEL and every non-ASCII character
+# are kept as they are (tests/reports/test_json_fast_path.py). PostgreSQL's pieces are
+# joined with `||`; SQLite's are pieces of the row's printf format, as its CSV's are.
+
+# The currencies whose symbol is not their code, most frequent first: the money objects'
+# CASEs test them in this order (a currency not listed is its own symbol).
+_COMMON_CURRENCIES = ("GBP", "EUR", "USD", "AUD", "CAD", "NZD", "JPY")
+
+
+def _special_symbols() -> list[tuple[str, str]]:
+    codes = [code for code in sorted(known_currencies()) if currency_symbol(code) != code]
+    order = {code: rank for rank, code in enumerate(_COMMON_CURRENCIES)}
+    codes.sort(key=lambda code: order.get(code, len(order)))
+    return [(code, currency_symbol(code)) for code in codes]
+
+
+def _json_inner(text: str) -> str:
+    """`text` as it sits inside a JSON string literal (escaped, without the quotes)."""
+    return json_text(text)[1:-1]
+
+
+def currency_symbol_sql(currency: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The row's currency symbol as `MoneyFormat` writes it inside a JSON string."""
+    whens = {code: _json_inner(symbol) for code, symbol in _special_symbols()}
+    return sql_text(case(whens, value=currency, else_=currency))
+
+
+def _money_tail(currency: str) -> str:
+    """What follows a money object's "string" member: `MoneyFormat`'s tail for `currency`."""
+    return (
+        f',"iso_currency_code":{json_text(currency.lower())}'
+        f',"currency_symbol":{json_text(currency_symbol(currency))}'
+        ',"currency_symbol_position":"before"}'
+    )
+
+
+def money_tail_sql(currency: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A money object's members after "string", and its closing brace, for the row's currency
+    (a currency whose symbol is its code: the code, and its lower case for the ISO member)."""
+    whens = {code: _money_tail(code) for code, _symbol in _special_symbols()}
+    other = (
+        sql_text(',"iso_currency_code":"')
+        + func.lower(currency)
+        + '","currency_symbol":"'
+        + sql_text(currency)
+        + '","currency_symbol_position":"before"}'
+    )
+    return sql_text(case(whens, value=currency, else_=other))
+
+
+def _sql_json_money_pg(amount: Any, currency: ColumnElement[Any]) -> ColumnElement[Any]:
+    """PostgreSQL: `MoneyFormat.json`: the decimal is the amount times its minor unit with
+    trailing zeros trimmed (trim_scale), the display string its magnitude by to_char with
+    thousands separators after the sign and the symbol."""
+
+    def for_digits(digits: int) -> ColumnElement[Any]:
+        unit = _sql_minor_unit(digits)
+        # 19 digits in groups of three: any BIGINT's whole part
+        pattern = "FM9,999,999,999,999,999,990" + ("." + "0" * digits if digits else "")
+        decimal = cast(func.trim_scale(amount * unit), Text)
+        magnitude = func.to_char(func.abs(amount) * unit, pattern)
+        sign = case((amount < sql_int(0), "-"), else_="")
+        return sql_text(
+            sql_text('{"decimal":')
+            + decimal
+            + ',"string":"'
+            + sign
+            + currency_symbol_sql(currency)
+            + magnitude
+            + '"'
+        )
+
+    return sql_text(by_currency_digits(currency, for_digits) + money_tail_sql(currency))
+
+
+def _sql_json_money_sqlite(amount: Any, currency: ColumnElement[Any], digits: int) -> Piece:
+    """SQLite: `MoneyFormat.json` as a printf piece, in integers, for a record whose currency
+    has `digits` digits: the decimal's fraction without its trailing zeros (none when it is
+    zero), the display's magnitude with printf's thousands separators (`%,d`)."""
+    sign = case((amount < sql_int(0), "-"), else_="")
+    symbol, tail = currency_symbol_sql(currency), money_tail_sql(currency)
+    magnitude = func.abs(amount)
+    if digits == 0:
+        return '{"decimal":%d,"string":"%s%s%,d"%s', [amount, sign, symbol, magnitude, tail]
+    divisor = sql_int(10**digits)
+    whole, fraction = sql_op(magnitude, "/", divisor), sql_op(magnitude, "%", divisor)
+    trimmed = case(
+        (fraction == sql_int(0), ""),
+        else_="." + sql_text(func.rtrim(func.printf(f"%0{digits}d", fraction), "0")),
+    )
+    piece = '{"decimal":%s%d%s,"string":"%s%s%,d.%0' + str(digits) + 'd"%s'
+    return piece, [sign, whole, trimmed, sign, symbol, whole, fraction, tail]
+
+
+def _quoted(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Text that needs no escaping (ISO dates and date-times) as a JSON string; NULL stays
+    NULL."""
+    return sql_text(sql_text('"') + value + '"')
+
+
+def _or_null(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    return sql_text(func.coalesce(value, "null"))
+
+
+def _sql_json_number(slot: SqlSlot) -> ColumnElement[Any]:
+    number = sql_text(cast(slot.value, Text))
+    return _or_null(number) if slot.nullable else number
+
+
+def _sql_json_text_pg(slot: SqlSlot) -> ColumnElement[Any]:
+    quoted = _pg_quote(slot.value)
+    return _or_null(quoted) if slot.nullable else quoted
+
+
+def _sql_json_bool(value: Any, nullable: bool) -> ColumnElement[Any]:
+    if nullable:
+        return sql_text(case((value.is_(None), "null"), (value, "true"), else_="false"))
+    return sql_text(case((value, "true"), else_="false"))
+
+
+def _sql_json_billed_item(
+    exprs: tuple[ColumnElement[Any], ...], quote: Callable[[Any], ColumnElement[Any]]
+) -> ColumnElement[Any]:
+    kind, ident = exprs
+    item = (
+        sql_text('{"object":')
+        + quote(kind)
+        + ',"id":'
+        + func.coalesce(sql_text(cast(ident, Text)), "null")
+        + "}"
+    )
+    return sql_text(case((kind.is_(None), "null"), else_=item))
+
+
+def _json_quote_sqlite(value: Any) -> ColumnElement[Any]:
+    return sql_text(func.json_quote(value))
+
+
+def _pg_quote(value: Any) -> ColumnElement[Any]:
+    # text first: an expression of a string literal alone would have no type to_json takes.
+    return sql_text(cast(func.to_json(cast(value, Text)), Text))
+
+
 # --- The table -------------------------------------------------------------------------------
 
 
@@ -413,6 +564,8 @@ class Renderings:
     csv: PyCell  # the CSV cell (None for an empty cell)
     postgresql: Callable[[SqlSlot], ColumnElement[Any]]  # the CSV cell as text (NULL: empty)
     sqlite: Callable[[SqlSlot], Piece]  # the CSV cell as printf piece, quoted
+    json_postgresql: Callable[[SqlSlot], ColumnElement[Any]]  # the JSON value's text
+    json_sqlite: Callable[[SqlSlot], Piece]  # the JSON value's text as printf piece
 
 
 def _whole(cell: Callable[[SqlSlot], Any]) -> Callable[[SqlSlot], Piece]:
@@ -451,6 +604,10 @@ _NUMBER = Renderings(
     csv=PyCell(lambda slot: slot.value),  # None is written as an empty cell
     postgresql=lambda slot: slot.value,  # the database's own decimal text
     sqlite=_whole(lambda slot: slot.value),
+    json_postgresql=_sql_json_number,
+    json_sqlite=lambda slot: (
+        ("%s", [func.ifnull(slot.value, "null")]) if slot.nullable else ("%d", [slot.value])
+    ),
 )
 
 
@@ -468,6 +625,8 @@ KINDS: dict[Kind, Renderings] = {
         csv=PyCell(lambda slot: slot.value),
         postgresql=lambda slot: slot.value,
         sqlite=_whole(lambda slot: slot.value),
+        json_postgresql=lambda slot: _quoted(sql_text(cast(slot.value, Text))),
+        json_sqlite=lambda slot: ('"%d"', [slot.value]),
     ),
     "text": Renderings(
         json=PyCell(
@@ -477,6 +636,8 @@ KINDS: dict[Kind, Renderings] = {
         csv=PyCell(_csv_text_source, {"CTEXT": _same(csv_text), "F": _same(_FORMULA_CHARS)}),
         postgresql=lambda slot: _sql_text_pg(slot.value, slot.value),
         sqlite=_whole(lambda slot: _sql_text_sqlite(slot.value, slot.value)),
+        json_postgresql=_sql_json_text_pg,
+        json_sqlite=_whole(lambda slot: _json_quote_sqlite(slot.value)),  # NULL: null
     ),
     "money": Renderings(
         json=PyCell(
@@ -489,6 +650,8 @@ KINDS: dict[Kind, Renderings] = {
         ),
         postgresql=lambda slot: _sql_money_pg(slot.value, slot.currency),
         sqlite=lambda slot: _sql_money_sqlite(slot.value, _digits(slot)),
+        json_postgresql=lambda slot: _sql_json_money_pg(slot.value, slot.currency),
+        json_sqlite=lambda slot: _sql_json_money_sqlite(slot.value, slot.currency, _digits(slot)),
     ),
     "date": Renderings(
         json=PyCell(
@@ -498,6 +661,8 @@ KINDS: dict[Kind, Renderings] = {
         csv=PyCell(lambda slot: f"CD[{slot.value}]", {"CD": lambda: Rendered(iso_date)}),
         postgresql=lambda slot: sql_text(cast(slot.value, Text)),  # DateStyle ISO
         sqlite=_whole(lambda slot: slot.value),  # stored as ISO text already
+        json_postgresql=lambda slot: _or_null(_quoted(sql_text(cast(slot.value, Text)))),
+        json_sqlite=_whole(lambda slot: _json_quote_sqlite(slot.value)),
     ),
     "datetime": Renderings(
         json=PyCell(
@@ -507,12 +672,16 @@ KINDS: dict[Kind, Renderings] = {
         csv=PyCell(lambda slot: f"CDT[{slot.value}]", {"CDT": lambda: Rendered(utc_iso)}),
         postgresql=lambda slot: _sql_datetime_pg(slot.value),
         sqlite=_whole(lambda slot: _sql_datetime_sqlite(slot.value)),
+        json_postgresql=lambda slot: _or_null(_quoted(_sql_datetime_pg(slot.value))),
+        json_sqlite=_whole(lambda slot: _or_null(_quoted(_sql_datetime_sqlite(slot.value)))),
     ),
     "bool": Renderings(
         json=PyCell(_bool_source('"null"')),
         csv=PyCell(_bool_source("None")),
         postgresql=lambda slot: _sql_bool(slot.value, slot.nullable),
         sqlite=_whole(lambda slot: _sql_bool(slot.value, slot.nullable)),
+        json_postgresql=lambda slot: _sql_json_bool(slot.value, slot.nullable),
+        json_sqlite=_whole(lambda slot: _sql_json_bool(slot.value, slot.nullable)),
     ),
     "billed_item": Renderings(
         json=PyCell(
@@ -525,6 +694,8 @@ KINDS: dict[Kind, Renderings] = {
         ),
         postgresql=lambda slot: _sql_text_pg(*_sql_billed_item(slot.exprs)),
         sqlite=_whole(lambda slot: _sql_text_sqlite(*_sql_billed_item(slot.exprs))),
+        json_postgresql=lambda slot: _sql_json_billed_item(slot.exprs, _pg_quote),
+        json_sqlite=_whole(lambda slot: _sql_json_billed_item(slot.exprs, _json_quote_sqlite)),
     ),
 }
 

@@ -17,13 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, Text, func, literal
 
 from ledgerline.reports.columns import CURRENCY, CURRENCY_LABEL, Column
 from ledgerline.reports.kinds import (
     KINDS,
+    Piece,
     PyCell,
     PySlot,
+    SqlDialect,
     SqlSlot,
     by_currency_digits,
     json_text,
@@ -54,34 +56,52 @@ def _compile(source: str, cells: Iterable[PyCell], **constants: Any) -> RowMaker
     return maker
 
 
-def json_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], str]:
-    """A function from a row to its JSON object text: nested by the dot-notation keys
-    ("invoice.due_date" -> {"invoice": {"due_date": …}}), money as TeamUp money objects in
-    the row's currency, dates and date-times ISO 8601 (UTC), absent values null."""
-    cells = [KINDS[column.kind].json for column in columns]
+JsonLayout = list[str | int]
+
+
+def json_layout(columns: Sequence[Column]) -> JsonLayout:
+    """A JSON row's text as literal pieces and column indexes, in the order written: nested
+    by the dot-notation keys ("invoice.due_date" -> {"invoice": {"due_date": …}}), columns
+    sharing a parent written together (so not always in the order requested). The Python row
+    maker and the database's row rendering are both made from it, so they nest alike."""
     tree: dict[str, Any] = {}
-    for column, cell, slot in zip(columns, cells, _py_slots(columns), strict=True):
+    for index, column in enumerate(columns):
         node = tree
         for part in column.path[:-1]:
             node = node.setdefault(part, {})
-        node[column.path[-1]] = cell.source(slot)
+        node[column.path[-1]] = index
 
-    # Columns sharing a parent are written together, so the expressions are collected in
-    # the order the template is written, not the order the columns were requested.
-    expressions: list[str] = []
+    layout: JsonLayout = []
 
-    def template(node: dict[str, Any]) -> str:
-        members: list[str] = []
-        for key, value in node.items():
-            if isinstance(value, str):
-                expressions.append(value)
-                placeholder = "%s"
+    def write(node: dict[str, Any]) -> None:
+        layout.append("{")
+        for position, (key, value) in enumerate(node.items()):
+            layout.append(("," if position else "") + json_text(key) + ":")
+            if isinstance(value, int):
+                layout.append(value)
             else:
-                placeholder = template(value)
-            members.append(json_text(key).replace("%", "%%") + ":" + placeholder)
-        return "{" + ",".join(members) + "}"
+                write(value)
+        layout.append("}")
 
-    text = template(tree)
+    write(tree)
+    # adjacent literals joined: one piece between two values
+    merged: JsonLayout = []
+    for piece in layout:
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    return merged
+
+
+def json_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], str]:
+    """A function from a row to its JSON object text (`json_layout`): money as TeamUp money
+    objects in the row's currency, dates and date-times ISO 8601 (UTC), absent values null."""
+    cells = [KINDS[column.kind].json for column in columns]
+    sources = [cell.source(slot) for cell, slot in zip(cells, _py_slots(columns), strict=True)]
+    layout = json_layout(columns)
+    text = "".join(piece.replace("%", "%%") if isinstance(piece, str) else "%s" for piece in layout)
+    expressions = [sources[piece] for piece in layout if isinstance(piece, int)]
     source = f"lambda row: TEMPLATE % ({', '.join(expressions)},)"
     return _compile(source, cells, TEMPLATE=text)
 
@@ -170,5 +190,77 @@ def csv_sql_record(
         if len(columns) == 1:
             # A record of one empty field is written as "" (else it would be a blank line).
             record = func.ifnull(func.nullif(record, ""), '""')
+    labelled: ColumnElement[Any] = sql_text(record).label("record")
+    return labelled
+
+
+# --- JSON rendered by the database ------------------------------------------------------------
+
+# SQLite's printf takes at most 127 arguments (SQLITE_MAX_FUNCTION_ARG); a longer row is made
+# of several printf calls joined.
+_PRINTF_ARGUMENTS = 100
+
+
+def _printf(pieces: Sequence[Piece]) -> ColumnElement[Any]:
+    calls: list[ColumnElement[Any]] = []
+    formats: list[str] = []
+    arguments: list[ColumnElement[Any]] = []
+    for piece, values in pieces:
+        if arguments and len(arguments) + len(values) > _PRINTF_ARGUMENTS:
+            calls.append(func.printf("".join(formats), *arguments))
+            formats, arguments = [], []
+        formats.append(piece)
+        arguments.extend(values)
+    calls.append(func.printf("".join(formats), *arguments))
+    joined = sql_text(calls[0])
+    for call in calls[1:]:
+        joined = sql_text(joined + call)
+    return joined
+
+
+def _sqlite_json_row(
+    columns: Sequence[Column], layout: JsonLayout, digits: int | None, currency: ColumnElement[Any]
+) -> ColumnElement[Any]:
+    pieces: list[Piece] = []
+    for piece in layout:
+        if isinstance(piece, str):
+            pieces.append((piece.replace("%", "%%"), []))
+        else:
+            column = columns[piece]
+            pieces.append(KINDS[column.kind].json_sqlite(_sql_slot(column, digits, currency)))
+    return _printf(pieces)
+
+
+def json_sql_object(
+    columns: Sequence[Column], dialect: SqlDialect, currency: ColumnElement[Any] = CURRENCY
+) -> ColumnElement[Any]:
+    """One row's JSON object text, made by the database: the very text `json_row_maker`
+    makes of the row (tests/reports/test_json_fast_path.py). A JSON array's element and a
+    one-object-per-line record alike; the writers only join them.
+
+    SQLite: printf of the pieces (with money, one CASE over the row's currency picks the
+    layout for its digits, as `csv_sql_record` does). PostgreSQL: the pieces joined with
+    `||`; its date-times need the session's TimeZone UTC and DateStyle ISO."""
+    layout = json_layout(columns)
+    record: ColumnElement[Any]
+    if dialect == "sqlite":
+        if has_money(columns):
+            record = by_currency_digits(
+                currency, lambda digits: _sqlite_json_row(columns, layout, digits, currency)
+            )
+        else:
+            record = _sqlite_json_row(columns, layout, None, currency)
+    else:
+        parts: list[ColumnElement[Any]] = [
+            literal(piece, Text)
+            if isinstance(piece, str)
+            else KINDS[columns[piece].kind].json_postgresql(
+                _sql_slot(columns[piece], None, currency)
+            )
+            for piece in layout
+        ]
+        record = sql_text(parts[0])
+        for part in parts[1:]:
+            record = sql_text(record + part)
     labelled: ColumnElement[Any] = sql_text(record).label("record")
     return labelled
