@@ -230,9 +230,23 @@ def test_a_killed_workers_partial_file_goes_within_seconds_when_its_job_fails_fo
         response = api.post(
             FLAT,
             json={
-                "columns": ["id", "invoice.number", "type", "description", "amount", "tax_amount"],
+                # JSON with every money column (a money object each): the database renders
+                # JSON now, so the file must be large enough to be killed mid-way (~1 KB a row).
+                "columns": [
+                    "id",
+                    "invoice.number",
+                    "customer.name",
+                    "customer.email",
+                    "type",
+                    "description",
+                    "amount",
+                    "tax_amount",
+                    "discount_amount",
+                    "credit_amount",
+                    "refund_amount",
+                ],
                 "sort": ["id"],
-                "format": "json",  # the row-by-row writer: slow enough to be killed mid-way
+                "format": "json",
             },
         )
         assert response.status_code == 200, response.text
