@@ -20,8 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, BinaryIO
@@ -275,24 +275,36 @@ def _write_csv_sqlite(
     """SQLite: the records, made by the database, fetched as UTF-8 bytes in large batches on
     the snapshot's own DBAPI connection and joined with CRLF: no Python object per cell."""
     sql = csv_records_sql(conn.dialect, account_id, params)
-    driver = conn.connection.driver_connection
-    assert driver is not None
     out.write(_header_bytes(params))
     rows_done = 0
-    text_factory = driver.text_factory
-    driver.text_factory = bytes  # the database's UTF-8, never decoded then encoded again
-    cursor = driver.cursor()
-    try:
-        cursor.execute(sql)
-        while batch := cursor.fetchmany(FAST_BATCH_ROWS):
-            out.write(b"\r\n".join([record for (record,) in batch]))
+    # closing(): the cursor and the connection's text factory are restored at once, even when
+    # a write or `on_progress` (a canceled job) raises mid-way.
+    with closing(_sqlite_record_batches(conn, sql, FAST_BATCH_ROWS)) as batches:
+        for batch in batches:
+            out.write(b"\r\n".join(batch))
             out.write(b"\r\n")
             rows_done += len(batch)
             on_progress(rows_done)
+    return rows_done
+
+
+def _sqlite_record_batches(
+    conn: Connection, sql: str, size: int
+) -> Generator[list[bytes], None, None]:
+    """The one-column records of `sql`, `size` at a time, as the database's UTF-8 bytes (never
+    decoded then encoded again), on the snapshot's own DBAPI connection."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    text_factory = driver.text_factory
+    driver.text_factory = bytes
+    cursor = driver.cursor()
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(size):
+            yield [record for (record,) in batch]
     finally:
         cursor.close()
         driver.text_factory = text_factory
-    return rows_done
 
 
 # Set before a COPY of rendered records: one round trip, reverted when the snapshot ends. The
@@ -352,23 +364,14 @@ def _write_records_sqlite(
 ) -> int:
     """SQLite: one record a row, made by the database, fetched as UTF-8 bytes in large
     batches on the snapshot's own DBAPI connection and framed."""
-    driver = conn.connection.driver_connection
-    assert driver is not None
     out.write(framing.opening)
     rows_done = 0
-    text_factory = driver.text_factory
-    driver.text_factory = bytes  # the database's UTF-8, never decoded then encoded again
-    cursor = driver.cursor()
-    try:
-        cursor.execute(sql)
-        while batch := cursor.fetchmany(FAST_JSON_BATCH_ROWS):
+    with closing(_sqlite_record_batches(conn, sql, FAST_JSON_BATCH_ROWS)) as batches:
+        for batch in batches:
             out.write(framing.between if rows_done else framing.first)
-            out.write(framing.between.join([record for (record,) in batch]))
+            out.write(framing.between.join(batch))
             rows_done += len(batch)
             on_progress(rows_done)
-    finally:
-        cursor.close()
-        driver.text_factory = text_factory
     out.write(framing.closing if rows_done else framing.closing_empty)
     return rows_done
 
