@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, text
 
 from bench import harness
 from bench.cuts import measure_cuts
+from bench.formats import measure_formats
 from bench.harness import Comparison, alternate
 from bench.load import http_load, sql_load
 from bench.scaling import measure_scaling, render_scaling
@@ -46,7 +47,7 @@ CONNECTIONS = 32
 POLL_FIRST_SECONDS = 0.05
 POLL_BACKOFF = 1.5
 POLL_MAX_SECONDS = 1.0
-MEASUREMENTS = ("startup", "grouped", "cuts", "flat", "api", "scaling")
+MEASUREMENTS = ("startup", "grouped", "cuts", "flat", "formats", "api", "scaling")
 # Not part of a full run (it takes 10 minutes a database): asked for with `--only soak`.
 OPTIONAL_MEASUREMENTS = ("soak",)
 
@@ -529,6 +530,9 @@ class Bench:
                         "flat json", lambda: self.measure_flat_json(flat_csv[0])
                     )
                     comparisons.extend(comparison.as_dict() for comparison in flat_json or [])
+            if "formats" in only:
+                formats = self.attempt("formats", lambda: measure_formats(self))
+                comparisons.extend(comparison.as_dict() for comparison in formats or [])
             assert self.worker is not None
             self.results["worker_peak_rss_mb"] = harness.peak_rss_mb(self.worker.pid)
             if "api" in only:
@@ -604,6 +608,14 @@ def render(all_results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             if comparison.get("rows_per_second"):
                 lines.append(
                     f"| {db} | {comparison['name']}: ours | {comparison['rows_per_second']:,.0f} rows/s |"
+                )
+        for comparison in result.get("comparisons", []):
+            if comparison.get("peak_rss_mb"):
+                lines.append(
+                    f"| {db} | {comparison['name']}: peak RSS (process) | "
+                    f"{comparison['peak_rss_mb']:.0f} MB (CSV {comparison['floor_peak_rss_mb']:.0f}"
+                    f" MB; {comparison['start_rss_mb']:.0f} MB before the export); "
+                    f"{comparison['bytes']:,} bytes; totals {comparison['totals_seconds']:.2f} s |"
                 )
         lines.append(
             f"| {db} | export worker peak RSS | {result.get('worker_peak_rss_mb', 0):.0f} MB |"

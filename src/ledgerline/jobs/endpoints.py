@@ -34,6 +34,7 @@ from ledgerline.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from ledgerline.exports.refusals import XLSX_MAX_ROWS, too_many_rows
 from ledgerline.http import JSONResponse
 from ledgerline.jobs import service
 from ledgerline.jobs.queue import queue_for
@@ -43,7 +44,7 @@ from ledgerline.openapi import SECURITY, ExportAccepted, TeamUpList
 from ledgerline.pagination import PageWindow, list_response
 from ledgerline.reports.columns import FLAT, GROUPED, INVOICES, INVOICES_GROUPED
 from ledgerline.reports.endpoints import report_parameter_schemas, report_query_doc
-from ledgerline.reports.query import parse_report_params
+from ledgerline.reports.query import ReportParams, kept_count, parse_report_params
 from ledgerline.request_types import MAX_ID
 
 log = logging.getLogger("ledgerline.jobs")
@@ -179,6 +180,16 @@ def enqueue_after_commit(session: Session, settings: Settings, job_id: int) -> N
     after_commit(session, hand_over)
 
 
+def _refuse_a_sheet_too_long(session: Session, account_id: int, params: ReportParams) -> None:
+    """An XLSX export of more rows than a sheet holds is refused now when the count is
+    known without counting (`kept_count`); otherwise its job fails with the same message."""
+    if params.format != "xlsx" or params.catalog.grouped:
+        return
+    rows = kept_count(session.connection(), account_id, params)
+    if rows is not None and rows > XLSX_MAX_ROWS:
+        raise ValidationFailed.field(["format"], too_many_rows(rows).message)
+
+
 def _export(
     report: str,
     request: Request,
@@ -190,6 +201,7 @@ def _export(
     # One instant for both: the timeframes resolve at the job's creation time.
     now = request_now(request)
     params = parse_report_params(report, raw, timezone=principal.timezone, for_export=True, now=now)
+    _refuse_a_sheet_too_long(session, principal.account_id, params)
     settings = request.app.state.settings
     job, created = service.create_export_job(
         session,
@@ -333,6 +345,7 @@ def job_json(request: Request, job: Job, now: dt.datetime) -> dict[str, Any]:
             "size_bytes": job.size_bytes,
             "row_count": job.row_count,
             "sha256": job.sha256,
+            "totals": job.totals,
             "download_url": str(url),
             "download_url_expires_at": link_expires.isoformat(),
         }

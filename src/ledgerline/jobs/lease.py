@@ -115,17 +115,17 @@ class JobLease:
                 retention_hours=self.settings.export_retention_hours,
             )
 
-    def fail(self, code: str, message: str) -> bool:
+    def fail(self, code: str, message: str, *, permanent: bool = False) -> bool:
         """Give the attempt up after an error: True when attempts remain and the job is
         queued again (the caller enqueues it), False when it failed for good or is no
-        longer ours."""
+        longer ours. `permanent`: no other attempt could succeed; fail the job now."""
         with self._write() as session:
             return service.fail_or_retry(
                 session,
                 self.job_id,
                 self.owner,
                 utcnow(),
-                max_attempts=self.settings.job_max_attempts,
+                max_attempts=0 if permanent else self.settings.job_max_attempts,
                 code=code,
                 message=message,
             )

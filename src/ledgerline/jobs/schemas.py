@@ -22,6 +22,18 @@ class JobProgress(BaseModel):
     percent: int = Field(ge=0, le=100)
 
 
+class ControlTotal(BaseModel):
+    """One currency's rows in the file and the sum of each money column over them."""
+
+    currency: str | None = Field(
+        description="ISO 4217 code; null when the file has no money column (and so no currency)"
+    )
+    rows: int = Field(ge=0)
+    sums: dict[str, str] = Field(
+        description="Each money column's key and its sum in major units, as a plain decimal"
+    )
+
+
 class JobResult(BaseModel):
     """The published file; present once the job has succeeded."""
 
@@ -30,6 +42,10 @@ class JobResult(BaseModel):
     size_bytes: int = Field(ge=0)
     row_count: int = Field(ge=0)
     sha256: str
+    totals: list[ControlTotal] | None = Field(
+        description="Control totals of the file, per currency (null for a file made before "
+        "they were kept)"
+    )
     download_url: str = Field(
         description="Signed and short-lived, minted afresh on every read; no credentials needed"
     )

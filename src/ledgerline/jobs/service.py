@@ -326,6 +326,7 @@ class ExportResult:
     size_bytes: int
     row_count: int
     sha256: str
+    totals: list[dict[str, Any]] | None = None
 
 
 def finish_job(
@@ -356,6 +357,7 @@ def finish_job(
             size_bytes=result.size_bytes,
             row_count=result.row_count,
             sha256=result.sha256,
+            totals=result.totals,
             error_code=None,
             error_message=None,
         ),

@@ -12,7 +12,8 @@ import io
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from ledgerline.config import Settings
 from ledgerline.db import engine_for
@@ -113,8 +114,9 @@ def run_export(settings: Settings, job_id: int, requeue: Callable[[int], None]) 
 
     `requeue` hands the job to the queue again when a failed attempt may be retried (the
     queue passes its own `enqueue`; the task needs nothing else of it)."""
+    from ledgerline.exports.refusals import ExportRefused
     from ledgerline.exports.storage import storage_from_settings
-    from ledgerline.exports.writers import CONTENT_TYPES, FILE_EXTENSIONS
+    from ledgerline.exports.writers import file_type
     from ledgerline.reports.query import ReportParams
 
     lease = JobLease(settings, job_id)
@@ -124,22 +126,24 @@ def run_export(settings: Settings, job_id: int, requeue: Callable[[int], None]) 
         return
     log.info("job started", extra={"job": job_id, "attempt": job.attempt, "owner": lease.owner})
 
+    params = ReportParams.from_json(job.params)
+    extension, content_type = file_type(params)
     # The name users see carries the job id they know (its public id); the storage key
     # keeps the internal id, which the sweeps map back to the row (`job_of_key`).
-    file_name = f"{job.report}-{job.public_id}.{FILE_EXTENSIONS[job.format]}"
+    file_name = f"{job.report}-{job.public_id}.{extension}"
     storage_key = export_key(job.account_id, job_id, lease.attempt_key, file_name)
     storage = storage_from_settings(settings)
     engine = engine_for(settings.resolved_database_url)
     try:
-        params = ReportParams.from_json(job.params)
-        row_count, hashing = _write_file(engine, lease, job, params, storage, storage_key)
+        written = _write_file(engine, lease, job, params, storage, storage_key)
         result = ExportResult(
             file_name=file_name,
             storage_key=storage_key,
-            content_type=CONTENT_TYPES[job.format],
-            size_bytes=hashing.size,
-            row_count=row_count,
-            sha256=hashing.digest.hexdigest(),
+            content_type=content_type,
+            size_bytes=written.hashing.size,
+            row_count=written.row_count,
+            sha256=written.hashing.digest.hexdigest(),
+            totals=written.totals,
         )
         if not lease.finish(result):
             # Canceled (or taken over) between the last heartbeat and now: not our file.
@@ -148,8 +152,13 @@ def run_export(settings: Settings, job_id: int, requeue: Callable[[int], None]) 
             return
         log.info(
             "job succeeded",
-            extra={"job": job_id, "rows": row_count, "bytes": result.size_bytes},
+            extra={"job": job_id, "rows": result.row_count, "bytes": result.size_bytes},
         )
+    except ExportRefused as refused:
+        # Nothing another attempt could change: the job fails now, saying what to do.
+        log.info("export refused", extra={"job": job_id, "code": refused.code})
+        storage.delete(storage_key)
+        lease.fail(refused.code, refused.message, permanent=True)
     except JobAborted:
         log.info(
             "job canceled or taken over while running; nothing published", extra={"job": job_id}
@@ -178,6 +187,13 @@ def job_of_key(key: str) -> tuple[int, str] | None:
     return int(parts[1]), attempt
 
 
+@dataclass(frozen=True)
+class WrittenFile:
+    row_count: int
+    hashing: HashingWriter
+    totals: list[dict[str, Any]]
+
+
 def _write_file(
     engine: Engine,
     lease: JobLease,
@@ -185,9 +201,12 @@ def _write_file(
     params: ReportParams,
     storage: Storage,
     storage_key: str,
-) -> tuple[int, HashingWriter]:
-    """Stream the report from one snapshot to storage under a live lease; the row count and
-    the bytes written. Raises JobAborted as soon as the job stops being ours."""
+) -> WrittenFile:
+    """Stream the report from one snapshot to storage under a live lease, then take its
+    control totals in the same snapshot. Raises JobAborted as soon as the job stops being
+    ours, ExportRefused when the format cannot hold the report."""
+    from ledgerline.exports.refusals import XLSX_MAX_ROWS, too_many_rows
+    from ledgerline.exports.totals import control_totals
     from ledgerline.exports.writers import open_snapshot, write_export
     from ledgerline.reports.query import count_rows
 
@@ -199,13 +218,16 @@ def _write_file(
             heartbeat.rows_total = count_rows(conn, job.account_id, params)
             heartbeat.beat()
             heartbeat.raise_if_lost()
+            if params.format == "xlsx" and heartbeat.rows_total > XLSX_MAX_ROWS:
+                raise too_many_rows(heartbeat.rows_total)
         with storage.writer(storage_key) as out:
             hashing = HashingWriter(out)
             row_count = write_export(
                 conn, job.account_id, params, cast(BinaryIO, hashing), heartbeat.on_progress
             )
             heartbeat.raise_if_lost()
-    return row_count, hashing
+        totals = control_totals(conn, job.account_id, params)
+    return WrittenFile(row_count, hashing, totals)
 
 
 def _failure_message(exc: Exception, attempt: int) -> str:

@@ -19,7 +19,7 @@ from ledgerline.http import JSONResponse
 from ledgerline.openapi import name_list_schema
 from ledgerline.pagination import OffsetPage, PageWindow
 from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED, INVOICES, INVOICES_GROUPED
-from ledgerline.reports.query import FORMATS, parse_report_params, report_page
+from ledgerline.reports.query import COMPRESSIONS, FORMATS, parse_report_params, report_page
 
 router = APIRouter(tags=["reports"])
 
@@ -45,7 +45,13 @@ def report_parameter_schemas(
     if for_export:
         parameters["format"] = (
             {"type": "string", "enum": list(FORMATS), "default": "csv"},
-            "The file format.",
+            "The file format: csv, json (one array), ndjson (a JSON object a line), xlsx "
+            "(a spreadsheet with number, date and currency cells) or parquet (typed columns; "
+            "money as decimal(38,4) beside its currency).",
+        )
+        parameters["compression"] = (
+            {"type": "string", "enum": list(COMPRESSIONS)},
+            "gzip: the file gzip-compressed (csv, json and ndjson only; the name ends .gz).",
         )
     family = catalog.filters
     for key in family.keys:

@@ -182,10 +182,15 @@ def _json_billed_item(kind: str | None, ident: int | None) -> str:
     return f'{{"object":{json_text(kind)},"id":{"null" if ident is None else ident}}}'
 
 
-def _csv_billed_item(kind: str | None, ident: int | None) -> str | None:
+def billed_item_text(kind: str | None, ident: int | None) -> str | None:
+    """A billed item as one text: "<object>:<id>", the object alone, or None."""
     if kind is None:
         return None
-    cell = kind if ident is None else f"{kind}:{ident}"
+    return kind if ident is None else f"{kind}:{ident}"
+
+
+def _csv_billed_item(kind: str | None, ident: int | None) -> str | None:
+    cell = billed_item_text(kind, ident)
     return csv_text(cell) if cell else cell
 
 

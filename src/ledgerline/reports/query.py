@@ -39,8 +39,12 @@ from ledgerline.reports.filters import FILTER_KEYS, Filters, ReportFilters
 from ledgerline.reports.rendering import has_money, json_row_maker
 from ledgerline.row_counts import account_rows, invoice_lines
 
-FORMATS = ("csv", "json")
+FORMATS = ("csv", "json", "ndjson", "xlsx", "parquet")
+# The formats a `compression=gzip` applies to (xlsx and parquet are compressed inside).
+TEXT_FORMATS = ("csv", "json", "ndjson")
+COMPRESSIONS = ("gzip",)
 PAGING_KEYS = frozenset({"limit", "offset", "page", "page_size"})
+EXPORT_KEYS = frozenset({"compression"})
 # The line items report's parameters (each catalog names its own filters: `param_keys`).
 PARAM_KEYS = frozenset({"columns", "sort", "format", *FILTER_KEYS})
 
@@ -56,6 +60,7 @@ class ReportParams:
     sort: tuple[tuple[str, bool], ...]
     filters: ReportFilters = field(default_factory=Filters)
     format: str = "csv"
+    compression: str | None = None
     # The account's time zone, kept only when a requested or sorted column depends on it
     # (a local period; `Column.zoned`), so that a job re-run keeps the zone of its request.
     timezone: str | None = None
@@ -81,6 +86,8 @@ class ReportParams:
             "filters": self.filters.to_json(),
             "format": self.format,
         }
+        if self.compression is not None:
+            data["compression"] = self.compression
         if self.timezone is not None:
             data["timezone"] = self.timezone
         return data
@@ -93,6 +100,7 @@ class ReportParams:
             sort=tuple((key.lstrip("-"), key.startswith("-")) for key in data["sort"]),
             filters=CATALOGS[data["report"]].filters.from_json(dict(data.get("filters") or {})),
             format=data.get("format", "csv"),
+            compression=data.get("compression"),
             timezone=data.get("timezone"),
         )
 
@@ -164,14 +172,29 @@ def _parse_sort(
     return tuple(sort)
 
 
-def _parse_format(value: Any) -> str:
+def _one_name(key: str, value: Any, names: Sequence[str]) -> str | None:
+    """One of `names` (case and surrounding spaces ignored), None when absent or empty."""
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
     if value is None or value == "":
-        return "csv"
-    if not isinstance(value, str) or value.strip().lower() not in FORMATS:
-        raise ValidationFailed.field(["format"], "must be csv or json")
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in names:
+        raise ValidationFailed.field([key], f"must be one of {', '.join(names)}")
     return value.strip().lower()
+
+
+def _parse_format(value: Any) -> str:
+    return _one_name("format", value, FORMATS) or "csv"
+
+
+def _parse_compression(value: Any, file_format: str) -> str | None:
+    compression = _one_name("compression", value, COMPRESSIONS)
+    if compression is not None and file_format not in TEXT_FORMATS:
+        raise ConflictingParameters.field(
+            ["compression"],
+            f"applies to {', '.join(TEXT_FORMATS)}; a {file_format} file is compressed already",
+        )
+    return compression
 
 
 def _without_brackets(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,7 +229,7 @@ def parse_report_params(
     catalog = CATALOGS[report]
     raw = _without_brackets(raw)
     keys = param_keys(catalog)
-    allowed = keys if for_export else keys | PAGING_KEYS
+    allowed = keys | EXPORT_KEYS if for_export else keys | PAGING_KEYS
     for key in raw:
         if key not in allowed:
             raise ValidationFailed.field([key], "is not a parameter of this report")
@@ -214,12 +237,14 @@ def parse_report_params(
     sort = _parse_sort(catalog, raw.get("sort"), columns)
     family = catalog.filters
     filters = family.parse({k: v for k, v in raw.items() if k in family.keys}, timezone, now)
+    file_format = _parse_format(raw.get("format"))
     return ReportParams(
         report=report,
         columns=columns,
         sort=sort,
         filters=filters,
-        format=_parse_format(raw.get("format")),
+        format=file_format,
+        compression=_parse_compression(raw.get("compression"), file_format),
         timezone=timezone if _zoned(catalog, columns, sort) else None,
     )
 
@@ -396,7 +421,7 @@ def page_statement(
     return statement.where(source.key.in_(ids.scalar_subquery()))
 
 
-def _kept_count(conn: Connection, account_id: int, params: ReportParams) -> int | None:
+def kept_count(conn: Connection, account_id: int, params: ReportParams) -> int | None:
     """The flat report's row count from the counts the writers keep (`ledgerline.row_counts`),
     when its filters allow: none, one row read; the line items report filtered on invoice
     fields alone, the sum of the matching invoices' line counts. None: count the rows."""
@@ -414,10 +439,10 @@ def _kept_count(conn: Connection, account_id: int, params: ReportParams) -> int 
 
 def count_rows(conn: Connection, account_id: int, params: ReportParams) -> int:
     """How many rows the report has (line items, invoices or groups), exact in the caller's
-    snapshot: from the kept counts where the filters allow (`_kept_count`), else counted."""
+    snapshot: from the kept counts where the filters allow (`kept_count`), else counted."""
     source = params.catalog.source
     if not params.catalog.grouped:
-        kept = _kept_count(conn, account_id, params)
+        kept = kept_count(conn, account_id, params)
         if kept is not None:
             return kept
     if params.catalog.grouped:

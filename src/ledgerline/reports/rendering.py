@@ -35,15 +35,22 @@ from ledgerline.reports.kinds import (
 RowMaker = Callable[[Sequence[Any]], Any]
 
 
-def _py_slots(columns: Sequence[Column]) -> list[PySlot]:
-    """Each column's place in a row; the currency follows the last column's expressions."""
+def column_positions(columns: Sequence[Column]) -> tuple[list[int], int]:
+    """Where each column's first expression sits in a `rows_statement` row, and where the
+    currency sits (after the last column's expressions)."""
     positions: list[int] = []
     at = 0
     for column in columns:
         positions.append(at)
         at += len(column.exprs)
+    return positions, at
+
+
+def _py_slots(columns: Sequence[Column]) -> list[PySlot]:
+    """Each column's place in a row; the currency follows the last column's expressions."""
+    positions, currency_at = column_positions(columns)
     return [
-        PySlot(position, at, column.nullable)
+        PySlot(position, currency_at, column.nullable)
         for column, position in zip(columns, positions, strict=True)
     ]
 

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ledgerline.auth import Principal, get_owned_by_public_id, owned, scoped
-from ledgerline.errors import ConflictingParameters, NotFound, ValidationFailed
+from ledgerline.errors import ConflictingParameters, NotFound, UnknownReference, ValidationFailed
 from ledgerline.models import WEEKDAYS, ExportSchedule, ExportScheduleRun, Job
 from ledgerline.pagination import OffsetPage
 from ledgerline.public_ids import allocate, public_ids_of
@@ -84,6 +84,8 @@ def _fits_another_report(
             continue
         try:
             _parse(other, parameters, file_format, timezone, now)
+        except (ConflictingParameters, UnknownReference):
+            return True  # that report's parameters, refused there only by a rule between them
         except ValidationFailed:
             continue
         return True
