@@ -35,6 +35,7 @@ from ledgerline.reports.rendering import (
     csv_row_maker,
     csv_sql_cells,
     csv_sql_record,
+    database_renders,
     has_money,
     json_row_maker,
     json_sql_object,
@@ -98,8 +99,9 @@ def write_export(
 
     `on_progress(rows_done)` is called after each batch. CSV and JSON records are rendered
     by the database whenever that applies (`_fast_csv_dialect`, `_fast_dialect`), unless
-    `fast` is False.
+    `fast` is False, or the database cannot render the output time zone (`database_renders`).
     """
+    fast = fast and database_renders(conn.dialect.name, params.selected, params.output_timezone)
     if fast and params.format == "csv":
         dialect = _fast_csv_dialect(conn, params)
         if dialect == "sqlite":
@@ -130,7 +132,7 @@ def _write_csv(
 ) -> int:
     """RFC 4180: CRLF line ends, quotes only where needed, UTF-8 without a BOM."""
     columns = params.selected
-    make_row = csv_row_maker(columns)
+    make_row = csv_row_maker(columns, params.output_timezone)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(csv_header(columns))
@@ -154,7 +156,7 @@ def _write_json(
     framing: Framing = JSON_ARRAY,
 ) -> int:
     """One JSON object a row, each the very text a `/data` row is made of, framed."""
-    make_row = json_row_maker(params.selected)
+    make_row = json_row_maker(params.selected, params.output_timezone)
     between = framing.between.decode()
     rows_done = 0
     out.write(framing.opening)
@@ -248,14 +250,15 @@ def _render_records_sql(
 ) -> str:
     statement: Select[Any] = rows_statement(account_id, params)
     currency = params.catalog.source.currency
+    zone = params.output_timezone
     selected: list[Any]
     if output == "json":
         name: SqlDialect = "sqlite" if dialect.name == "sqlite" else "postgresql"
-        selected = [json_sql_object(params.selected, name, currency)]
+        selected = [json_sql_object(params.selected, name, currency, zone)]
     elif dialect.name == "sqlite":
-        selected = [csv_sql_record(params.selected, currency)]
+        selected = [csv_sql_record(params.selected, currency, zone)]
     else:
-        selected = csv_sql_cells(params.selected, currency)
+        selected = csv_sql_cells(params.selected, currency, zone)
     return _inlined(dialect, statement.with_only_columns(*selected, maintain_column_froms=False))
 
 
