@@ -372,10 +372,10 @@ def _sql_datetime_pg(moment: Any, zone: str | None = None) -> ColumnElement[Any]
     to UTC and DateStyle to ISO, so it reads "YYYY-MM-DD HH:MM:SS+00". The output trims a
     fraction's trailing zeros, which `utc_iso` keeps (".120000"), so a fraction takes
     to_char, which is slower (docs/performance.md)."""
-    whole_second = func.date_trunc("second", moment) == moment
-    as_text = sql_text(func.replace(cast(moment, Text), " ", "T")) + ":00"
     if zone is not None:
         return _sql_zoned_datetime_pg(moment, zone)
+    whole_second = func.date_trunc("second", moment) == moment
+    as_text = sql_text(func.replace(cast(moment, Text), " ", "T")) + ":00"
     utc = func.timezone("UTC", moment)
     fraction = sql_text(func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US')) + "+00:00"
     return sql_text(case((whole_second, as_text), else_=fraction))
