@@ -24,6 +24,7 @@ from ledgerline.exports.writers import open_snapshot, write_export
 from ledgerline.jobs.queue import JobQueue
 from ledgerline.models import Job
 from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED, INVOICES, INVOICES_GROUPED
+from ledgerline.reports.kinds import offset_text
 from ledgerline.reports.query import ReportParams, count_rows, parse_report_params
 from tests.conftest import Api, assert_problem
 from tests.jobs.conftest import consumer as consumer  # the fixture
@@ -358,3 +359,12 @@ def test_an_export_writes_every_instant_in_the_zone(
     assert "output_timezone" not in plain["params"]
     assert b"+00:00" in download(api, plain)
     assert b"-05:00" not in download(api, plain)
+
+
+def test_offset_text_is_pythons() -> None:
+    """The offsets PostgreSQL's CASE writes as literals are written as `isoformat` writes
+    them, for every whole-second offset a zone can have (within ±24 h)."""
+    moment = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for seconds in (*range(-86399, 86400, 997), -75, 0, 19800, -12600, 37800, 3600, -18000):
+        zone = dt.timezone(dt.timedelta(seconds=seconds))
+        assert offset_text(seconds) == moment.replace(tzinfo=zone).isoformat()[19:], seconds
