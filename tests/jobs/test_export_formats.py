@@ -112,8 +112,9 @@ def _xlsx_cell(value: Any, kind: str, csv_cell: str, digits: int | None) -> bool
     if kind == "date":
         return isinstance(value, dt.datetime) and value.date().isoformat() == csv_cell
     if kind == "datetime":
-        expected = dt.datetime.fromisoformat(csv_cell).astimezone(dt.UTC).replace(tzinfo=None)
-        # A spreadsheet date-time is a fraction of a day: kept to the millisecond.
+        # The wall clock of the CSV's instant in the output zone (the CSV's own offset); a
+        # spreadsheet date-time is a fraction of a day, kept to the millisecond.
+        expected = dt.datetime.fromisoformat(csv_cell).replace(tzinfo=None)
         return bool(abs(value - expected) <= dt.timedelta(milliseconds=1))
     return bool(_text_cell(unescape(value)) == csv_cell)
 
@@ -353,3 +354,37 @@ def test_a_sheet_too_long_is_refused_at_submit(api: Api, backend: Backend) -> No
     assert "1,048,575" in response.text
     assert api.get("/jobs").json() == before
     assert api.post(f"{PATHS[FLAT]}/export", json={"format": "csv"}).status_code == 200
+
+
+def test_binary_formats_write_date_times_in_the_output_zone(
+    nasty: Data, consumer: JobQueue
+) -> None:
+    """`timezone=America/New_York`: the XLSX cells hold New York's wall clock and the Parquet
+    timestamps are New York-labelled instants, each equal to the CSV's (which the reports'
+    own tests check against zoneinfo)."""
+    zone = "America/New_York"
+    raw = {
+        "columns": "id,invoice.paid_at,invoice.confirmed_at,invoice.updated_at",
+        "sort": "id",
+        "timezone": zone,
+    }
+    params = _params(nasty.api, FLAT, raw)
+    kinds = _kinds(params)
+    header, *csv_rows = _csv_cells(download(nasty.api, _export(nasty.api, FLAT, raw)))
+    assert any("-04:00" in cell or "-05:00" in cell for row in csv_rows for cell in row)
+    sheet = openpyxl.load_workbook(
+        io.BytesIO(download(nasty.api, _export(nasty.api, FLAT, raw, format="xlsx")))
+    ).active
+    values = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert list(values[0]) == header
+    _compare_rows(values[1:], csv_rows, kinds, lambda v, k, c: _xlsx_cell(v, k, c, None))
+    table = pq.read_table(
+        io.BytesIO(download(nasty.api, _export(nasty.api, FLAT, raw, format="parquet")))
+    )
+    assert table.schema.field("invoice.paid_at").type == pa.timestamp("us", tz=zone)
+    rows = [list(row.values()) for row in table.to_pylist()]
+    _compare_rows(rows, csv_rows, kinds, _parquet_cell)
+    for row in rows:
+        for value in row[1:]:
+            if value is not None:
+                assert value.utcoffset() in (dt.timedelta(hours=-4), dt.timedelta(hours=-5))

@@ -43,6 +43,7 @@ from ledgerline.reports.rendering import (
     csv_row_maker,
     csv_sql_cells,
     csv_sql_record,
+    database_renders,
     has_money,
     json_row_maker,
     json_sql_object,
@@ -133,7 +134,9 @@ def write_export(
 
     `on_progress(rows_done)` is called after each batch. CSV, JSON and ndjson records are
     rendered by the database whenever that applies (`_fast_csv_dialect`, `_fast_dialect`),
-    unless `fast` is False."""
+    unless `fast` is False, or the database cannot render the output time zone
+    (`database_renders`)."""
+    fast = fast and database_renders(conn.dialect.name, params.selected, params.output_timezone)
     file_format = EXPORT_FORMATS[params.format]
     if params.compression == "gzip":
         # mtime 0: the same rows make the same bytes (and the same sha256) on every run.
@@ -203,8 +206,7 @@ def _framed_json(framing: Framing) -> FormatWriter:
 
 
 def _output_zone(params: ReportParams) -> str:
-    zone: str | None = getattr(params, "output_timezone", None)
-    return zone or "UTC"
+    return params.output_timezone or "UTC"
 
 
 def _xlsx_export(
@@ -259,7 +261,7 @@ def _write_csv(
 ) -> int:
     """RFC 4180: CRLF line ends, quotes only where needed, UTF-8 without a BOM."""
     columns = params.selected
-    make_row = csv_row_maker(columns)
+    make_row = csv_row_maker(columns, params.output_timezone)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(csv_header(columns))
@@ -283,7 +285,7 @@ def _write_json(
     framing: Framing = JSON_ARRAY,
 ) -> int:
     """One JSON object a row, each the very text a `/data` row is made of, framed."""
-    make_row = json_row_maker(params.selected)
+    make_row = json_row_maker(params.selected, params.output_timezone)
     between = framing.between.decode()
     rows_done = 0
     out.write(framing.opening)
@@ -377,14 +379,15 @@ def _render_records_sql(
 ) -> str:
     statement: Select[Any] = rows_statement(account_id, params)
     currency = params.catalog.source.currency
+    zone = params.output_timezone
     selected: list[Any]
     if output == "json":
         name: SqlDialect = "sqlite" if dialect.name == "sqlite" else "postgresql"
-        selected = [json_sql_object(params.selected, name, currency)]
+        selected = [json_sql_object(params.selected, name, currency, zone)]
     elif dialect.name == "sqlite":
-        selected = [csv_sql_record(params.selected, currency)]
+        selected = [csv_sql_record(params.selected, currency, zone)]
     else:
-        selected = csv_sql_cells(params.selected, currency)
+        selected = csv_sql_cells(params.selected, currency, zone)
     return _inlined(dialect, statement.with_only_columns(*selected, maintain_column_froms=False))
 
 

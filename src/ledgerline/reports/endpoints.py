@@ -53,6 +53,13 @@ def report_parameter_schemas(
             {"type": "string", "enum": list(COMPRESSIONS)},
             "gzip: the file gzip-compressed (csv, json and ndjson only; the name ends .gz).",
         )
+    parameters["timezone"] = (
+        {"type": "string", "minLength": 1, "maxLength": 64, "default": "UTC"},
+        "The IANA time zone (such as Europe/London) every date-time is written in, with that "
+        "zone's UTC offset at that instant: 2026-03-29T02:30:00+01:00. Default UTC (+00:00). "
+        "Only how instants are written: local periods, timeframes and date-time filters "
+        "without an offset keep the account's time zone. An unknown name is a 422.",
+    )
     family = catalog.filters
     for key in family.keys:
         # A vendor filter the family refuses by name (no description) is not offered.

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from ledgerline.auth import owned
-from ledgerline.errors import ConflictingParameters, ValidationFailed
+from ledgerline.errors import ConflictingParameters, UnknownReference, ValidationFailed
 from ledgerline.models import Invoice, LineItem
 from ledgerline.reports.columns import (
     CATALOGS,
@@ -36,6 +36,7 @@ from ledgerline.reports.columns import (
     sort_keys,
 )
 from ledgerline.reports.filters import FILTER_KEYS, Filters, ReportFilters
+from ledgerline.reports.kinds import output_zones
 from ledgerline.reports.rendering import has_money, json_row_maker
 from ledgerline.row_counts import account_rows, invoice_lines
 
@@ -45,12 +46,14 @@ TEXT_FORMATS = ("csv", "json", "ndjson")
 COMPRESSIONS = ("gzip",)
 PAGING_KEYS = frozenset({"limit", "offset", "page", "page_size"})
 EXPORT_KEYS = frozenset({"compression"})
+# Every report's parameters besides its filters; `timezone` is the output time zone.
+OUTPUT_KEYS = ("columns", "sort", "format", "timezone")
 # The line items report's parameters (each catalog names its own filters: `param_keys`).
-PARAM_KEYS = frozenset({"columns", "sort", "format", *FILTER_KEYS})
+PARAM_KEYS = frozenset({*OUTPUT_KEYS, *FILTER_KEYS})
 
 
 def param_keys(catalog: Catalog) -> frozenset[str]:
-    return frozenset({"columns", "sort", "format", *catalog.filters.keys})
+    return frozenset({*OUTPUT_KEYS, *catalog.filters.keys})
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class ReportParams:
     # The account's time zone, kept only when a requested or sorted column depends on it
     # (a local period; `Column.zoned`), so that a job re-run keeps the zone of its request.
     timezone: str | None = None
+    # The zone date-times are written in (the `timezone` parameter; None: UTC). Only how an
+    # instant is written: periods, timeframes and filters keep the account's zone above.
+    output_timezone: str | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -78,7 +84,9 @@ class ReportParams:
         return tuple(self.column(key) for key in self.columns)
 
     def to_json(self) -> dict[str, Any]:
-        """The parameters as a job records them (the time zone only when it is kept)."""
+        """The parameters as a job records them (the time zones only when they are kept:
+        the parameters of a job without them, and the export SQL cached by them, are as
+        before the output time zone existed)."""
         data: dict[str, Any] = {
             "report": self.report,
             "columns": list(self.columns),
@@ -90,6 +98,8 @@ class ReportParams:
             data["compression"] = self.compression
         if self.timezone is not None:
             data["timezone"] = self.timezone
+        if self.output_timezone is not None:
+            data["output_timezone"] = self.output_timezone
         return data
 
     @classmethod
@@ -102,6 +112,7 @@ class ReportParams:
             format=data.get("format", "csv"),
             compression=data.get("compression"),
             timezone=data.get("timezone"),
+            output_timezone=data.get("output_timezone"),
         )
 
 
@@ -197,6 +208,21 @@ def _parse_compression(value: Any, file_format: str) -> str | None:
     return compression
 
 
+def parse_output_timezone(value: Any) -> str | None:
+    """The `timezone` parameter: an IANA zone name from zoneinfo's list (None for UTC, the
+    default, so that a request naming UTC is the request without it), else a 422 naming it.
+    Only a name from that list is ever kept (it is inlined into export SQL)."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in output_zones():
+        raise UnknownReference.field(
+            ["timezone"], "is not an IANA time zone name (such as Europe/London or UTC)"
+        )
+    return None if value == "UTC" else value
+
+
 def _without_brackets(raw: Mapping[str, Any]) -> dict[str, Any]:
     """`columns[]=id&columns[]=amount` (the form-encoding of arrays many clients use) is
     read as `columns`; both spellings together are merged in order."""
@@ -246,6 +272,7 @@ def parse_report_params(
         format=file_format,
         compression=_parse_compression(raw.get("compression"), file_format),
         timezone=timezone if _zoned(catalog, columns, sort) else None,
+        output_timezone=parse_output_timezone(raw.get("timezone")),
     )
 
 
@@ -485,7 +512,7 @@ def report_page(
     conn: Connection, account_id: int, params: ReportParams, *, limit: int, offset: int
 ) -> dict[str, Any]:
     """One page of a report: `{"total", "column_headers", "rows"}`, rows as in a JSON export."""
-    make_row = page_row_maker(params.report, params.columns)
+    make_row = page_row_maker(params.report, params.columns, params.output_timezone)
     if params.catalog.grouped:
         # Only a page past the end counts again.
         statement = grouped_page_statement(account_id, params, limit=limit, offset=offset)
@@ -506,12 +533,15 @@ def report_page(
 
 
 @functools.lru_cache(maxsize=1024)
-def page_row_maker(report: str, columns: tuple[str, ...]) -> Callable[[Sequence[Any]], str]:
-    """The JSON row maker of a report's column list, generated once per process for each list
-    (0.4 ms a request before). Keyed by names, not `Column`s: a zoned column differs only in its
-    SQL, not in its place in a row or its kind, so every zone shares one maker."""
+def page_row_maker(
+    report: str, columns: tuple[str, ...], output_timezone: str | None = None
+) -> Callable[[Sequence[Any]], str]:
+    """The JSON row maker of a report's column list and output time zone, generated once per
+    process for each (0.4 ms a request before). Keyed by names, not `Column`s: a column in
+    the account's zone differs only in its SQL, not in its place in a row or its kind, so
+    every account zone shares one maker; the output zone changes the date-time cells."""
     by_name = CATALOGS[report].by_name
-    return json_row_maker(tuple(by_name[key] for key in columns))
+    return json_row_maker(tuple(by_name[key] for key in columns), output_timezone)
 
 
 def currency_totals(

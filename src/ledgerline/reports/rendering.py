@@ -55,10 +55,11 @@ def _py_slots(columns: Sequence[Column]) -> list[PySlot]:
     ]
 
 
-def _compile(source: str, cells: Iterable[PyCell], **constants: Any) -> RowMaker:
+def _compile(source: str, cells: Iterable[PyCell], zone: str | None, **constants: Any) -> RowMaker:
     # The source holds only integer positions and the cells' helper names (see the note at
-    # the top); eval makes one flat function instead of a call per cell.
-    helpers = {name: make() for cell in cells for name, make in cell.helpers.items()}
+    # the top); eval makes one flat function instead of a call per cell. The helpers are
+    # made for the output time zone `zone` (None: UTC).
+    helpers = {name: make(zone) for cell in cells for name, make in cell.helpers.items()}
     maker: RowMaker = eval(source, {**helpers, **constants})  # noqa: S307
     return maker
 
@@ -101,16 +102,19 @@ def json_layout(columns: Sequence[Column]) -> JsonLayout:
     return merged
 
 
-def json_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], str]:
+def json_row_maker(
+    columns: Sequence[Column], zone: str | None = None
+) -> Callable[[Sequence[Any]], str]:
     """A function from a row to its JSON object text (`json_layout`): money as TeamUp money
-    objects in the row's currency, dates and date-times ISO 8601 (UTC), absent values null."""
+    objects in the row's currency, dates and date-times ISO 8601 (date-times in the output
+    time zone `zone`, None: UTC), absent values null."""
     cells = [KINDS[column.kind].json for column in columns]
     sources = [cell.source(slot) for cell, slot in zip(cells, _py_slots(columns), strict=True)]
     layout = json_layout(columns)
     text = "".join(piece.replace("%", "%%") if isinstance(piece, str) else "%s" for piece in layout)
     expressions = [sources[piece] for piece in layout if isinstance(piece, int)]
     source = f"lambda row: TEMPLATE % ({', '.join(expressions)},)"
-    return _compile(source, cells, TEMPLATE=text)
+    return _compile(source, cells, zone, TEMPLATE=text)
 
 
 def has_money(columns: Sequence[Column]) -> bool:
@@ -130,32 +134,48 @@ def csv_header(columns: Sequence[Column]) -> list[str]:
     return [*labels, CURRENCY_LABEL] if appends_currency(columns) else labels
 
 
-def csv_row_maker(columns: Sequence[Column]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """A function from a row to its CSV cells (see csv_header for the layout)."""
+def csv_row_maker(
+    columns: Sequence[Column], zone: str | None = None
+) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A function from a row to its CSV cells (see csv_header for the layout); date-times in
+    the output time zone `zone` (None: UTC)."""
     cells = [KINDS[column.kind].csv for column in columns]
     slots = _py_slots(columns)
     sources = [cell.source(slot) for cell, slot in zip(cells, slots, strict=True)]
     if appends_currency(columns):
         sources.append(slots[0].currency)
-    return _compile(f"lambda row: ({', '.join(sources)},)", cells)
+    return _compile(f"lambda row: ({', '.join(sources)},)", cells, zone)
 
 
 # --- CSV rendered by the database (the export fast path; see `kinds` for the cells) ----------
 
 
 def _sql_slot(
-    column: Column, digits: int | None = None, currency: ColumnElement[Any] = CURRENCY
+    column: Column,
+    digits: int | None = None,
+    currency: ColumnElement[Any] = CURRENCY,
+    zone: str | None = None,
 ) -> SqlSlot:
-    return SqlSlot(column.exprs, column.nullable, currency, digits)
+    return SqlSlot(column.exprs, column.nullable, currency, digits, zone)
+
+
+def database_renders(dialect: str, columns: Sequence[Column], zone: str | None) -> bool:
+    """Whether the database can render these columns' records in the output time zone `zone`
+    (None: UTC): PostgreSQL always; SQLite, which has no time zone database, only when no
+    date-time is selected or the zone is UTC. Otherwise the generic writer renders them."""
+    if dialect != "sqlite" or zone is None:
+        return True
+    return not any(column.kind == "datetime" for column in columns)
 
 
 def csv_sql_cells(
-    columns: Sequence[Column], currency: ColumnElement[Any] = CURRENCY
+    columns: Sequence[Column], currency: ColumnElement[Any] = CURRENCY, zone: str | None = None
 ) -> list[ColumnElement[Any]]:
     """PostgreSQL: the cells of `csv_row_maker` as text (Currency last as there), for COPY.
-    `currency`: the row's currency (its report's `Source.currency`)."""
+    `currency`: the row's currency (its report's `Source.currency`); `zone`: the output time
+    zone (None: UTC)."""
     cells: list[ColumnElement[Any]] = [
-        KINDS[column.kind].postgresql(_sql_slot(column, None, currency)).label(f"f{index}")
+        KINDS[column.kind].postgresql(_sql_slot(column, None, currency, zone)).label(f"f{index}")
         for index, column in enumerate(columns)
     ]
     if appends_currency(columns):
@@ -164,14 +184,17 @@ def csv_sql_cells(
 
 
 def _sqlite_record(
-    columns: Sequence[Column], digits: int | None, currency: ColumnElement[Any] = CURRENCY
+    columns: Sequence[Column],
+    digits: int | None,
+    currency: ColumnElement[Any] = CURRENCY,
+    zone: str | None = None,
 ) -> ColumnElement[Any]:
     """printf of the record's cells; money in a currency of `digits` digits (None: no money).
     printf's %s writes NULL as nothing, as the csv module does."""
     pieces: list[str] = []
     arguments: list[ColumnElement[Any]] = []
     for column in columns:
-        piece, values = KINDS[column.kind].sqlite(_sql_slot(column, digits, currency))
+        piece, values = KINDS[column.kind].sqlite(_sql_slot(column, digits, currency, zone))
         pieces.append(piece)
         arguments.extend(values)
     if digits is not None and appends_currency(columns):
@@ -182,7 +205,7 @@ def _sqlite_record(
 
 
 def csv_sql_record(
-    columns: Sequence[Column], currency: ColumnElement[Any] = CURRENCY
+    columns: Sequence[Column], currency: ColumnElement[Any] = CURRENCY, zone: str | None = None
 ) -> ColumnElement[Any]:
     """SQLite: the whole CSV record of a row, without its line end, exactly as the csv module
     writes `csv_row_maker`'s cells. With money, one CASE over the row's currency picks the
@@ -190,10 +213,10 @@ def csv_sql_record(
     record: ColumnElement[Any]
     if has_money(columns):
         record = by_currency_digits(
-            currency, lambda digits: _sqlite_record(columns, digits, currency)
+            currency, lambda digits: _sqlite_record(columns, digits, currency, zone)
         )
     else:
-        record = _sqlite_record(columns, None, currency)
+        record = _sqlite_record(columns, None, currency, zone)
         if len(columns) == 1:
             # A record of one empty field is written as "" (else it would be a blank line).
             record = func.ifnull(func.nullif(record, ""), '""')
@@ -226,7 +249,11 @@ def _printf(pieces: Sequence[Piece]) -> ColumnElement[Any]:
 
 
 def _sqlite_json_row(
-    columns: Sequence[Column], layout: JsonLayout, digits: int | None, currency: ColumnElement[Any]
+    columns: Sequence[Column],
+    layout: JsonLayout,
+    digits: int | None,
+    currency: ColumnElement[Any],
+    zone: str | None,
 ) -> ColumnElement[Any]:
     pieces: list[Piece] = []
     for piece in layout:
@@ -234,12 +261,16 @@ def _sqlite_json_row(
             pieces.append((piece.replace("%", "%%"), []))
         else:
             column = columns[piece]
-            pieces.append(KINDS[column.kind].json_sqlite(_sql_slot(column, digits, currency)))
+            slot = _sql_slot(column, digits, currency, zone)
+            pieces.append(KINDS[column.kind].json_sqlite(slot))
     return _printf(pieces)
 
 
 def json_sql_object(
-    columns: Sequence[Column], dialect: SqlDialect, currency: ColumnElement[Any] = CURRENCY
+    columns: Sequence[Column],
+    dialect: SqlDialect,
+    currency: ColumnElement[Any] = CURRENCY,
+    zone: str | None = None,
 ) -> ColumnElement[Any]:
     """One row's JSON object text, made by the database: the very text `json_row_maker`
     makes of the row (tests/reports/test_json_fast_path.py). A JSON array's element and a
@@ -247,22 +278,24 @@ def json_sql_object(
 
     SQLite: printf of the pieces (with money, one CASE over the row's currency picks the
     layout for its digits, as `csv_sql_record` does). PostgreSQL: the pieces joined with
-    `||`; its date-times need the session's TimeZone UTC and DateStyle ISO."""
+    `||`; its UTC date-times need the session's TimeZone UTC and DateStyle ISO. `zone`: the
+    output time zone of date-times (None: UTC; see `database_renders`)."""
     layout = json_layout(columns)
     record: ColumnElement[Any]
     if dialect == "sqlite":
         if has_money(columns):
             record = by_currency_digits(
-                currency, lambda digits: _sqlite_json_row(columns, layout, digits, currency)
+                currency,
+                lambda digits: _sqlite_json_row(columns, layout, digits, currency, zone),
             )
         else:
-            record = _sqlite_json_row(columns, layout, None, currency)
+            record = _sqlite_json_row(columns, layout, None, currency, zone)
     else:
         parts: list[ColumnElement[Any]] = [
             literal(piece, Text)
             if isinstance(piece, str)
             else KINDS[columns[piece].kind].json_postgresql(
-                _sql_slot(columns[piece], None, currency)
+                _sql_slot(columns[piece], None, currency, zone)
             )
             for piece in layout
         ]
