@@ -42,6 +42,7 @@ from ledgerline.request_types import MAX_ID
 HERE = FilePath(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 TEMPLATES.env.globals["version"] = __version__
+TEMPLATES.env.filters["format_label"] = service.format_label
 SESSION_COOKIE = "ledgerline_console"
 # A signed-out browser's random id: the sign-in forms' CSRF token is derived from it.
 PRE_SESSION_COOKIE = "ledgerline_console_pre"

@@ -56,6 +56,19 @@ PAGE_KEY = "page"
 GROUP_BY_KEY = "group_by"
 PRESET_KEYS = tuple(f"{key}_preset" for key, _ in RANGES)
 NUMERIC_KINDS = frozenset({"int", "ref", "money"})
+# The export formats as a finance person knows them. A format the writers gain before it has
+# a label here still shows, as its name in capitals (the select's value stays the name).
+FORMAT_LABELS = {
+    "csv": "CSV",
+    "json": "JSON",
+    "ndjson": "JSON Lines (ndjson)",
+    "xlsx": "Excel (xlsx)",
+    "parquet": "Parquet",
+}
+
+
+def format_label(name: str) -> str:
+    return FORMAT_LABELS.get(name, name.upper())
 
 
 # ---- the report's query string ----------------------------------------------------------------
