@@ -1136,7 +1136,7 @@ WEBHOOK_HINTS = {
         "must be an http or https URL with a host name or IPv4 address, "
         "such as https://hooks.example.com/ledgerline"
     ),
-    "events": "choose at least one event",
+    "events": "choose one or more of the events listed",
     "description": "must be at most 500 characters",
 }
 EVENT_LABELS = {
