@@ -1082,11 +1082,31 @@ def cadence_words(schedule: ExportSchedule) -> str:
     return f"Cron “{schedule.cron}” in {zone}"
 
 
-def parameter_words(parameters: Mapping[str, Any]) -> list[str]:
-    """A schedule's report parameters, one phrase each: "Paid: last month"."""
+def _column_labels(report: str, names: str) -> str:
+    catalog = CATALOGS.get(report)
+    labels = []
+    for name in names.split(","):
+        bare = name.strip()
+        descending = bare.startswith("-")
+        column = catalog.lookup(bare.removeprefix("-")) if catalog else None
+        label = column.label if column else bare
+        labels.append(f"{label} (descending)" if descending else label)
+    return ", ".join(labels)
+
+
+def parameter_words(report: str, parameters: Mapping[str, Any]) -> list[str]:
+    """A schedule's report parameters, one phrase each: "Paid: last month", "Columns:
+    Month paid, Count, Total amount"."""
     ranges = dict(RANGES)
     words: list[str] = []
     for key, value in parameters.items():
+        if key in ("columns", "sort"):
+            names = ",".join(str(v) for v in _listed(value))
+            words.append(
+                f"{'Columns' if key == 'columns' else 'Sorted by'}: "
+                + _column_labels(report, names)
+            )
+            continue
         shown = ", ".join(part.strip() for v in _listed(value) for part in str(v).split(","))
         bare = key.removeprefix("invoice_")
         if bare.endswith("_timeframe") and bare.removesuffix("_timeframe") in ranges:
@@ -1119,7 +1139,7 @@ def schedule_rows(
             schedule=schedule,
             report_label=REPORT_LABELS.get(schedule.report, schedule.report),
             cadence=cadence_words(schedule),
-            parameters=parameter_words(schedule.parameters),
+            parameters=parameter_words(schedule.report, schedule.parameters),
             next_run=_slot_text(schedule.next_run_at, schedule.timezone),
             last_run=_slot_text(schedule.last_run_at, schedule.timezone),
             last_job=jobs.get(schedule.last_job_id) if schedule.last_job_id else None,
