@@ -12,7 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from ledgerline.auth import owned
+from ledgerline.db import transaction
+from ledgerline.models import ExportSchedule
+from ledgerline.schedules.runner import run_schedule
 from tests.conftest import Backend
 from tests.console.conftest import Tenant, csrf_of, new_account, sign_in
 
@@ -256,3 +261,28 @@ def test_no_session_goes_to_sign_in(browser_client: TestClient) -> None:
         answer = browser_client.get(path)
         assert answer.status_code == 303
         assert answer.headers["location"].startswith("/sign-in?next=")
+
+
+def test_a_run_shows_its_slot_and_links_its_export(
+    backend: Backend, browser_client: TestClient
+) -> None:
+    """The runner (the consumers' own code, called here at the slot) makes the job; the list
+    shows the slot in the schedule's zone and links the export the API names `last_job`."""
+    tenant, csrf = signed_in(backend, browser_client)
+    browser_client.post("/schedules", data={**MONTHLY, "csrf_token": csrf})
+    slot = dt.datetime.fromisoformat(tenant.get("/export_schedules/1").json()["next_run_at"])
+    with transaction(backend.database_url, writes=True) as session:
+        internal = session.execute(
+            select(ExportSchedule.id).where(
+                owned(ExportSchedule, tenant.account_id), ExportSchedule.public_id == 1
+            )
+        ).scalar_one()
+        assert run_schedule(session, internal, slot, slot) is not None
+    schedule = tenant.get("/export_schedules/1").json()
+    job = schedule["last_job"]
+    assert tenant.get(f"/jobs/{job}").json()["params"]["filters"]
+    page = browser_client.get("/schedules").text
+    local = slot.astimezone(ZoneInfo("Europe/London"))
+    assert f"{local:%a} {local.day} {local:%b %Y}, 06:00 GMT" in page
+    assert f'<a href="/jobs/{job}">Export #{job}</a>' in page
+    assert "Not run yet" not in page
