@@ -32,8 +32,28 @@ PAGES = [
     "/jobs/1/download",
     "/invoices",
     "/invoices/1",
+    "/schedules",
+    "/schedules/new",
+    "/webhooks",
+    "/webhooks/new",
+    "/webhooks/1",
 ]
-FORMS = ["/sign-out", "/exports", "/jobs/1/cancel", "/jobs/1/again"]
+FORMS = [
+    "/sign-out",
+    "/exports",
+    "/jobs/1/cancel",
+    "/jobs/1/again",
+    "/schedules",
+    "/schedules/1/pause",
+    "/schedules/1/resume",
+    "/schedules/1/delete",
+    "/webhooks",
+    "/webhooks/1/enable",
+    "/webhooks/1/disable",
+    "/webhooks/1/rotate",
+    "/webhooks/1/delete",
+    "/webhooks/1/deliveries/1/redeliver",
+]
 
 
 def _goes_to_sign_in(answer: object, back_to: str | None = None) -> None:

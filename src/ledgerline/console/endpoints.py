@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
+from zoneinfo import available_timezones
 
+from cryptography.exceptions import InvalidTag
 from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -24,24 +26,31 @@ from starlette.templating import Jinja2Templates
 from ledgerline import __version__
 from ledgerline.auth import Principal
 from ledgerline.console import service, sessions
+from ledgerline.console.service import local_time
 from ledgerline.db import utcnow
-from ledgerline.dependencies import SessionDep, client_address
-from ledgerline.errors import NotFound
+from ledgerline.dependencies import SessionDep, client_address, request_now
+from ledgerline.errors import AppError, NotFound
 from ledgerline.exports.links import link_expiry, sign_download
 from ledgerline.http import JSONResponse
 from ledgerline.jobs import service as jobs
 from ledgerline.jobs.endpoints import enqueue_after_commit, percent_done
-from ledgerline.models import INVOICE_STATUSES, Job
+from ledgerline.models import INVOICE_STATUSES, WEEKDAYS, Job
 from ledgerline.pagination import OffsetPage
 from ledgerline.ratelimit import RateLimited, RateLimits
 from ledgerline.reports.columns import FLAT, GROUPED
 from ledgerline.reports.endpoints import report_query
 from ledgerline.reports.query import FORMATS, ReportParams
 from ledgerline.request_types import MAX_ID
+from ledgerline.schedules import service as schedule_service
+from ledgerline.schedules.schemas import ScheduleUpdate
+from ledgerline.webhooks import service as webhook_service
+from ledgerline.webhooks.schemas import WebhookEndpointUpdate
+from ledgerline.webhooks.signing import seal, unseal
 
 HERE = FilePath(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 TEMPLATES.env.globals["version"] = __version__
+TEMPLATES.env.filters["format_label"] = service.format_label
 SESSION_COOKIE = "ledgerline_console"
 # A signed-out browser's random id: the sign-in forms' CSRF token is derived from it.
 PRE_SESSION_COOKIE = "ledgerline_console_pre"
@@ -634,3 +643,449 @@ def invoice_page(
     except NotFound:
         raise PageProblem(404, "No such invoice", f"There is no invoice {invoice_id}.") from None
     return render(request, "invoice.html", viewer, detail=detail)
+
+
+# ---- scheduled exports ------------------------------------------------------------------------
+
+ScheduleId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ShortForm = Annotated[str, Form(max_length=200)]
+# What a state-changing form did, said on the page it redirects to (by code: the URL carries
+# no text a link could forge).
+SCHEDULE_DONE = {
+    "created": "Schedule {id} was created.",
+    "paused": "Schedule {id} is paused: it will not run until it is resumed.",
+    "resumed": "Schedule {id} is running again from its next slot.",
+    "deleted": "Schedule {id} was deleted. The exports it made stay in Exports.",
+}
+
+
+def writing_viewer(viewer: FormViewerDep) -> Viewer:
+    if not viewer.can_export:
+        raise PageProblem(
+            403,
+            "Read-only sign-in",
+            "You signed in with a read-only token: changes need a token with the write scope.",
+        )
+    return viewer
+
+
+WritingViewerDep = Annotated[Viewer, Depends(writing_viewer)]
+
+
+def _done_notice(table: dict[str, str], done: str | None, item: int | None) -> str | None:
+    if done not in table or item is None:
+        return None
+    return table[done].format(id=item)
+
+
+@router.get("/schedules")
+def schedules_page(
+    request: Request,
+    viewer: ViewerDep,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+    schedule: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> Response:
+    size = service.PAGE_SIZE
+    count, found = schedule_service.list_schedules(
+        session, viewer.principal, OffsetPage(limit=size, offset=(page - 1) * size)
+    )
+    return render(
+        request,
+        "schedules.html",
+        viewer,
+        section="schedule",
+        rows=service.schedule_rows(session, viewer.principal, found),
+        count=count,
+        notice=_done_notice(SCHEDULE_DONE, done, schedule),
+        previous_url=_page_url("/schedules", [], page - 1) if page > 1 else None,
+        next_url=_page_url("/schedules", [], page + 1) if page * size < count else None,
+    )
+
+
+def _schedule_form_page(
+    request: Request, viewer: Viewer, form: service.ScheduleForm, status: int = 200
+) -> Response:
+    return render(
+        request,
+        "schedule_form.html",
+        viewer,
+        status,
+        section="schedule",
+        form=form,
+        fields=service.SCHEDULE_FIELDS,
+        reports=service.REPORT_LABELS,
+        formats=FORMATS,
+        cadences=service.CADENCE_LABELS,
+        weekdays=WEEKDAYS,
+        ranges=service.RANGES,
+        timeframes=service.TIMEFRAME_LABELS,
+        statuses=INVOICE_STATUSES,
+        zones=sorted(available_timezones()),
+        account_zone=viewer.principal.timezone,
+    )
+
+
+@router.get("/schedules/new")
+def new_schedule_page(request: Request, viewer: ViewerDep) -> Response:
+    return _schedule_form_page(request, viewer, service.ScheduleForm())
+
+
+@router.post("/schedules")
+def create_schedule(
+    request: Request,
+    viewer: WritingViewerDep,
+    session: SessionDep,
+    report: ShortForm = FLAT,
+    format: ShortForm = "csv",
+    cadence: ShortForm = "monthly",
+    time: ShortForm = "",
+    weekday: ShortForm = "",
+    day_of_month: ShortForm = "",
+    cron: ShortForm = "",
+    timezone: ShortForm = "",
+    date_range: ShortForm = "paid_at",
+    timeframe: ShortForm = "",
+    statuses: Annotated[list[str] | None, Form(max_length=40)] = None,
+    more: Annotated[str, Form(max_length=4000)] = "",
+    paused: ShortForm = "",
+) -> Response:
+    """A schedule made by `schedules.service.create_schedule`, as `POST /export_schedules`
+    makes it; a problem is shown beside its control (422) and nothing is written."""
+    form = service.ScheduleForm(
+        report=report,
+        format=format,
+        cadence=cadence,
+        time=time,
+        weekday=weekday,
+        day_of_month=day_of_month,
+        cron=cron,
+        timezone=timezone,
+        date_range=date_range if date_range in dict(service.RANGES) else "paid_at",
+        timeframe=timeframe,
+        statuses=list(statuses or []),
+        more=more,
+        paused=bool(paused),
+    )
+    try:
+        made = service.create_schedule_from_form(
+            session, viewer.principal, form, request_now(request)
+        )
+    except service.FormProblems:
+        session.rollback()
+        return _schedule_form_page(request, viewer, form, 422)
+    return see_other(f"/schedules?done=created&schedule={made.public_id}")
+
+
+def _no_schedule(schedule_id: int) -> PageProblem:
+    return PageProblem(404, "No such schedule", f"There is no scheduled export {schedule_id}.")
+
+
+def _change_schedule(
+    request: Request, viewer: Viewer, session: SessionDep, schedule_id: int, enabled: bool
+) -> Response:
+    try:
+        schedule_service.update_schedule(
+            session,
+            viewer.principal,
+            schedule_id,
+            ScheduleUpdate(enabled=enabled),
+            request_now(request),
+        )
+    except NotFound:
+        raise _no_schedule(schedule_id) from None
+    except AppError as exc:
+        # Its stored parameters no longer parse (a change of the report catalog).
+        session.rollback()
+        raise PageProblem(422, "Cannot resume", exc.detail) from None
+    done = "resumed" if enabled else "paused"
+    return see_other(f"/schedules?done={done}&schedule={schedule_id}")
+
+
+@router.post("/schedules/{schedule_id}/pause")
+def pause_schedule(
+    request: Request, viewer: WritingViewerDep, session: SessionDep, schedule_id: ScheduleId
+) -> Response:
+    return _change_schedule(request, viewer, session, schedule_id, enabled=False)
+
+
+@router.post("/schedules/{schedule_id}/resume")
+def resume_schedule(
+    request: Request, viewer: WritingViewerDep, session: SessionDep, schedule_id: ScheduleId
+) -> Response:
+    """Runs again from the first slot after now: slots missed while paused are not run."""
+    return _change_schedule(request, viewer, session, schedule_id, enabled=True)
+
+
+@router.post("/schedules/{schedule_id}/delete")
+def delete_schedule(
+    viewer: WritingViewerDep, session: SessionDep, schedule_id: ScheduleId
+) -> Response:
+    """The schedule goes; the exports it made stay."""
+    try:
+        schedule_service.delete_schedule(session, viewer.principal, schedule_id)
+    except NotFound:
+        raise _no_schedule(schedule_id) from None
+    return see_other(f"/schedules?done=deleted&schedule={schedule_id}")
+
+
+# ---- webhook endpoints ------------------------------------------------------------------------
+
+EndpointId = Annotated[int, Path(ge=1, le=MAX_ID)]
+# The signing secret between the form that made it and the one page that shows it: sealed
+# under the server's key with the account, bound to the endpoint and to this session,
+# sent only to that endpoint's page, read once and deleted there (POST-redirect-GET, and a
+# reload does not show it again).
+SECRET_COOKIE = "ledgerline_console_secret"  # noqa: S105 - a cookie name
+SECRET_COOKIE_SECONDS = 120
+WEBHOOK_DONE = {
+    "enabled": "Endpoint {id} is enabled: events are sent to it, held ones first.",
+    "disabled": "Endpoint {id} is disabled: its events are held until it is enabled again.",
+    "deleted": "Endpoint {id} was deleted, with its delivery log.",
+    "redelivered": "Delivery {id} will be sent again within a few seconds.",
+    "busy": "Delivery {id} is being sent right now; retry once this attempt is recorded.",
+}
+
+
+def _no_endpoint(endpoint_id: int) -> PageProblem:
+    return PageProblem(404, "No such endpoint", f"There is no webhook endpoint {endpoint_id}.")
+
+
+def _with_secret(
+    request: Request, viewer: Viewer, endpoint_id: int, secret: str, done: str
+) -> Response:
+    response = see_other(f"/webhooks/{endpoint_id}?done={done}")
+    sealed = seal(
+        _secret(request), viewer.principal.account_id, f"{endpoint_id}:{viewer.csrf}:{secret}"
+    )
+    response.set_cookie(
+        SECRET_COOKIE,
+        sealed,
+        max_age=SECRET_COOKIE_SECONDS,
+        path=f"/webhooks/{endpoint_id}",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def _secret_to_show(request: Request, viewer: Viewer, endpoint_id: int) -> str | None:
+    sealed = request.cookies.get(SECRET_COOKIE)
+    if not sealed or len(sealed) > 1000:
+        return None
+    try:
+        opened = unseal(_secret(request), viewer.principal.account_id, sealed)
+        for_endpoint, csrf, secret = opened.split(":", 2)
+    except (InvalidTag, ValueError):
+        return None
+    if for_endpoint != str(endpoint_id) or not hmac.compare_digest(csrf, viewer.csrf):
+        return None
+    return secret
+
+
+@router.get("/webhooks")
+def webhooks_page(
+    request: Request,
+    viewer: ViewerDep,
+    session: SessionDep,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+    endpoint: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> Response:
+    # At most MAX_ENDPOINTS (20) per account: one page holds them all.
+    count, found = webhook_service.list_endpoints(
+        session, viewer.principal, OffsetPage(limit=webhook_service.MAX_ENDPOINTS, offset=0)
+    )
+    return render(
+        request,
+        "webhooks.html",
+        viewer,
+        section="webhook",
+        endpoints=found,
+        count=count,
+        most=webhook_service.MAX_ENDPOINTS,
+        events=service.EVENT_LABELS,
+        notice=_done_notice(WEBHOOK_DONE, done, endpoint),
+    )
+
+
+def _webhook_form_page(
+    request: Request, viewer: Viewer, form: service.WebhookForm, status: int = 200
+) -> Response:
+    return render(
+        request,
+        "webhook_form.html",
+        viewer,
+        status,
+        section="webhook",
+        form=form,
+        fields=service.WEBHOOK_FIELDS,
+        events=service.EVENT_LABELS,
+    )
+
+
+@router.get("/webhooks/new")
+def new_webhook_page(request: Request, viewer: ViewerDep) -> Response:
+    return _webhook_form_page(request, viewer, service.WebhookForm())
+
+
+@router.post("/webhooks")
+def create_webhook(
+    request: Request,
+    viewer: WritingViewerDep,
+    session: SessionDep,
+    url: Annotated[str, Form(max_length=4000)] = "",
+    events: Annotated[list[str] | None, Form(max_length=40)] = None,
+    description: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """An endpoint made by `webhooks.service.create_endpoint`, as the API makes it; its
+    secret is shown once, on the endpoint's page."""
+    form = service.WebhookForm(url=url, events=list(events or []), description=description)
+    try:
+        endpoint, secret = service.create_endpoint_from_form(
+            session,
+            viewer.principal,
+            form,
+            server_secret=_secret(request),
+            allow_private=request.app.state.settings.webhook_allow_private,
+            now=request_now(request),
+        )
+    except service.FormProblems:
+        session.rollback()
+        return _webhook_form_page(request, viewer, form, 422)
+    return _with_secret(request, viewer, endpoint.public_id, secret, "created")
+
+
+@router.get("/webhooks/{endpoint_id}")
+def webhook_page(
+    request: Request,
+    viewer: ViewerDep,
+    session: SessionDep,
+    endpoint_id: EndpointId,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+    delivery: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> Response:
+    size = service.PAGE_SIZE
+    try:
+        endpoint, count, views = webhook_service.list_deliveries(
+            session,
+            viewer.principal,
+            endpoint_id,
+            OffsetPage(limit=size, offset=(page - 1) * size),
+        )
+    except NotFound:
+        raise _no_endpoint(endpoint_id) from None
+    secret = _secret_to_show(request, viewer, endpoint_id)
+    notice = _done_notice(WEBHOOK_DONE, done, delivery if delivery else endpoint_id)
+    if done in ("created", "rotated"):
+        notice = None  # said beside the secret, or not at all on a reload
+    base = f"/webhooks/{endpoint_id}"
+    response = render(
+        request,
+        "webhook.html",
+        viewer,
+        section="webhook",
+        endpoint=endpoint,
+        secret=secret,
+        rotated=done == "rotated",
+        events=service.EVENT_LABELS,
+        rows=service.delivery_rows(views, viewer.principal.timezone),
+        count=count,
+        notice=notice,
+        created=local_time(endpoint.created_at, viewer.principal.timezone),
+        previous_url=_page_url(base, [], page - 1) if page > 1 else None,
+        next_url=_page_url(base, [], page + 1) if page * size < count else None,
+    )
+    if request.cookies.get(SECRET_COOKIE) is not None:
+        response.delete_cookie(SECRET_COOKIE, path=base)
+    return response
+
+
+def _set_enabled(
+    request: Request, viewer: Viewer, session: SessionDep, endpoint_id: int, enabled: bool
+) -> Response:
+    try:
+        webhook_service.update_endpoint(
+            session,
+            viewer.principal,
+            endpoint_id,
+            WebhookEndpointUpdate(enabled=enabled),
+            allow_private=request.app.state.settings.webhook_allow_private,
+            now=request_now(request),
+        )
+    except NotFound:
+        raise _no_endpoint(endpoint_id) from None
+    done = "enabled" if enabled else "disabled"
+    return see_other(f"/webhooks/{endpoint_id}?done={done}")
+
+
+@router.post("/webhooks/{endpoint_id}/enable")
+def enable_webhook(
+    request: Request, viewer: WritingViewerDep, session: SessionDep, endpoint_id: EndpointId
+) -> Response:
+    return _set_enabled(request, viewer, session, endpoint_id, enabled=True)
+
+
+@router.post("/webhooks/{endpoint_id}/disable")
+def disable_webhook(
+    request: Request, viewer: WritingViewerDep, session: SessionDep, endpoint_id: EndpointId
+) -> Response:
+    return _set_enabled(request, viewer, session, endpoint_id, enabled=False)
+
+
+@router.post("/webhooks/{endpoint_id}/rotate")
+def rotate_webhook_secret(
+    request: Request, viewer: WritingViewerDep, session: SessionDep, endpoint_id: EndpointId
+) -> Response:
+    """A new signing secret at once (every request from now on is signed with it alone),
+    shown once on the endpoint's page."""
+    try:
+        endpoint, secret = webhook_service.rotate_secret(
+            session,
+            viewer.principal,
+            endpoint_id,
+            server_secret=_secret(request),
+            now=request_now(request),
+        )
+    except NotFound:
+        raise _no_endpoint(endpoint_id) from None
+    return _with_secret(request, viewer, endpoint.public_id, secret, "rotated")
+
+
+@router.post("/webhooks/{endpoint_id}/delete")
+def delete_webhook(
+    viewer: WritingViewerDep, session: SessionDep, endpoint_id: EndpointId
+) -> Response:
+    try:
+        webhook_service.delete_endpoint(session, viewer.principal, endpoint_id)
+    except NotFound:
+        raise _no_endpoint(endpoint_id) from None
+    return see_other(f"/webhooks?done=deleted&endpoint={endpoint_id}")
+
+
+@router.post("/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver")
+def redeliver_webhook(
+    request: Request,
+    viewer: WritingViewerDep,
+    session: SessionDep,
+    endpoint_id: EndpointId,
+    delivery_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+) -> Response:
+    """Send it again now, its retry schedule started afresh (as the API's redeliver)."""
+    done = "redelivered"
+    try:
+        webhook_service.redeliver(
+            session, viewer.principal, endpoint_id, delivery_id, request_now(request)
+        )
+    except webhook_service.DeliveryInProgress:
+        session.rollback()
+        done = "busy"
+    except NotFound:
+        raise PageProblem(
+            404,
+            "No such delivery",
+            f"There is no delivery {delivery_id} of webhook endpoint {endpoint_id}.",
+        ) from None
+    return see_other(f"/webhooks/{endpoint_id}?done={done}&delivery={delivery_id}")

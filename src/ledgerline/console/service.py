@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, func, nulls_last, or_, select
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,18 @@ from ledgerline.errors import AppError
 from ledgerline.groups.service import group_totals
 from ledgerline.invoices.service import get_invoice_view, invoice_totals
 from ledgerline.invoices.totals import Totals
-from ledgerline.models import INVOICE_STATUSES, Customer, Invoice, Job, LineItem, LineItemGroup
+from ledgerline.models import (
+    INVOICE_STATUSES,
+    WEEKDAYS,
+    Customer,
+    ExportSchedule,
+    Invoice,
+    Job,
+    LineItem,
+    LineItemGroup,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from ledgerline.money import currency_digits, decimal_to_scaled, display_string, micros_string
 from ledgerline.reports.columns import CATALOGS, FLAT, GROUPED, INVOICES, INVOICES_GROUPED, Column
 from ledgerline.reports.query import (
@@ -36,7 +48,11 @@ from ledgerline.reports.query import (
     rows_statement,
 )
 from ledgerline.reports.rendering import json_row_maker
-from ledgerline.reports.timeframes import timeframe_days, today_in
+from ledgerline.reports.timeframes import TIMEFRAMES, timeframe_days, today_in
+from ledgerline.schedules import service as schedules
+from ledgerline.schedules.schemas import ScheduleCreate
+from ledgerline.webhooks import service as webhooks
+from ledgerline.webhooks.schemas import WebhookEndpointCreate
 
 PAGE_SIZE = 50
 # The four date ranges of the report filters: (key in the filter names, label).
@@ -56,6 +72,19 @@ PAGE_KEY = "page"
 GROUP_BY_KEY = "group_by"
 PRESET_KEYS = tuple(f"{key}_preset" for key, _ in RANGES)
 NUMERIC_KINDS = frozenset({"int", "ref", "money"})
+# The export formats as a finance person knows them. A format the writers gain before it has
+# a label here still shows, as its name in capitals (the select's value stays the name).
+FORMAT_LABELS = {
+    "csv": "CSV",
+    "json": "JSON",
+    "ndjson": "JSON Lines (ndjson)",
+    "xlsx": "Excel (xlsx)",
+    "parquet": "Parquet",
+}
+
+
+def format_label(name: str) -> str:
+    return FORMAT_LABELS.get(name, name.upper())
 
 
 # ---- the report's query string ----------------------------------------------------------------
@@ -849,3 +878,392 @@ def invoice_detail(session: Session, principal: Principal, invoice_id: int) -> I
         lines,
         [GroupRow(g, *_money_texts(group_sums.get(g.id, Totals()), currency)) for g in groups],
     )
+
+
+# ---- export schedules -------------------------------------------------------------------------
+
+# The schedule form's controls, by the name a problem is filed under, as the form labels them.
+SCHEDULE_FIELDS = {
+    "report": "Report",
+    "format": "Format",
+    "cadence": "Runs",
+    "time": "Time",
+    "weekday": "Weekday",
+    "day_of_month": "Day of the month",
+    "cron": "Cron expression",
+    "timezone": "Time zone",
+    "timeframe": "Period",
+    "statuses": "Invoice statuses",
+    "more": "Other parameters",
+}
+CADENCE_LABELS = {
+    "daily": "Daily",
+    "weekly": "Weekly",
+    "monthly": "Monthly",
+    "cron": "Cron expression",
+}
+TIMEFRAME_LABELS = {name: name.replace("_", " ").capitalize() for name in TIMEFRAMES}
+# What a control's value must look like, said plainly where the body's schema refuses it
+# (its own message names a regular expression).
+SCHEDULE_HINTS = {
+    "report": "choose a report from the list",
+    "format": "choose a format from the list",
+    "cadence": "choose how often it runs",
+    "time": 'must be a time of day as HH:MM (24-hour), such as "06:00"',
+    "weekday": "choose a day of the week",
+    "day_of_month": "must be a day of the month from 1 to 31",
+    "cron": (
+        "must be a five-field cron expression (minute hour day-of-month month weekday), "
+        'such as "0 6 * * MON-FRI"'
+    ),
+    "timezone": "must be an IANA time zone name, such as Europe/London",
+}
+
+
+@dataclass
+class ScheduleForm:
+    """The schedule form as sent (shown again, with its problems, when it does not validate)."""
+
+    report: str = FLAT
+    format: str = "csv"
+    cadence: str = "monthly"
+    time: str = "06:00"
+    weekday: str = "monday"
+    day_of_month: str = "1"
+    cron: str = ""
+    timezone: str = ""
+    date_range: str = "paid_at"
+    timeframe: str = "last_month"
+    statuses: list[str] = field(default_factory=list)
+    more: str = ""
+    paused: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def filter_key(self, prefix: str) -> str:
+        """The report's own name of a filter: `invoice_paid_at_…` for the line items
+        reports, `paid_at_…` for the invoices reports."""
+        own = "" if self.report in (INVOICES, INVOICES_GROUPED) else "invoice_"
+        return f"{own}{prefix}"
+
+    @property
+    def timeframe_key(self) -> str:
+        return self.filter_key(f"{self.date_range}_timeframe")
+
+    @property
+    def status_key(self) -> str:
+        return "status" if self.report in (INVOICES, INVOICES_GROUPED) else "invoice_status"
+
+    def parameters(self) -> dict[str, Any]:
+        """The report parameters the controls stand for; "Other parameters" is read as a
+        query string (`columns=id,amount&sort=-amount`), as the report page's URL holds them."""
+        parameters: dict[str, Any] = {}
+        for key, value in parse_qsl(self.more.strip().lstrip("?"), keep_blank_values=True):
+            before = parameters.get(key)
+            parameters[key] = value if before is None else [*_listed(before), value]
+        chosen = {
+            self.timeframe_key: self.timeframe or None,
+            self.status_key: ",".join(self.statuses) or None,
+        }
+        for key, choice in chosen.items():
+            if choice is None:
+                continue
+            if key in parameters:
+                self.errors["more"] = f"{key} is chosen above already; give it once"
+            parameters[key] = choice
+        return parameters
+
+
+class FormProblems(Exception):
+    """A form that did not validate: its problems are in the form's `errors`."""
+
+
+def _schedule_field(loc: Sequence[Any], form: ScheduleForm) -> str:
+    """The control a problem's location (`body.time`, `body.parameters.<key>`) belongs to."""
+    parts = [str(part) for part in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    if not parts:
+        return "more"
+    if parts[0] != "parameters":
+        return parts[0] if parts[0] in SCHEDULE_FIELDS else "more"
+    key = parts[1] if len(parts) > 1 else ""
+    if key == form.timeframe_key:
+        return "timeframe"
+    if key == form.status_key:
+        return "statuses"
+    if key == "format":
+        return "format"
+    return "more"
+
+
+def _file(form: ScheduleForm, name: str, message: str, key: str | None = None) -> None:
+    if name == "more" and key:
+        message = f"{key}: {message}"
+    form.errors.setdefault(name, message)
+
+
+def schedule_body(form: ScheduleForm, default_zone: str) -> ScheduleCreate:
+    """The API's create body for the form: only the fields its cadence uses are sent (a
+    weekday typed before switching to monthly is not an error). Raises FormProblems."""
+    uses = {
+        "daily": ("time",),
+        "weekly": ("time", "weekday"),
+        "monthly": ("time", "day_of_month"),
+        "cron": ("cron",),
+    }.get(form.cadence, ())
+    body: dict[str, Any] = {
+        "report": form.report,
+        "format": form.format,
+        "cadence": form.cadence,
+        "timezone": form.timezone.strip() or default_zone,
+        "enabled": not form.paused,
+        "parameters": form.parameters(),
+    }
+    for name in uses:
+        value: Any = getattr(form, name).strip()
+        if not value:
+            continue  # the service says it is required for this cadence
+        if name == "day_of_month":
+            if not (value.isascii() and value.isdigit() and len(value) <= 2):
+                form.errors["day_of_month"] = SCHEDULE_HINTS["day_of_month"]
+                continue
+            value = int(value)
+        body[name] = value
+    try:
+        made = ScheduleCreate.model_validate(body)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = _schedule_field(error["loc"], form)
+            hint = SCHEDULE_HINTS.get(name)
+            _file(form, name, hint or str(error["msg"]), ".".join(map(str, error["loc"][1:])))
+        raise FormProblems from None
+    if form.errors:
+        raise FormProblems
+    return made
+
+
+def create_schedule_from_form(
+    session: Session, principal: Principal, form: ScheduleForm, now: dt.datetime
+) -> ExportSchedule:
+    """The schedule `POST /export_schedules` would make of the form's values, through the
+    same service; a problem is filed under its control (FormProblems) and nothing is made."""
+    body = schedule_body(form, principal.timezone)
+    try:
+        return schedules.create_schedule(session, principal, body, now)
+    except AppError as exc:
+        for error in exc.errors or [{"loc": ["body"], "msg": exc.detail}]:
+            loc = list(error.get("loc", []))
+            name = _schedule_field(loc, form)
+            key = str(loc[2]) if len(loc) > 2 and loc[1] == "parameters" else None
+            _file(form, name, str(error["msg"]), key)
+        raise FormProblems from None
+
+
+def _slot_text(value: dt.datetime | None, timezone: str) -> str:
+    """A slot as a person reads it, in the schedule's zone: "Fri 1 Jan 2027, 06:00 GMT"."""
+    if value is None:
+        return ""
+    local = value.astimezone(ZoneInfo(timezone))
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M %Z}"
+
+
+def cadence_words(schedule: ExportSchedule) -> str:
+    """ "Monthly on day 1 at 06:00 Europe/London"."""
+    zone = schedule.timezone
+    at = f"at {schedule.time_of_day} {zone}"
+    if schedule.cadence == "daily":
+        return f"Daily {at}"
+    if schedule.cadence == "weekly" and schedule.weekday is not None:
+        return f"Weekly on {WEEKDAYS[schedule.weekday].capitalize()} {at}"
+    if schedule.cadence == "monthly":
+        day = schedule.day_of_month or 1
+        shorter = " (the last day in shorter months)" if day > 28 else ""
+        return f"Monthly on day {day}{shorter} {at}"
+    return f"Cron “{schedule.cron}” in {zone}"
+
+
+def _column_labels(report: str, names: str) -> str:
+    catalog = CATALOGS.get(report)
+    labels = []
+    for name in names.split(","):
+        bare = name.strip()
+        descending = bare.startswith("-")
+        column = catalog.lookup(bare.removeprefix("-")) if catalog else None
+        label = column.label if column else bare
+        labels.append(f"{label} (descending)" if descending else label)
+    return ", ".join(labels)
+
+
+def parameter_words(report: str, parameters: Mapping[str, Any]) -> list[str]:
+    """A schedule's report parameters, one phrase each: "Paid: last month", "Columns:
+    Month paid, Count, Total amount"."""
+    ranges = dict(RANGES)
+    words: list[str] = []
+    for key, value in parameters.items():
+        if key in ("columns", "sort"):
+            names = ",".join(str(v) for v in _listed(value))
+            words.append(
+                f"{'Columns' if key == 'columns' else 'Sorted by'}: "
+                + _column_labels(report, names)
+            )
+            continue
+        shown = ", ".join(part.strip() for v in _listed(value) for part in str(v).split(","))
+        bare = key.removeprefix("invoice_")
+        if bare.endswith("_timeframe") and bare.removesuffix("_timeframe") in ranges:
+            label = ranges[bare.removesuffix("_timeframe")]
+            words.append(f"{label}: {TIMEFRAME_LABELS.get(shown, shown).lower()}")
+        elif bare == "status":
+            words.append(f"Statuses: {shown.replace('_', ' ')}")
+        else:
+            words.append(f"{key}: {shown}")
+    return words
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    schedule: ExportSchedule
+    report_label: str
+    cadence: str
+    parameters: list[str]
+    next_run: str
+    last_run: str
+    last_job: int | None  # the public id of the last run's job
+
+
+def schedule_rows(
+    session: Session, principal: Principal, found: list[ExportSchedule]
+) -> list[ScheduleRow]:
+    jobs = schedules.last_jobs(session, principal, found)
+    return [
+        ScheduleRow(
+            schedule=schedule,
+            report_label=REPORT_LABELS.get(schedule.report, schedule.report),
+            cadence=cadence_words(schedule),
+            parameters=parameter_words(schedule.report, schedule.parameters),
+            next_run=_slot_text(schedule.next_run_at, schedule.timezone),
+            last_run=_slot_text(schedule.last_run_at, schedule.timezone),
+            last_job=jobs.get(schedule.last_job_id) if schedule.last_job_id else None,
+        )
+        for schedule in found
+    ]
+
+
+# ---- webhook endpoints ------------------------------------------------------------------------
+
+WEBHOOK_FIELDS = {"url": "URL", "events": "Events", "description": "Description"}
+WEBHOOK_HINTS = {
+    "url": (
+        "must be an http or https URL with a host name or IPv4 address, "
+        "such as https://hooks.example.com/ledgerline"
+    ),
+    "events": "choose one or more of the events listed",
+    "description": "must be at most 500 characters",
+}
+EVENT_LABELS = {
+    "job.succeeded": "Export succeeded",
+    "job.failed": "Export failed",
+    "job.canceled": "Export canceled",
+    "job.expired": "Export file expired",
+}
+
+
+@dataclass
+class WebhookForm:
+    url: str = ""
+    events: list[str] = field(default_factory=lambda: ["job.succeeded", "job.failed"])
+    description: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _webhook_field(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc if part != "body"]
+    return parts[0] if parts and parts[0] in WEBHOOK_FIELDS else "url"
+
+
+def create_endpoint_from_form(
+    session: Session,
+    principal: Principal,
+    form: WebhookForm,
+    *,
+    server_secret: str,
+    allow_private: bool,
+    now: dt.datetime,
+) -> tuple[WebhookEndpoint, str]:
+    """The endpoint `POST /webhook_endpoints` would make, and its secret, through the same
+    service; a problem (a private address: the API's own message) is filed under its control
+    (FormProblems) and nothing is made."""
+    body = {
+        "url": form.url.strip(),
+        "events": list(form.events),
+        "description": form.description.strip() or None,
+    }
+    try:
+        made = WebhookEndpointCreate.model_validate(body)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = _webhook_field(error["loc"])
+            form.errors.setdefault(name, WEBHOOK_HINTS.get(name, str(error["msg"])))
+        raise FormProblems from None
+    try:
+        return webhooks.create_endpoint(
+            session,
+            principal,
+            made,
+            server_secret=server_secret,
+            allow_private=allow_private,
+            now=now,
+        )
+    except AppError as exc:
+        for problem in exc.errors or [{"loc": ["body", "url"], "msg": exc.detail}]:
+            form.errors.setdefault(_webhook_field(problem.get("loc", [])), str(problem["msg"]))
+        raise FormProblems from None
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    attempt: int
+    at: str
+    status_code: int | None
+    duration_ms: int
+    error: str
+    succeeded: bool
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    delivery: WebhookDelivery
+    event_type: str
+    event_label: str
+    job: int  # the job's public id
+    attempts: list[AttemptRow]  # oldest first
+    next_attempt: str
+
+    @property
+    def last(self) -> AttemptRow | None:
+        return self.attempts[-1] if self.attempts else None
+
+
+def delivery_rows(views: list[webhooks.DeliveryView], timezone: str) -> list[DeliveryRow]:
+    return [
+        DeliveryRow(
+            delivery=delivery,
+            event_type=event.type,
+            event_label=EVENT_LABELS.get(event.type, event.type),
+            job=int(event.payload["public_id"]),
+            attempts=[
+                AttemptRow(
+                    attempt=attempt.attempt,
+                    at=local_time(attempt.started_at, timezone),
+                    status_code=attempt.status_code,
+                    duration_ms=attempt.duration_ms,
+                    error=attempt.error or "",
+                    succeeded=attempt.succeeded,
+                )
+                for attempt in attempts
+            ],
+            next_attempt=local_time(delivery.next_attempt_at, timezone)
+            if delivery.state == "pending"
+            else "",
+        )
+        for delivery, event, attempts in views
+    ]

@@ -76,7 +76,29 @@ function pollJob(card) {
   setTimeout(tick, 300);
 }
 
+// The schedule form: only the fields the chosen cadence uses are shown (all of them without
+// JavaScript; the server ignores the others).
+function wireCadence(select) {
+  const show = () => {
+    document.querySelectorAll("[data-cadence]").forEach((field) => {
+      field.hidden = !field.dataset.cadence.split(" ").includes(select.value);
+    });
+  };
+  select.addEventListener("change", show);
+  show();
+}
+
+// A form that deletes or replaces something asks first.
+function wireConfirm(form) {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const cadence = document.querySelector("[data-cadence-control]");
+  if (cadence) wireCadence(cadence);
+  document.querySelectorAll("form[data-confirm]").forEach(wireConfirm);
   const filters = document.getElementById("filters");
   if (filters) wireFilters(filters);
   const columns = document.getElementById("column-list");
