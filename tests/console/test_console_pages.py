@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,10 +15,13 @@ from sqlalchemy import update
 from ledgerline.auth import owned
 from ledgerline.console.service import format_label
 from ledgerline.db import engine_for
+from ledgerline.jobs.queue import JobQueue
 from ledgerline.models import Job
 from ledgerline.reports.query import FORMATS
-from tests.conftest import Backend
+from tests.conftest import Api, Backend
 from tests.console.conftest import Tenant, add_invoice, csrf_of, new_account, sign_in
+from tests.jobs.conftest import DIGITS, create_lines, wait_for_job
+from tests.jobs.conftest import consumer as consumer  # the fixture
 
 
 @pytest.mark.parametrize(
@@ -146,3 +150,39 @@ def test_the_export_control_names_each_format_as_people_know_it(
     assert format_label("xlsx") == "Excel (xlsx)"
     assert format_label("parquet") == "Parquet"
     assert format_label("avro") == "AVRO"
+
+
+TOTALS_ROW = re.compile(r'<tr><th scope="row">([^<]*)</th>((?:<td class="num">[^<]*</td>)+)</tr>')
+
+
+def test_a_finished_export_shows_its_control_totals(
+    api: Api, browser_client: TestClient, consumer: JobQueue
+) -> None:
+    """The export's page shows, per currency, the rows and each money column's sum: the
+    job's `result.totals`, equal to the sums of the amounts the test itself created."""
+    created = create_lines(api, ("GBP", "EUR"))
+    answer = api.post(
+        "/reports/invoice_line_items/export", json={"columns": "id,amount", "format": "xlsx"}
+    )
+    job = wait_for_job(api, answer.json()["job"])
+    assert job["status"] == "succeeded", job
+    sign_in(browser_client, api.token)
+    page = browser_client.get(f"/jobs/{job['id']}")
+    assert page.status_code == 200, page.text
+    assert "Control totals" in page.text
+    shown = {
+        currency: re.findall(r'<td class="num">([^<]*)</td>', cells)
+        for currency, cells in TOTALS_ROW.findall(page.text)
+    }
+    counts: dict[str, int] = {}
+    for line in created.lines:
+        counts[line.currency] = counts.get(line.currency, 0) + 1
+    expected = {
+        currency: [f"{counts[currency]:,}", _major(total, DIGITS[currency])]
+        for currency, total in created.totals_by_currency().items()
+    }
+    assert shown == expected
+
+
+def _major(minor: int, digits: int) -> str:
+    return f"{Decimal(minor).scaleb(-digits):f}" if digits else str(minor)

@@ -542,6 +542,7 @@ def job_page(request: Request, viewer: ViewerDep, session: SessionDep, job_id: J
         row=service.job_row(job, viewer.principal, utcnow()),
         percent=percent_done(job),
         active=job.status in service.ACTIVE,
+        totals=service.totals_view(job) if job.status == "succeeded" else None,
     )
 
 

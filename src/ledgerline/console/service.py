@@ -726,6 +726,32 @@ def downloadable(job: Job, now: dt.datetime) -> bool:
     return job.status == "succeeded" and (job.expires_at is None or job.expires_at > now)
 
 
+@dataclass(frozen=True)
+class TotalsView:
+    """A succeeded export's control totals as a table: one row per currency, a column per
+    money column of the file (its label), the rows and the sums as the job gives them."""
+
+    labels: list[str]
+    rows: list[tuple[str, int, list[str]]]
+
+
+def totals_view(job: Job) -> TotalsView | None:
+    if not job.totals:
+        return None
+    catalog = CATALOGS.get(job.report)
+    keys = list(job.totals[0]["sums"])
+
+    def label(key: str) -> str:
+        column = catalog.lookup(key) if catalog is not None else None
+        return column.label if column is not None else key
+
+    rows = [
+        (entry["currency"] or "", int(entry["rows"]), [entry["sums"][key] for key in keys])
+        for entry in job.totals
+    ]
+    return TotalsView([label(key) for key in keys], rows)
+
+
 def job_row(job: Job, principal: Principal, now: dt.datetime) -> JobRow:
     return JobRow(
         job=job,
