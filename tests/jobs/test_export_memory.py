@@ -178,7 +178,7 @@ def materialised_bytes_per_row(stack: Stack, fmt: str) -> float:
     return held / SAMPLE_ROWS
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("fmt", ["csv", "json", "ndjson", "xlsx", "parquet"])
 def test_export_of_200k_rows_grows_the_worker_far_less_than_its_rows(
     stack: Stack, fmt: str
 ) -> None:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, cast
 
 from sqlalchemy import Connection, Dialect, Engine, Select, text
 
@@ -99,16 +99,33 @@ def open_snapshot(engine: Engine) -> Iterator[Connection]:
 Progress = Callable[[int], None]
 
 
-class FormatWriter(Protocol):
-    def __call__(
-        self,
-        conn: Connection,
-        account_id: int,
-        params: ReportParams,
-        out: BinaryIO,
-        on_progress: Progress,
-        fast: bool,
-    ) -> int: ...
+@dataclass(frozen=True)
+class ExportRun:
+    """One export being written: the snapshot's connection, the account, the parameters,
+    where the bytes go, the progress callback and whether a database may render records."""
+
+    conn: Connection
+    account_id: int
+    params: ReportParams
+    out: BinaryIO
+    on_progress: Progress
+    fast: bool
+
+    def batches(self, size: int) -> Iterator[Any]:
+        """The report's raw rows (`rows_statement`) from a server-side cursor, `size` a batch."""
+        result = self.conn.execute(
+            rows_statement(self.account_id, self.params),
+            execution_options={"stream_results": True, "yield_per": size},
+        )
+        return result.partitions(size)
+
+    @property
+    def zone(self) -> str:
+        """The output time zone of the file's date-times."""
+        return self.params.output_timezone or "UTC"
+
+
+FormatWriter = Callable[[ExportRun], int]
 
 
 @dataclass(frozen=True)
@@ -137,14 +154,14 @@ def write_export(
     unless `fast` is False, or the database cannot render the output time zone
     (`database_renders`)."""
     fast = fast and database_renders(conn.dialect.name, params.selected, params.output_timezone)
-    file_format = EXPORT_FORMATS[params.format]
+    write = EXPORT_FORMATS[params.format].write
     if params.compression == "gzip":
         # mtime 0: the same rows make the same bytes (and the same sha256) on every run.
         with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as zipped:
-            return file_format.write(
-                conn, account_id, params, cast(BinaryIO, zipped), on_progress, fast
+            return write(
+                ExportRun(conn, account_id, params, cast(BinaryIO, zipped), on_progress, fast)
             )
-    return file_format.write(conn, account_id, params, out, on_progress, fast)
+    return write(ExportRun(conn, account_id, params, out, on_progress, fast))
 
 
 def file_type(params: ReportParams) -> tuple[str, str]:
@@ -155,101 +172,55 @@ def file_type(params: ReportParams) -> tuple[str, str]:
     return file_format.extension, file_format.content_type
 
 
-def _row_batches(
-    conn: Connection, account_id: int, params: ReportParams, size: int
-) -> Iterator[Any]:
-    """The report's raw rows (`rows_statement`) from a server-side cursor, `size` a batch."""
-    result = conn.execute(
-        rows_statement(account_id, params),
-        execution_options={"stream_results": True, "yield_per": size},
-    )
-    return result.partitions(size)
-
-
-def _csv_export(
-    conn: Connection,
-    account_id: int,
-    params: ReportParams,
-    out: BinaryIO,
-    on_progress: Progress,
-    fast: bool,
-) -> int:
-    dialect = _fast_csv_dialect(conn, params) if fast else None
+def _csv_export(run: ExportRun) -> int:
+    dialect = _fast_csv_dialect(run.conn, run.params) if run.fast else None
     if dialect == "sqlite":
-        return _write_csv_sqlite(conn, account_id, params, out, on_progress)
+        return _write_csv_sqlite(run.conn, run.account_id, run.params, run.out, run.on_progress)
     if dialect == "postgresql":
-        return _write_csv_copy(conn, account_id, params, out, on_progress)
-    batches = _row_batches(conn, account_id, params, BATCH_ROWS)
-    return _write_csv(batches, params, out, on_progress)
+        return _write_csv_copy(run.conn, run.account_id, run.params, run.out, run.on_progress)
+    return _write_csv(run.batches(BATCH_ROWS), run.params, run.out, run.on_progress)
 
 
 def _framed_json(framing: Framing) -> FormatWriter:
     """A JSON format: one JSON object a row (the text of a `/data` row), framed."""
 
-    def write(
-        conn: Connection,
-        account_id: int,
-        params: ReportParams,
-        out: BinaryIO,
-        on_progress: Progress,
-        fast: bool,
-    ) -> int:
-        dialect = _fast_dialect(conn) if fast else None
+    def write(run: ExportRun) -> int:
+        dialect = _fast_dialect(run.conn) if run.fast else None
         if dialect is not None:
-            sql = json_records_sql(conn.dialect, account_id, params)
+            sql = json_records_sql(run.conn.dialect, run.account_id, run.params)
             records = _write_records_sqlite if dialect == "sqlite" else _write_records_copy
-            return records(conn, sql, framing, out, on_progress)
-        batches = _row_batches(conn, account_id, params, BATCH_ROWS)
-        return _write_json(batches, params, out, on_progress, framing)
+            return records(run.conn, sql, framing, run.out, run.on_progress)
+        batches = run.batches(BATCH_ROWS)
+        return _write_json(batches, run.params, run.out, run.on_progress, framing)
 
     return write
 
 
-def _output_zone(params: ReportParams) -> str:
-    return params.output_timezone or "UTC"
-
-
-def _xlsx_export(
-    conn: Connection,
-    account_id: int,
-    params: ReportParams,
-    out: BinaryIO,
-    on_progress: Progress,
-    fast: bool,
-) -> int:
+def _xlsx_export(run: ExportRun) -> int:
     """XLSX (`exports.xlsx`): assembled in a temporary directory, then copied to `out`."""
     from ledgerline.exports.xlsx import write_xlsx
 
     with tempfile.TemporaryDirectory(prefix="ledgerline-xlsx-") as directory:
         path = os.path.join(directory, "export.xlsx")
-        batches = _row_batches(conn, account_id, params, BATCH_ROWS)
-        rows = write_xlsx(
-            batches, params.selected, _output_zone(params), path, directory, on_progress
-        )
+        batches = run.batches(BATCH_ROWS)
+        rows = write_xlsx(batches, run.params.selected, run.zone, path, directory, run.on_progress)
         with open(path, "rb") as workbook:
-            shutil.copyfileobj(workbook, out, FAST_CHUNK_BYTES)
+            shutil.copyfileobj(workbook, run.out, FAST_CHUNK_BYTES)
     return rows
 
 
-def _parquet_export(
-    conn: Connection,
-    account_id: int,
-    params: ReportParams,
-    out: BinaryIO,
-    on_progress: Progress,
-    fast: bool,
-) -> int:
+def _parquet_export(run: ExportRun) -> int:
     """Parquet (`exports.parquet`): written to a temporary file (its footer is written last
     and its writer seeks), then copied to `out`."""
     from ledgerline.exports.parquet import ROW_GROUP_ROWS, write_parquet
 
     with tempfile.TemporaryDirectory(prefix="ledgerline-parquet-") as directory:
         path = os.path.join(directory, "export.parquet")
-        batches = _row_batches(conn, account_id, params, ROW_GROUP_ROWS)
+        batches = run.batches(ROW_GROUP_ROWS)
         with open(path, "wb") as file:
-            rows = write_parquet(batches, params.selected, _output_zone(params), file, on_progress)
+            rows = write_parquet(batches, run.params.selected, run.zone, file, run.on_progress)
         with open(path, "rb") as file:
-            shutil.copyfileobj(file, out, FAST_CHUNK_BYTES)
+            shutil.copyfileobj(file, run.out, FAST_CHUNK_BYTES)
     return rows
 
 
