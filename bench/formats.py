@@ -110,7 +110,7 @@ def child(database_url: str, account: int, file_format: str, compression: str, o
         started = time.perf_counter()
         rows = write_export(conn, account, params, sink, lambda _done: None)
         written = time.perf_counter()
-        control_totals(conn, account, params)
+        control_totals(conn, account, params, rows)
         finished = time.perf_counter()
     figures = {
         "rows": rows,

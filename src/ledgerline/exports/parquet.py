@@ -27,9 +27,9 @@ from ledgerline.reports.columns import Column
 from ledgerline.reports.kinds import Kind, billed_item_text
 from ledgerline.reports.rendering import appends_currency, column_positions
 
-# Rows a row group: large enough for a columnar reader to skip and compress well, small
-# enough that one batch of Python rows and its arrays stay a few tens of megabytes.
-ROW_GROUP_ROWS = 32768
+# Rows a row group: large enough for a columnar reader to skip and compress well. Only the
+# group's Arrow arrays wait for it (a few megabytes), never its Python rows.
+ROW_GROUP_ROWS = 16384
 MONEY_SCALE = max(currency_digits(code) for code in known_currencies())
 MONEY_TYPE = pa.decimal128(38, MONEY_SCALE)
 CURRENCY_FIELD = "currency"
@@ -160,10 +160,16 @@ def write_parquet(
     out: BinaryIO,
     on_progress: Callable[[int], None],
 ) -> int:
-    """Every batch of raw rows as one row group of `out`; the number of rows written."""
+    """Every batch of raw rows into `out`; the number of rows written.
+
+    Python rows are held one fetched batch at a time (a few thousand): each batch becomes
+    Arrow arrays at once (a tenth of the rows' Python size or less), and the arrays are
+    written as a row group whenever ROW_GROUP_ROWS rows have gathered."""
     schema = parquet_schema(columns, zone)
     positions, currency_at = column_positions(columns)
     rows_done = 0
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
         for rows in batches:
             if not rows:
@@ -176,7 +182,14 @@ def write_parquet(
             ]
             if appends_currency(columns):
                 arrays.append(pa.array(batch.currencies, pa.string()))
-            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            pending.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+            pending_rows += len(rows)
             rows_done += len(rows)
+            del values, batch, arrays
+            if pending_rows >= ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(pending, schema=schema))
+                pending, pending_rows = [], 0
             on_progress(rows_done)
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema=schema))
     return rows_done

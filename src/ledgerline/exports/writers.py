@@ -212,11 +212,11 @@ def _xlsx_export(run: ExportRun) -> int:
 def _parquet_export(run: ExportRun) -> int:
     """Parquet (`exports.parquet`): written to a temporary file (its footer is written last
     and its writer seeks), then copied to `out`."""
-    from ledgerline.exports.parquet import ROW_GROUP_ROWS, write_parquet
+    from ledgerline.exports.parquet import write_parquet
 
     with tempfile.TemporaryDirectory(prefix="ledgerline-parquet-") as directory:
         path = os.path.join(directory, "export.parquet")
-        batches = run.batches(ROW_GROUP_ROWS)
+        batches = run.batches(BATCH_ROWS)
         with open(path, "wb") as file:
             rows = write_parquet(batches, run.params.selected, run.zone, file, run.on_progress)
         with open(path, "rb") as file:

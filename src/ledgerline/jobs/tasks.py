@@ -226,7 +226,7 @@ def _write_file(
                 conn, job.account_id, params, cast(BinaryIO, hashing), heartbeat.on_progress
             )
             heartbeat.raise_if_lost()
-        totals = control_totals(conn, job.account_id, params)
+        totals = control_totals(conn, job.account_id, params, row_count)
     return WrittenFile(row_count, hashing, totals)
 
 
