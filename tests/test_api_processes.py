@@ -15,6 +15,7 @@ import csv
 import http.client
 import io
 import json
+import random
 import signal
 import socket
 import threading
@@ -341,7 +342,12 @@ def _metrics_count_every_process(one: Pinned, two: Pinned) -> None:
         before = _healthz_answered(asked)
         for _ in range(3):
             assert answering.request("GET", "/healthz").status == 200
-        assert _healthz_answered(asked) == before + 3
+        # A request is counted once its answer has been sent (the middleware's `finally`),
+        # so the last one may land a moment after the client has read it.
+        deadline = time.monotonic() + 5
+        while (counted := _healthz_answered(asked)) < before + 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert counted == before + 3
 
 
 def _one_rate_limit_across_processes(token: str, connections: list[Pinned]) -> None:
@@ -397,10 +403,14 @@ def _keep_cookies(conn: Pinned, answer: Answer) -> None:
 
 class Hammer:
     """A thread sending requests, each on a new connection, until stopped: every one must be
-    answered 200 (a refused or reset connection is recorded as a failure)."""
+    answered 200 (a refused or reset connection is recorded as a failure). With `send_after`,
+    each client connects, then waits that long (at random, up to it) before it sends its
+    request, as a slow client or a congested network would: a process that stops in that
+    moment must still answer it."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, send_after: float = 0.0) -> None:
         self.port = port
+        self.send_after = send_after
         self.answered = 0
         self.failures: list[str] = []
         self._stop = threading.Event()
@@ -408,6 +418,13 @@ class Hammer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.send_after:
+                answer = Unsent(self.port).ask(after=random.uniform(0, self.send_after))
+                if answer.startswith(b"HTTP/1.1 200"):
+                    self.answered += 1
+                else:
+                    self.failures.append(f"sent late: {answer[:200]!r}")
+                continue
             try:
                 response = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=30)
                 if response.status_code == 200:
@@ -425,6 +442,37 @@ class Hammer:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
+
+
+class Unsent:
+    """A connection opened (and so accepted, by whichever API process the kernel gives it
+    to) whose request is not sent yet."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+
+    @property
+    def client_port(self) -> int:
+        port: int = self.sock.getsockname()[1]
+        return port
+
+    def ask(self, *, after: float = 0.0) -> bytes:
+        """GET /healthz, sent `after` seconds from now: the answer's head, or what went
+        wrong (an empty answer: closed without one)."""
+        received = b""
+        try:
+            time.sleep(after)
+            self.sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            while b"\r\n\r\n" not in received:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+        except OSError as exc:
+            received += repr(exc).encode()
+        finally:
+            self.sock.close()
+        return received
 
 
 class SlowRequest:
@@ -497,7 +545,7 @@ def test_sighup_restarts_one_at_a_time_and_a_stop_lets_requests_finish(
         assert len(old) == 2
         everyone = psutil.Process(server.pid).children(recursive=True)
 
-        with Hammer(port) as hammer:
+        with Hammer(port) as hammer, Hammer(port, send_after=0.3) as late:
             slow = SlowRequest(port, token)
             slow_owner = _owner_of(slow.client_port, server.pid)
             assert slow_owner in old
@@ -517,11 +565,15 @@ def test_sighup_restarts_one_at_a_time_and_a_stop_lets_requests_finish(
             assert psutil.pid_exists(slow_owner)
             answer = slow.finish()
             assert answer.startswith(b"HTTP/1.1 201"), answer
-            _gone, alive = psutil.wait_procs(old_processes, timeout=30)
+            # The second old process is told to stop once the second new one has started,
+            # which on a loaded machine (CI, two cores) takes tens of seconds.
+            _gone, alive = psutil.wait_procs(old_processes, timeout=180)
             assert not alive, "an old API process did not stop after the restart"
             time.sleep(1)  # the new processes answer alone for a while
         assert hammer.failures == [], hammer.failures[:5]
+        assert late.failures == [], late.failures[:5]
         assert hammer.answered > answered_before + 10
+        assert late.answered > 10
 
         # Stop: a request in flight is finished before the process exits.
         slow = SlowRequest(port, token)
@@ -537,6 +589,115 @@ def test_sighup_restarts_one_at_a_time_and_a_stop_lets_requests_finish(
         assert not alive, f"left running after serve stopped: {alive}"
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=10)
+        for process in everyone:
+            with suppress(psutil.Error):
+                process.kill()
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether process `pid` (alive) holds a socket listening on `port`."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return any(
+            conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
+            for conn in process.net_connections(kind="tcp")
+        )
+    except psutil.Error:
+        return False
+
+
+def unsent_on_each(port: int, server_pid: int, pids: set[int]) -> dict[int, list[Unsent]]:
+    """Connections, their requests not sent, until each API process in `pids` has accepted
+    at least two (the kernel decides which accepts each)."""
+    held: dict[int, list[Unsent]] = {pid: [] for pid in pids}
+    deadline = time.monotonic() + 120
+    while any(len(conns) < 2 for conns in held.values()):
+        assert time.monotonic() < deadline, {pid: len(conns) for pid, conns in held.items()}
+        conn = Unsent(port)
+        owner = _owner_of(conn.client_port, server_pid)
+        assert owner in pids, (owner, pids)
+        held[owner].append(conn)
+    return held
+
+
+def test_connections_accepted_before_a_restart_or_a_stop_are_answered(tmp_path: Path) -> None:
+    """A connection an API process accepted before it was told to stop, whose request had not
+    arrived yet, is answered by it (SIGHUP restart and SIGTERM alike): the process stops
+    accepting first and waits for each connection's request before its shutdown closes the
+    idle ones. Before, it closed them unanswered ("Server disconnected without sending a
+    response"). Once every process has stopped accepting on SIGTERM, the port refuses new
+    connections at once rather than queueing them to be reset."""
+    data = tmp_path / "data"
+    env = ledgerline_env(
+        Backend("sqlite", f"sqlite:///{data / 'ledgerline.db'}", data, Settings()),
+        LEDGERLINE_SECRET_KEY="unsent-test",
+        # The connections stay unsent while the new processes start.
+        LEDGERLINE_HTTP_IDLE_TIMEOUT_SECONDS="300",
+        LEDGERLINE_HTTP_SHUTDOWN_GRACE_SECONDS="60",
+    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start_ledgerline(env, "serve", "--port", str(port), "--workers", "2", log=log)
+    everyone: list[psutil.Process] = []
+    try:
+        wait_ready(server, f"http://127.0.0.1:{port}", log, timeout=180)
+        deadline = time.monotonic() + 120
+        while len(api_children(server.pid)) < 2:  # the second may still be starting
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        old_processes = api_children(server.pid)
+        everyone = psutil.Process(server.pid).children(recursive=True)
+
+        def answers_once_not_listening(held: dict[int, list[Unsent]]) -> list[bytes]:
+            """Each process's connections asked once it has stopped accepting (or exited)."""
+            answers: list[bytes] = []
+            waiting = set(held)
+            deadline = time.monotonic() + 240
+            while waiting:
+                assert time.monotonic() < deadline, (waiting, log.read_text()[-3000:])
+                for pid in sorted(waiting):
+                    if not listening(pid, port):
+                        time.sleep(0.3)  # well into its stop
+                        answers += [conn.ask() for conn in held[pid]]
+                        waiting.discard(pid)
+                time.sleep(0.05)
+            return answers
+
+        held = unsent_on_each(port, server.pid, {p.pid for p in old_processes})
+        server.send_signal(signal.SIGHUP)
+        answers = answers_once_not_listening(held)
+        for answer in answers:
+            assert answer.startswith(b"HTTP/1.1 200"), answers
+            # Said by a process on its way out: no client reuses the connection.
+            assert b"\r\nconnection: close\r\n" in answer.lower(), answer
+        _gone, alive = psutil.wait_procs(old_processes, timeout=60)
+        assert not alive, "an old API process did not stop after the restart"
+        new = {p.pid for p in api_children(server.pid)}
+        assert len(new) == 2
+        assert not new & {p.pid for p in old_processes}
+        everyone += psutil.Process(server.pid).children(recursive=True)
+
+        held = unsent_on_each(port, server.pid, new)
+        server.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while any(listening(pid, port) for pid in [server.pid, *new]):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        # Nothing accepts any more, and nothing is left queued for no one: refused.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        answers = answers_once_not_listening(held)
+        for answer in answers:
+            assert answer.startswith(b"HTTP/1.1 200"), answers
+        assert server.wait(timeout=60) == 0, log.read_text()[-3000:]
+        _gone, alive = psutil.wait_procs(everyone, timeout=15)
+        assert not alive, f"left running after serve stopped: {alive}"
     finally:
         if server.poll() is None:
             server.kill()

@@ -6,11 +6,16 @@ the socket: the kernel hands each new connection to whichever child accepts firs
 socket stays open in the supervisor whatever happens to a child, so no connection is ever
 refused for want of a listener.
 
-- SIGTERM / SIGINT: every child stops gracefully (requests in flight finish, up to
-  `LEDGERLINE_HTTP_SHUTDOWN_GRACE_SECONDS`), then the job consumer; `serve` exits 0.
-- SIGHUP: a graceful restart, one child at a time: a new child starts and completes its
-  startup, then the old one is told to stop (it finishes what it is answering). New code and
-  `.env` settings are read by the new children; the socket is never closed.
+- SIGTERM / SIGINT: every child stops gracefully, then the job consumer; `serve` exits 0.
+  A child told to stop stops accepting first, answers the first request of every connection
+  it had accepted and finishes those in flight, up to `LEDGERLINE_HTTP_SHUTDOWN_GRACE_SECONDS`
+  (`ledgerline.server.Draining`). The supervisor closes its copy of the socket as soon as
+  it has told them, so once the last child stops accepting new connections are refused at
+  once rather than queued for no one and reset when it exits.
+- SIGHUP: a graceful restart, one child at a time: a new child starts, completes its startup
+  and is accepting, then the old one is told to stop (as above: it answers every connection
+  it accepted; new connections go to the others). New code and `.env` settings are read by
+  the new children; the socket is never closed.
 - A child that exits is started again; a child whose supervisor is gone stops by itself.
 
 Why one shared socket and not SO_REUSEPORT: with SO_REUSEPORT each process has its own
@@ -169,8 +174,9 @@ class ApiProcesses:
                 signal.signal(signum, handler)
 
     def _start_one(self) -> subprocess.Popen[bytes]:
-        """A new child, returned once its app has started; ApiProcessesError if it exits or
-        takes longer than READY_TIMEOUT_SECONDS (it is killed then)."""
+        """A new child, returned once its app has started and it is accepting connections;
+        ApiProcessesError if it exits or takes longer than READY_TIMEOUT_SECONDS (it is
+        killed then)."""
         return self._wait_ready(*self._spawn())
 
     def _start(self, count: int) -> list[subprocess.Popen[bytes]]:
@@ -295,6 +301,12 @@ class ApiProcesses:
         for process in self.processes:
             self._retire(process)
         self.processes = []
+        # Each child closes its copy of the socket first thing; with this one closed too, the
+        # socket closes when the last child's does, and a connection made after that is
+        # refused (a client or load balancer tries elsewhere) instead of waiting in a queue
+        # no process accepts from, to be reset when the last child exits.
+        if self._sock is not None:
+            self._sock.close()
         while self.retiring:
             self._reap_retiring()
             if self.retiring:
@@ -303,7 +315,8 @@ class ApiProcesses:
 
 def run_api_process(settings: Settings, fd: int, ready_fd: int) -> None:
     """`ledgerline api-process`: one child of `serve --workers N`, serving on the inherited
-    listening socket `fd`; writes a byte to `ready_fd` once its app has started."""
+    listening socket `fd`; writes a byte to `ready_fd` once its app has started and it is
+    accepting connections."""
     from ledgerline.app import create_app
     from ledgerline.server import run_server
 

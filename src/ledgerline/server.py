@@ -24,7 +24,8 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -173,40 +174,163 @@ def run_server(
     parent_pid: int | None = None,
     on_started: Callable[[], None] | None = None,
 ) -> None:
-    """Serve `app` until SIGINT or SIGTERM, then return after a graceful shutdown.
+    """Serve `app` until SIGINT or SIGTERM, then return after a graceful shutdown (`Draining`:
+    no connection already accepted is closed before its first request is answered).
 
     An API process of `serve --workers N` passes the listening socket it inherited (`fd`),
     its supervisor's pid (it stops, gracefully, when that process is gone: a supervisor
     killed with SIGKILL leaves no API process behind) and `on_started`, called once the
-    app's startup has run and connections are about to be accepted."""
+    app's startup has run and the process is accepting connections."""
     config = server_config(settings, host, port, fd=fd)
-    served = guarded(app, settings)
-    if on_started is not None:
-        served = _StartupNotice(served, on_started)
+    draining = Draining(on_listening=on_started)
+    served = draining.app(guarded(app, settings))
     _freeze_startup_heap()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(served, config, parent_pid=parent_pid))
+        runner.run(_serve(served, config, draining, parent_pid=parent_pid))
 
 
-class _StartupNotice:
-    """Calls `on_started` when the app's lifespan startup completes (hypercorn accepts
-    connections right after it)."""
+# A connection's peer address as hypercorn gives it to the app (`scope["client"]`).
+Peer = tuple[Any, ...]
 
-    def __init__(self, app: ASGIApp, on_started: Callable[[], None]) -> None:
-        self.app = app
-        self.on_started = on_started
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
+class Draining:
+    """A graceful stop that drops no request which reached the listening socket.
 
-        async def noticing(message: Message) -> None:
-            await send(message)
-            if message["type"] == "lifespan.startup.complete":
-                self.on_started()
+    Hypercorn's own shutdown sets its `terminated` event, which closes at once every
+    connection with no request in progress: those idle on keep-alive, but also those it has
+    accepted whose request head has not been read yet (in the socket's buffer, or still on
+    its way from the client). Such a client gets no answer ("Server disconnected without
+    sending a response") although its connection was accepted; during a rolling restart of
+    `serve --workers N` that was any new connection an old process took in the moment before
+    it was told to stop.
 
-        await self.app(scope, receive, noticing)
+    So, told to stop, a process first stops accepting (closes its listening servers: new
+    connections wait in the socket's queue for another process), then waits until every
+    connection it accepted has begun a request or closed (hypercorn still closes one that
+    sends nothing for `keep_alive_timeout`, so no longer than that), within the shutdown
+    grace, and only then lets hypercorn's shutdown run, with what is left of the grace for
+    the requests in flight. Answers given meanwhile say `Connection: close`, so no client
+    sends another request on a connection about to be closed."""
+
+    def __init__(self, on_listening: Callable[[], None] | None = None) -> None:
+        self.on_listening = on_listening
+        self.servers: list[asyncio.AbstractServer] = []
+        # Accepted, open, no request begun on them yet: from when the server accepts each
+        # (and makes its protocol) to when the app is called for its first request.
+        self.fresh: set[_Counted] = set()
+        self.by_peer: dict[Peer, _Counted] = {}
+        self.stopping = False
+        self._none_fresh: asyncio.Event | None = None
+
+    def app(self, app: ASGIApp) -> ASGIApp:
+        """`app` with each request's connection marked as begun (the outermost layer)."""
+
+        async def marking(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] not in ("http", "websocket"):
+                await app(scope, receive, send)
+                return
+            client = scope.get("client")
+            if client is not None:
+                self._begun(self.by_peer.get(tuple(client)))
+            if scope["type"] == "websocket":
+                await app(scope, receive, send)
+                return
+
+            async def closing(message: Message) -> None:
+                if message["type"] == "http.response.start" and self.stopping:
+                    headers = list(message.get("headers", []))
+                    if not any(name.lower() == b"connection" for name, _ in headers):
+                        headers.append((b"connection", b"close"))
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await app(scope, receive, closing)
+
+        return marking
+
+    def track(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep each listening server `loop` creates (hypercorn creates one per socket with
+        `asyncio.start_server`, once the app's startup has run: `on_listening` is called
+        then), and count the connections it accepts."""
+        create_server = loop.create_server
+
+        async def tracking(
+            protocol_factory: Callable[[], asyncio.BaseProtocol], *args: Any, **kwargs: Any
+        ) -> asyncio.AbstractServer:
+            def counted() -> asyncio.BaseProtocol:
+                return _Counted(protocol_factory(), self)
+
+            server = await create_server(counted, *args, **kwargs)
+            self.servers.append(server)
+            if self.on_listening is not None:
+                self.on_listening()
+                self.on_listening = None
+            return server
+
+        loop.create_server = tracking  # type: ignore[method-assign,assignment]
+
+    async def stop(self, config: Config) -> None:
+        """Stop accepting, then wait for the connections accepted to begin their requests;
+        `config.graceful_timeout` is left with what remains of the grace."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.graceful_timeout
+        self.stopping = True
+        for server in self.servers:
+            server.close()
+        # A connection accepted just now is made on the loop's next turns (uvloop: its
+        # protocol is made at once, `connection_made` a turn later; asyncio: a few turns).
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if self.fresh:
+            self._none_fresh = asyncio.Event()
+            wait = min(config.graceful_timeout, config.keep_alive_timeout)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._none_fresh.wait(), wait)
+        config.graceful_timeout = max(0.0, deadline - loop.time())
+
+    def _begun(self, conn: _Counted | None) -> None:
+        if conn is not None and conn in self.fresh:
+            self.fresh.discard(conn)
+            if not self.fresh and self._none_fresh is not None:
+                self._none_fresh.set()
+
+
+class _Counted(asyncio.Protocol):
+    """The protocol of one accepted connection (`inner`, hypercorn's), in `draining.fresh`
+    from when it is made until a request begins on it or it is lost."""
+
+    def __init__(self, inner: asyncio.BaseProtocol, draining: Draining) -> None:
+        self.inner = inner
+        self.draining = draining
+        self.peer: Peer | None = None
+        draining.fresh.add(self)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):  # (host, port), or IPv6's (host, port, flow, scope)
+            self.peer = peer[:2]
+            self.draining.by_peer[self.peer] = self
+        else:  # no address to know its requests by (a Unix socket): not waited for
+            self.draining._begun(self)
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)  # type: ignore[attr-defined]
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()  # type: ignore[attr-defined, no-any-return]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None:
+            self.draining.by_peer.pop(self.peer, None)
+        self.draining._begun(self)
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
 
 
 def _freeze_startup_heap() -> None:
@@ -218,10 +342,13 @@ def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
-async def _serve(app: ASGIApp, config: Config, *, parent_pid: int | None = None) -> None:
+async def _serve(
+    app: ASGIApp, config: Config, draining: Draining, *, parent_pid: int | None = None
+) -> None:
     from hypercorn.asyncio import serve
 
     loop = asyncio.get_running_loop()
+    draining.track(loop)
     stopping = asyncio.Event()
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     for signum in STOP_SIGNALS:
@@ -229,8 +356,13 @@ async def _serve(app: ASGIApp, config: Config, *, parent_pid: int | None = None)
     watch = None
     if parent_pid is not None:
         watch = loop.create_task(_stop_when_orphaned(parent_pid, stopping))
+
+    async def shutdown_trigger() -> None:
+        await stopping.wait()
+        await draining.stop(config)
+
     try:
-        await serve(app, config, shutdown_trigger=stopping.wait, mode="asgi")  # type: ignore[arg-type]
+        await serve(app, config, shutdown_trigger=shutdown_trigger, mode="asgi")  # type: ignore[arg-type]
     finally:
         if watch is not None:
             watch.cancel()
