@@ -12,7 +12,11 @@ query in its own process and measures their size (tracemalloc), then scales that
 rows (~1.2 KB a row, ~240 MB). The worker's growth must stay under a third of that figure,
 and its peak under the issue's 200 MB target for an export process. Measured on SQLite with
 the worker's 8 MiB page cache: CSV +27 MB, JSON +69 MB (the JSON writer's batches of
-joined strings); with the API's 64 MiB cache they were +50 and +92 MB.
+joined strings); with the API's 64 MiB cache they were +50 and +92 MB. Issue 14's formats
+(2026-12-07, database-rendered JSON by then): CSV +13 to +29 MB, JSON and ndjson +0 to +2,
+XLSX +6 to +20 MB, Parquet +35 to +38 MB over a baseline that holds pyarrow (41 MB to
+import, left out of the 200 MB target as a fixed cost of the format). Parquet was +122 to
++148 MB while a row group's Python rows were held whole; now only its Arrow arrays wait.
 """
 
 from __future__ import annotations
