@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from ledgerline.public_ids import allocate
 from tests.conftest import Api, Backend, TenantFactory, assert_problem
 from tests.factories import beyond
 from tests.jobs.conftest import (
+    DIGITS,
     bulk_lines,
     create_lines,
     csv_rows,
@@ -67,7 +69,7 @@ def set_job(backend: Backend, api: Api, job_id: int, **values: Any) -> None:
 def test_job_shape_and_download_with_header_or_signed_url(
     api: Api, consumer: JobQueue, backend: Backend
 ) -> None:
-    create_lines(api)
+    made = create_lines(api)
     job_id = export(api, columns=["type", "total_amount"], format="json")
     job = wait_for_job(api, job_id)
     assert set(job) == JOB_KEYS
@@ -90,9 +92,20 @@ def test_job_shape_and_download_with_header_or_signed_url(
         "size_bytes",
         "row_count",
         "sha256",
+        "totals",
         "download_url",
         "download_url_expires_at",
     }
+    # Control totals: per currency, the groups (one per type) and the sum of total_amount.
+    groups = {(line.currency, line.type) for line in made.lines}
+    assert result["totals"] == [
+        {
+            "currency": currency,
+            "rows": sum(1 for code, _type in groups if code == currency),
+            "sums": {"total_amount": f"{Decimal(total).scaleb(-DIGITS[currency]):f}"},
+        }
+        for currency, total in sorted(made.totals_by_currency().items())
+    ]
     assert result["download_url"].startswith("http")
     assert f"/api/v2/jobs/{job_id}/download?token=" in result["download_url"]
 
