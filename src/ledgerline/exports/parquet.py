@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cached_property
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from ledgerline.money import currency_digits, known_currencies
 from ledgerline.reports.columns import Column
-from ledgerline.reports.kinds import Kind, billed_item_text
+from ledgerline.reports.kinds import MONEY_FORMATS, Kind, billed_item_text
 from ledgerline.reports.rendering import appends_currency, column_positions
 
 # Rows a row group: large enough for a columnar reader to skip and compress well. Only the
@@ -48,14 +48,12 @@ class Batch:
     def size(self) -> int:
         return len(self.currencies)
 
-    @property
+    @cached_property
     def digits(self) -> pa.Array:
-        return pa.array([_digits(code) for code in self.currencies], pa.int8())
-
-
-@cache
-def _digits(currency: str | None) -> int:
-    return currency_digits(currency) if currency else 0
+        """Each row's minor-unit digits, made once per batch for all its money columns."""
+        return pa.array(
+            [MONEY_FORMATS[code].digits if code else 0 for code in self.currencies], pa.int8()
+        )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +34,7 @@ from xlsxwriter.worksheet import Worksheet
 from ledgerline.exports.refusals import XLSX_MAX_ROWS, ExportRefused, too_many_rows
 from ledgerline.money import currency_digits
 from ledgerline.reports.columns import Column
-from ledgerline.reports.kinds import Kind, billed_item_text
+from ledgerline.reports.kinds import MONEY_FORMATS, Kind, billed_item_text
 from ledgerline.reports.rendering import appends_currency, column_positions, csv_header
 
 XLSX_MAX_TEXT = 32_767
@@ -106,16 +105,11 @@ def _money(sheet: Sheet, r: int, row: Sequence[Any], place: Place) -> None:
     if minor is None:
         return
     currency = row[place.currency_at]
-    amount = Decimal(minor).scaleb(-_digits(currency))
+    amount = Decimal(minor).scaleb(-MONEY_FORMATS[currency].digits)
     if abs(minor) >= _EXACT_BELOW:
         sheet.worksheet.write_string(r, place.index, f"{amount:f}", sheet.text_money)
     else:
         sheet.worksheet.write_number(r, place.index, amount, sheet.money(currency))
-
-
-@cache
-def _digits(currency: str) -> int:
-    return currency_digits(currency)
 
 
 def _date(sheet: Sheet, r: int, row: Sequence[Any], place: Place) -> None:
